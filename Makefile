@@ -1,0 +1,45 @@
+# Single entry point. Every target does its own setup (creates .venv from the lock).
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)
+export UV_COMPILE_BYTECODE := 1
+
+.PHONY: demo test test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui backtest-de backtest-be
+
+$(STAMP): requirements-dev.lock overrides.txt
+	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
+	@test -x $(BIN)/python || uv venv --quiet --python $(PY) $(VENV)
+	@echo ">> installing the locked environment (about 1-2 min on a fresh machine)"
+	VIRTUAL_ENV=$(VENV) uv pip install --quiet -r requirements-dev.lock --override overrides.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+lock:
+	uv pip compile -q --python-version 3.11 --python-platform x86_64-unknown-linux-gnu requirements.in --override overrides.txt -o requirements.lock
+	uv pip compile -q --python-version 3.11 --python-platform x86_64-unknown-linux-gnu requirements-dev.in --override overrides.txt -o requirements-dev.lock
+
+demo: $(STAMP)
+	$(BIN)/python -m tasks.demo $(DEMO_ARGS)
+
+test: $(STAMP) lint typecheck
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy tasks dags
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

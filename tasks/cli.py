@@ -1,0 +1,83 @@
+"""Shared command-line contract of every stage.
+
+``python -m tasks.<stage> --delivery-date YYYY-MM-DD [--zone Z] [...]`` runs
+the stage and reports a small JSON result (paths, run IDs, counts): printed
+as the last stdout line, and written where Airflow reads it — the KPO xcom
+sidecar's ``/airflow/xcom/return.json`` in a pod, or ``$DAP_RESULT_FILE``
+when the local runner starts the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from tasks.errors import PipelineError
+from tasks.timeutil import parse_day
+
+RESULT_MARKER = "DAP_RESULT "
+POD_XCOM_FILE = Path("/airflow/xcom/return.json")
+
+log = logging.getLogger("tasks")
+
+
+def base_parser(description: str, *, zone: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--delivery-date", required=True, type=parse_day, help="Delivery day (local market day), YYYY-MM-DD."
+    )
+    if zone:
+        parser.add_argument("--zone", default=None, help="Bidding zone; default: the first configured zone.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
+    return parser
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def emit_result(result: dict[str, Any]) -> None:
+    """Report the stage's result where the runner (local or pod) picks it up."""
+    text = json.dumps(result, sort_keys=True, default=str)
+    target = os.environ.get("DAP_RESULT_FILE")
+    paths = [Path(target)] if target else []
+    if POD_XCOM_FILE.parent.is_dir():
+        paths.append(POD_XCOM_FILE)
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    print(RESULT_MARKER + text, flush=True)
+
+
+def run_stage(
+    main: Callable[[argparse.Namespace], dict[str, Any]],
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse args, run the stage, emit its result; a PipelineError exits 2 with its message."""
+    args = parser.parse_args(argv)
+    setup_logging(getattr(args, "verbose", False))
+    try:
+        result = main(args)
+    except PipelineError as exc:
+        log.error("%s: %s", type(exc).__name__, exc)
+        print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 2
+    emit_result(result)
+    return 0
+
+
+def day_arg(args: argparse.Namespace) -> date:
+    value: date = args.delivery_date
+    return value

@@ -1,0 +1,163 @@
+"""One frozen, typed settings object shared by DAGs and tasks.
+
+Every field can be overridden with an environment variable prefixed ``DAP_``
+(e.g. ``DAP_MTU_MINUTES=60``, ``DAP_ZONES='["DE_LU","BE"]'``). The Helm chart
+maps its values 1:1 onto these variables. This module must stay light: DAG
+files import it at parse time.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PORTFOLIO = PROJECT_ROOT / "config" / "portfolio.json"
+
+
+class StorageAsset(BaseModel):
+    """A battery or other storage asset that trades in the day-ahead market."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    zone: str
+    power_mw: float = Field(gt=0, description="Max charge and discharge power.")
+    energy_mwh: float = Field(gt=0, description="Usable energy capacity.")
+    round_trip_efficiency: float = Field(gt=0, le=1)
+    soc_min_frac: float = Field(default=0.0, ge=0, le=1)
+    soc_max_frac: float = Field(default=1.0, ge=0, le=1)
+    soc_start_frac: float = Field(default=0.5, ge=0, le=1)
+    soc_end_frac: float = Field(default=0.5, ge=0, le=1)
+    max_cycles_per_day: float | None = Field(default=None, gt=0)
+    degradation_eur_per_mwh: float = Field(default=0.0, ge=0, description="Cost per MWh discharged.")
+
+
+class RetailLoad(BaseModel):
+    """The utility's customers: a share of the zone's system load."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    zone: str
+    share_of_system_load: float = Field(gt=0, le=1)
+
+
+class RenewablePlant(BaseModel):
+    """Own wind or solar generation: a share of the zone's forecast infeed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    zone: str
+    technology: Literal["wind", "solar"]
+    share_of_zone: float = Field(gt=0, le=1)
+
+
+class Portfolio(BaseModel):
+    """What the utility schedules: retail load, own renewables and storage."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    retail_loads: tuple[RetailLoad, ...] = ()
+    renewables: tuple[RenewablePlant, ...] = ()
+    storage: tuple[StorageAsset, ...] = ()
+
+    def for_zone(self, zone: str) -> Portfolio:
+        """The part of the portfolio that sits in one bidding zone."""
+        return Portfolio(
+            retail_loads=tuple(r for r in self.retail_loads if r.zone == zone),
+            renewables=tuple(r for r in self.renewables if r.zone == zone),
+            storage=tuple(s for s in self.storage if s.zone == zone),
+        )
+
+
+class Settings(BaseSettings):
+    """Pipeline settings; env vars ``DAP_<FIELD>`` override the defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="DAP_", frozen=True, extra="ignore")
+
+    zones: tuple[str, ...] = Field(
+        default=("DE_LU",), description="Bidding zones traded; train/forecast/schedule fan out over them."
+    )
+    market_timezone: str = Field(default="Europe/Berlin", description="Local time zone of delivery days.")
+    mtu_minutes: Literal[15, 60] = Field(default=15, description="Market time unit of the day-ahead auction.")
+    gate_closure_local: str = Field(default="12:00", description="Day-ahead gate closure, local time on D-1.")
+    data_root: Path = Field(default=PROJECT_ROOT / "var" / "data", description="Root of all zones of data.")
+    inbox_dir: Path | None = Field(default=None, description="Where sources drop files; default <data_root>/inbox.")
+    source: Literal["simulator", "replay", "inbox"] = Field(
+        default="simulator", description="Embedded upstream: simulate, replay a CSV, or only read the inbox."
+    )
+    replay_csv: Path | None = Field(default=None, description="Hourly epftoolbox-layout CSV for source=replay.")
+    simulator_seed: int = Field(default=7, description="Seed of the embedded market simulator.")
+    ingest_mode: Literal["embedded", "nifi"] = Field(default="embedded", description="Who fills the inbox.")
+    nifi_conn_id: str = Field(default="nifi_default", description="Airflow connection of the NiFi API.")
+    nifi_process_group: str = Field(default="day-ahead-ingest", description="NiFi process group to run.")
+    mlflow_tracking_uri: str = Field(
+        default="", description="MLflow tracking URI; empty means sqlite under <data_root>/../mlflow."
+    )
+    mlflow_registry_uri: str = Field(default="", description="MLflow registry URI; empty means the tracking URI.")
+    mlflow_artifact_root: str = Field(default="", description="Artifact root for new experiments; empty: local.")
+    runner: Literal["local", "kubernetes"] = Field(default="local", description="Where stage commands run.")
+    k8s_namespace: str = Field(default="day-ahead", description="Namespace of the task pods.")
+    k8s_image: str = Field(default="day-ahead-tasks:latest", description="Task image built from docker/.")
+    k8s_service_account: str = Field(default="day-ahead-tasks", description="Service account of task pods.")
+    k8s_cpu_request: str = "1"
+    k8s_cpu_limit: str = "2"
+    k8s_memory_request: str = "2Gi"
+    k8s_memory_limit: str = "6Gi"
+    k8s_data_pvc: str = Field(default="day-ahead-data", description="PVC mounted at data_root in task pods.")
+    portfolio_file: Path = Field(default=DEFAULT_PORTFOLIO, description="JSON file describing the portfolio.")
+    train_every_days: int = Field(default=7, ge=1, description="Re-train when the champion is this old.")
+    train_window_days: int = Field(default=365, ge=28, description="Days of history used for training.")
+    promotion_margin: float = Field(
+        default=0.0, ge=0, description="Relative MAE improvement a challenger needs over the champion."
+    )
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    price_floor_eur_mwh: float = Field(default=-500.0, description="Harmonised SDAC minimum clearing price.")
+    price_cap_eur_mwh: float = Field(default=4000.0, description="Harmonised SDAC maximum clearing price.")
+    tfdv_beam_runner: str = Field(default="DirectRunner", description="Beam runner for TFDV statistics.")
+    tfdv_beam_options: tuple[str, ...] = Field(default=(), description="Extra Beam pipeline options.")
+    retries: int = Field(default=2, ge=0)
+    retry_delay_minutes: int = Field(default=5, ge=0)
+
+    @field_validator("zones", "quantiles", "tfdv_beam_options", mode="before")
+    @classmethod
+    def _parse_list(cls, value: object) -> object:
+        # Allow comma-separated env values as well as JSON lists.
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @property
+    def inbox(self) -> Path:
+        return self.inbox_dir or self.data_root / "inbox"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_root.parent / 'mlflow' / 'mlflow.db').resolve()}"
+
+    @property
+    def registry_uri(self) -> str:
+        return self.mlflow_registry_uri or self.tracking_uri
+
+    @property
+    def artifact_root(self) -> str:
+        if self.mlflow_artifact_root:
+            return self.mlflow_artifact_root
+        return (self.data_root.parent / "mlflow" / "artifacts").resolve().as_uri()
+
+    def load_portfolio(self) -> Portfolio:
+        return Portfolio.model_validate(json.loads(Path(self.portfolio_file).read_text()))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment, read once per process."""
+    return Settings()
