@@ -88,11 +88,15 @@ class Settings(BaseSettings):
     mtu_minutes: Literal[15, 60] = Field(default=15, description="Market time unit of the day-ahead auction.")
     gate_closure_local: str = Field(default="12:00", description="Day-ahead gate closure, local time on D-1.")
     data_root: Path = Field(default=PROJECT_ROOT / "var" / "data", description="Root of all zones of data.")
-    inbox_dir: Path | None = Field(default=None, description="Where sources drop files; default <data_root>/inbox.")
+    inbox_dir: Path | None = Field(
+        default=None, description="Where sources drop files; default <data_root>/inbox."
+    )
     source: Literal["simulator", "replay", "inbox"] = Field(
         default="simulator", description="Embedded upstream: simulate, replay a CSV, or only read the inbox."
     )
-    replay_csv: Path | None = Field(default=None, description="Hourly epftoolbox-layout CSV for source=replay.")
+    replay_csv: Path | None = Field(
+        default=None, description="Hourly epftoolbox-layout CSV for source=replay."
+    )
     simulator_seed: int = Field(default=7, description="Seed of the embedded market simulator.")
     ingest_mode: Literal["embedded", "nifi"] = Field(default="embedded", description="Who fills the inbox.")
     nifi_conn_id: str = Field(default="nifi_default", description="Airflow connection of the NiFi API.")
@@ -100,8 +104,12 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = Field(
         default="", description="MLflow tracking URI; empty means sqlite under <data_root>/../mlflow."
     )
-    mlflow_registry_uri: str = Field(default="", description="MLflow registry URI; empty means the tracking URI.")
-    mlflow_artifact_root: str = Field(default="", description="Artifact root for new experiments; empty: local.")
+    mlflow_registry_uri: str = Field(
+        default="", description="MLflow registry URI; empty means the tracking URI."
+    )
+    mlflow_artifact_root: str = Field(
+        default="", description="Artifact root for new experiments; empty: local."
+    )
     runner: Literal["local", "kubernetes"] = Field(default="local", description="Where stage commands run.")
     k8s_namespace: str = Field(default="day-ahead", description="Namespace of the task pods.")
     k8s_image: str = Field(default="day-ahead-tasks:latest", description="Task image built from docker/.")

@@ -88,7 +88,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, target)
+        tmp.replace(target)
     finally:
         if tmp.exists():
             tmp.unlink()

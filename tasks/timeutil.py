@@ -6,10 +6,8 @@ market day (e.g. Europe/Berlin): 23 or 25 hours on DST switch days.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
-
-UTC = timezone.utc
 
 
 def day_bounds_utc(delivery_day: date, tz: str) -> tuple[datetime, datetime]:

@@ -1,0 +1,93 @@
+"""Daily day-ahead pipeline: from the sources to the published schedule for D.
+
+Fires at 10:15 Europe/Berlin on D-1, well before the 12:00 CET gate closure,
+and schedules delivery day D (the local day after the run fires; a manual run
+may pass ``{"delivery_date": "YYYY-MM-DD"}``). Each zone's chain runs as
+mapped tasks (one process or pod per zone); the schedule covers all zones.
+This file only wires: every task runs ``python -m tasks.<stage>``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from airflow.sdk import Asset, CronTriggerTimetable, chain, dag
+from dap_common.nifi_wiring import ingest_trigger
+from dap_common.stages import default_args, plan_tasks, stage
+
+from tasks.config import get_settings
+
+settings = get_settings()
+
+#: The published schedules: consumers (e.g. the trading desk's loader) can be
+#: scheduled on this asset.
+SCHEDULE_ASSET = Asset(
+    name="day_ahead_schedule",
+    uri=f"file://{settings.data_root.resolve()}/schedules",
+    group="day_ahead",
+)
+
+
+def _with_run_id(pair: tuple[list[str], dict[str, object]]) -> list[str]:
+    """Stage args of one zone plus the training run id (``none`` if training was not due)."""
+    zone_args, train_result = pair
+    return [*zone_args, "--run-id", str(train_result.get("run_id") or "none")]
+
+
+@dag(
+    dag_id="day_ahead_daily",
+    description="Ingest, validate, forecast and schedule the next delivery day before gate closure.",
+    schedule=CronTriggerTimetable("15 10 * * *", timezone=ZoneInfo(settings.market_timezone)),
+    start_date=datetime(2026, 1, 1, tzinfo=ZoneInfo(settings.market_timezone)),
+    catchup=False,
+    max_active_runs=1,  # training "when due" and champion promotion must see days in order
+    dagrun_timeout=timedelta(minutes=90),  # still leaves time before the 12:00 gate closure
+    default_args=default_args(settings),
+    tags=["day-ahead", "trading", f"runner:{settings.runner}"],
+    doc_md=__doc__,
+)
+def day_ahead_daily() -> None:
+    zone_args, day_args = plan_tasks(settings)
+
+    ingest = stage(settings, "ingest", "ingest").expand(arguments=zone_args)
+    validate_inputs = stage(settings, "validate_inputs", "validate", ("--dataset", "inputs")).expand(
+        arguments=zone_args
+    )
+    features = stage(settings, "build_features", "features").expand(arguments=zone_args)
+    validate_features = stage(settings, "validate_features", "validate", ("--dataset", "features")).expand(
+        arguments=zone_args
+    )
+    train = stage(
+        settings, "train_if_due", "train", ("--if-due",), execution_timeout=timedelta(minutes=30)
+    ).expand(arguments=zone_args)
+    run_args = zone_args.zip(train).map(_with_run_id)
+    evaluate = stage(settings, "evaluate", "evaluate").expand(arguments=run_args)
+    register = stage(settings, "register", "register").expand(arguments=run_args)
+    forecast = stage(settings, "forecast", "forecast").expand(arguments=zone_args)
+    schedule = stage(settings, "optimise_schedule", "schedule").expand(arguments=day_args)
+    validate_schedule = stage(settings, "validate_schedule", "validate", ("--dataset", "schedule")).expand(
+        arguments=zone_args
+    )
+    publish = stage(settings, "publish_schedule", "publish", outlets=[SCHEDULE_ASSET]).expand(
+        arguments=day_args
+    )
+
+    chain(
+        [zone_args, day_args],
+        *ingest_trigger(settings),
+        ingest,
+        validate_inputs,
+        features,
+        validate_features,
+        train,
+        evaluate,
+        register,
+        forecast,
+        schedule,
+        validate_schedule,
+        publish,
+    )
+
+
+day_ahead_daily()

@@ -1,0 +1,82 @@
+"""The local runner: run a stage's command on this machine, as the pod would.
+
+The Airflow task of the ``local`` runner calls :func:`run_stage_command`; it
+starts ``python -m tasks.<stage> ARGS`` in a child process (same interpreter,
+same environment, so the same command as in the pod image), streams its output
+to the task log, and returns the stage's JSON result. Standard library only:
+DAG files import this module at parse time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Exit code of a stage that failed on purpose (a PipelineError: a gate, bad
+#: input, a missing model). Retrying does not help; tasks fail without retry.
+PIPELINE_ERROR_EXIT = 2
+
+
+@dataclass(frozen=True)
+class StageFailed(Exception):
+    """A stage command exited non-zero; ``message`` is its last error line."""
+
+    stage: str
+    returncode: int
+    message: str
+
+    @property
+    def retryable(self) -> bool:
+        return self.returncode != PIPELINE_ERROR_EXIT
+
+    def __str__(self) -> str:
+        return f"tasks.{self.stage} exited {self.returncode}: {self.message}"
+
+
+def stage_command(stage: str, arguments: Sequence[str]) -> list[str]:
+    """The argv that the pod runs too (``python -m tasks.<stage> ...``)."""
+    return [sys.executable, "-m", f"tasks.{stage}", *map(str, arguments)]
+
+
+def run_stage_command(
+    stage: str, arguments: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> dict[str, Any]:
+    """Run one stage command and return its JSON result; raise StageFailed on error."""
+    argv = stage_command(stage, arguments)
+    log.info("running: %s", " ".join(argv[1:]))
+    with tempfile.TemporaryDirectory(prefix="dap-result-") as tmp:
+        result_file = Path(tmp) / "return.json"
+        child_env = {**os.environ, **(env or {}), "DAP_RESULT_FILE": str(result_file)}
+        child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        last_error = ""
+        with subprocess.Popen(
+            argv,
+            env=child_env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        ) as proc:
+            assert proc.stdout is not None
+            for raw_line in proc.stdout:
+                line = raw_line.rstrip("\n")
+                log.info("[%s] %s", stage, line)
+                if line.startswith("ERROR ") or "Error" in line.split(":", 1)[0]:
+                    last_error = line.removeprefix("ERROR ")
+        if proc.returncode != 0:
+            raise StageFailed(stage, proc.returncode, last_error or "see the task log above")
+        if not result_file.exists():
+            raise StageFailed(stage, 1, "the stage wrote no result (DAP_RESULT_FILE)")
+        result: dict[str, Any] = json.loads(result_file.read_text())
+        return result
