@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from airflow.sdk import Asset, CronTriggerTimetable, chain, dag
 from dap_common.nifi_wiring import ingest_trigger
-from dap_common.stages import default_args, plan_tasks, stage
+from dap_common.stages import default_args, output_of, plan_tasks, stage
 
 from tasks.config import get_settings
 
@@ -61,7 +61,7 @@ def day_ahead_daily() -> None:
     train = stage(
         settings, "train_if_due", "train", ("--if-due",), execution_timeout=timedelta(minutes=30)
     ).expand(arguments=zone_args)
-    run_args = zone_args.zip(train).map(_with_run_id)
+    run_args = zone_args.zip(output_of(train)).map(_with_run_id)
     evaluate = stage(settings, "evaluate", "evaluate").expand(arguments=run_args)
     register = stage(settings, "register", "register").expand(arguments=run_args)
     forecast = stage(settings, "forecast", "forecast").expand(arguments=zone_args)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORTFOLIO = PROJECT_ROOT / "config" / "portfolio.json"
@@ -81,7 +81,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DAP_", frozen=True, extra="ignore")
 
-    zones: tuple[str, ...] = Field(
+    zones: Annotated[tuple[str, ...], NoDecode] = Field(
         default=("DE_LU",), description="Bidding zones traded; train/forecast/schedule fan out over them."
     )
     market_timezone: str = Field(default="Europe/Berlin", description="Local time zone of delivery days.")
@@ -125,20 +125,23 @@ class Settings(BaseSettings):
     promotion_margin: float = Field(
         default=0.0, ge=0, description="Relative MAE improvement a challenger needs over the champion."
     )
-    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    quantiles: Annotated[tuple[float, ...], NoDecode] = (0.1, 0.5, 0.9)
     price_floor_eur_mwh: float = Field(default=-500.0, description="Harmonised SDAC minimum clearing price.")
     price_cap_eur_mwh: float = Field(default=4000.0, description="Harmonised SDAC maximum clearing price.")
     tfdv_beam_runner: str = Field(default="DirectRunner", description="Beam runner for TFDV statistics.")
-    tfdv_beam_options: tuple[str, ...] = Field(default=(), description="Extra Beam pipeline options.")
+    tfdv_beam_options: Annotated[tuple[str, ...], NoDecode] = Field(default=(), description="Extra Beam pipeline options.")
     retries: int = Field(default=2, ge=0)
     retry_delay_minutes: int = Field(default=5, ge=0)
 
     @field_validator("zones", "quantiles", "tfdv_beam_options", mode="before")
     @classmethod
     def _parse_list(cls, value: object) -> object:
-        # Allow comma-separated env values as well as JSON lists.
-        if isinstance(value, str) and not value.strip().startswith("["):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
+        # Env values may be JSON lists or comma-separated.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return tuple(json.loads(text))
+            return tuple(v.strip() for v in text.split(",") if v.strip())
         return value
 
     @property

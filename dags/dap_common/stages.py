@@ -96,6 +96,16 @@ def plan_tasks(settings: Settings) -> tuple[XComArg, XComArg]:
     return zones, day
 
 
+def output_of(task_or_arg: Any) -> XComArg:
+    """The return-value XComArg of a mapped stage, whichever runner built it."""
+    from airflow.sdk import XComArg
+
+    if isinstance(task_or_arg, XComArg):
+        return task_or_arg
+    output: XComArg = task_or_arg.output
+    return output
+
+
 def stage(
     settings: Settings, task_id: str, stage_name: str, extra: tuple[str, ...] = (), **task_kwargs: Any
 ) -> Any:
