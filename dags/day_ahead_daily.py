@@ -9,9 +9,9 @@ This file only wires: every task runs ``python -m tasks.<stage>``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
+import pendulum
 from airflow.sdk import Asset, CronTriggerTimetable, chain, dag
 from dap_common.nifi_wiring import ingest_trigger
 from dap_common.stages import default_args, output_of, plan_tasks, stage
@@ -19,6 +19,8 @@ from dap_common.stages import default_args, output_of, plan_tasks, stage
 from tasks.config import get_settings
 
 settings = get_settings()
+# Airflow serialises DAG time zones only as pendulum time zones.
+MARKET_TZ = pendulum.timezone(settings.market_timezone)
 
 #: The published schedules: consumers (e.g. the trading desk's loader) can be
 #: scheduled on this asset.
@@ -38,8 +40,8 @@ def _with_run_id(pair: tuple[list[str], dict[str, object]]) -> list[str]:
 @dag(
     dag_id="day_ahead_daily",
     description="Ingest, validate, forecast and schedule the next delivery day before gate closure.",
-    schedule=CronTriggerTimetable("15 10 * * *", timezone=ZoneInfo(settings.market_timezone)),
-    start_date=datetime(2026, 1, 1, tzinfo=ZoneInfo(settings.market_timezone)),
+    schedule=CronTriggerTimetable("15 10 * * *", timezone=MARKET_TZ),
+    start_date=pendulum.datetime(2026, 1, 1, tz=MARKET_TZ),
     catchup=False,
     max_active_runs=1,  # training "when due" and champion promotion must see days in order
     dagrun_timeout=timedelta(minutes=90),  # still leaves time before the 12:00 gate closure
