@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import subprocess
 import sys
@@ -12,13 +13,23 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py"))
-HEAVY = {"tensorflow", "great_expectations", "mlflow", "pandas", "tensorflow_data_validation", "keras", "pyarrow"}
+HEAVY = {
+    "tensorflow",
+    "great_expectations",
+    "mlflow",
+    "pandas",
+    "tensorflow_data_validation",
+    "keras",
+    "pyarrow",
+}
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("path", DAG_FILES + sorted((REPO / "dags").glob("dap_common/*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", DAG_FILES + sorted((REPO / "dags").glob("dap_common/*.py")), ids=lambda p: p.name
+)
 def test_no_heavy_import_at_top_level(path: Path) -> None:
     tree = ast.parse(path.read_text())
     for node in tree.body:
@@ -108,11 +119,12 @@ def test_daily_dag_structure() -> None:
         "validate_schedule",
         "publish_schedule",
     ]
-    for upstream, downstream in zip(order, order[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(order):
         assert upstream in dag.get_task(downstream).upstream_task_ids, (upstream, downstream)
     # No cycles: a topological sort covers every task.
     assert len(dag.topological_sort()) == len(dag.tasks)
-    assert dag.tags and "day-ahead" in dag.tags
+    assert dag.tags
+    assert "day-ahead" in dag.tags
     assert dag.max_active_runs == 1
     for t in dag.tasks:
         assert t.owner == "energy-trading-data"

@@ -12,16 +12,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
-STUB = '''
+STUB = """
 import json, os, sys
 stage = os.path.basename(os.path.dirname(__file__)) if False else __spec__.name.split(".")[-1]
 args = sys.argv[1:]
@@ -39,8 +37,18 @@ if fail == stage:
     sys.exit(2)
 with open(os.environ["DAP_RESULT_FILE"], "w") as f:
     json.dump(result, f)
-'''
-STAGES = ["ingest", "validate", "features", "train", "evaluate", "register", "forecast", "schedule", "publish"]
+"""
+STAGES = [
+    "ingest",
+    "validate",
+    "features",
+    "train",
+    "evaluate",
+    "register",
+    "forecast",
+    "schedule",
+    "publish",
+]
 
 
 @pytest.fixture
@@ -55,7 +63,9 @@ def stub_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("STUB_RECORD", str(record))
     monkeypatch.setenv("DAP_ZONES", "DE_LU,BE")
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
-    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}")
+    monkeypatch.setenv(
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}"
+    )
     return record
 
 
@@ -106,9 +116,10 @@ def test_stage_arguments_flow_through_the_dag(stub_tasks: Path, tmp_path: Path) 
     ]
     assert by_stage["schedule"] == [["--delivery-date", "2026-03-29"]]
     assert by_stage["publish"] == [["--delivery-date", "2026-03-29"]]
-    assert sorted(a[:2] for a in by_stage["validate"]) == [["--dataset", "features"]] * 2 + [
-        ["--dataset", "inputs"]
-    ] * 2 + [["--dataset", "schedule"]] * 2
+    assert (
+        sorted(a[:2] for a in by_stage["validate"])
+        == [["--dataset", "features"]] * 2 + [["--dataset", "inputs"]] * 2 + [["--dataset", "schedule"]] * 2
+    )
 
 
 def test_failed_gate_stops_the_run_before_publishing(stub_tasks: Path, tmp_path: Path) -> None:

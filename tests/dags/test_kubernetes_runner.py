@@ -27,7 +27,9 @@ def _pod(settings: Settings, stage: str, extra: tuple[str, ...], arguments: list
     from dap_common.stages import pod_kwargs
     from kubernetes.client import ApiClient
 
-    op = KubernetesPodOperator(task_id=f"t_{stage}", arguments=arguments, **pod_kwargs(settings, stage, extra))
+    op = KubernetesPodOperator(
+        task_id=f"t_{stage}", arguments=arguments, **pod_kwargs(settings, stage, extra)
+    )
     pod = op.build_pod_request_obj(dry_run=True)
     spec: dict = ApiClient().sanitize_for_serialization(pod)
     return spec
@@ -49,7 +51,9 @@ def test_stage_pod_runs_the_same_command(k8s_settings: Settings) -> None:
     assert env["DAP_DATA_ROOT"] == "/data"
     assert env["DAP_ZONES"] == "DE_LU,BE"
     assert env["DAP_MLFLOW_TRACKING_URI"] == "http://mlflow.day-ahead:5000"
-    assert not any("token" in k.lower() or "password" in k.lower() for k in env), "secrets must come from a Secret"
+    assert not any("token" in k.lower() or "password" in k.lower() for k in env), (
+        "secrets must come from a Secret"
+    )
     assert base["envFrom"][0]["secretRef"]["name"] == "day-ahead-secrets"
     assert base["resources"]["limits"] == {"cpu": "2", "memory": "6Gi"}
     assert base["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
@@ -79,6 +83,9 @@ def test_daily_dag_maps_pods_over_zones(k8s_settings: Settings, monkeypatch: pyt
     assert bag.import_errors == {}
     dag = bag.dags["day_ahead_daily"]
     train = dag.get_task("train_if_due")
-    assert train.operator_class is KubernetesPodOperator or train.operator_class.__name__ == "KubernetesPodOperator"
+    assert (
+        train.operator_class is KubernetesPodOperator
+        or train.operator_class.__name__ == "KubernetesPodOperator"
+    )
     assert train.partial_kwargs["cmds"] == ["python", "-m", "tasks.train", "--if-due"]
     assert "arguments" in train.expand_input.value  # one pod per zone at run time
