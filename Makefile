@@ -43,3 +43,14 @@ bench: $(STAMP)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+
+# Project-local Airflow (same settings the demo uses).
+AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/var/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=4 \
+	PYTHONPATH=$(CURDIR):$(CURDIR)/dags
+
+airflow-ui: $(STAMP)
+	$(AIRFLOW_ENV) $(BIN)/airflow standalone
+
+mlflow-ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/var/mlflow/mlflow.db --port 5000
