@@ -129,7 +129,9 @@ class Settings(BaseSettings):
     price_floor_eur_mwh: float = Field(default=-500.0, description="Harmonised SDAC minimum clearing price.")
     price_cap_eur_mwh: float = Field(default=4000.0, description="Harmonised SDAC maximum clearing price.")
     tfdv_beam_runner: str = Field(default="DirectRunner", description="Beam runner for TFDV statistics.")
-    tfdv_beam_options: Annotated[tuple[str, ...], NoDecode] = Field(default=(), description="Extra Beam pipeline options.")
+    tfdv_beam_options: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="Extra Beam pipeline options."
+    )
     retries: int = Field(default=2, ge=0)
     retry_delay_minutes: int = Field(default=5, ge=0)
 
@@ -143,6 +145,12 @@ class Settings(BaseSettings):
                 return tuple(json.loads(text))
             return tuple(v.strip() for v in text.split(",") if v.strip())
         return value
+
+    @field_validator("mtu_minutes", mode="before")
+    @classmethod
+    def _int_from_env(cls, value: object) -> object:
+        # Env values arrive as strings; Literal[15, 60] only matches ints.
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
     @property
     def inbox(self) -> Path:

@@ -1,0 +1,114 @@
+"""Settings, delivery-day time grids, atomic storage and the local runner."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tasks import runner, storage, timeutil
+from tasks.config import Settings
+
+pytestmark = pytest.mark.unit
+BERLIN = "Europe/Berlin"
+
+
+@pytest.mark.parametrize(
+    ("day", "mtu", "expected"),
+    [
+        (date(2026, 3, 29), 15, 92),
+        (date(2026, 3, 29), 60, 23),
+        (date(2026, 10, 25), 15, 100),
+        (date(2026, 10, 25), 60, 25),
+        (date(2026, 11, 29), 15, 96),
+        (date(2026, 11, 29), 60, 24),
+    ],
+)
+def test_mtu_counts_follow_dst(day: date, mtu: int, expected: int) -> None:
+    starts = timeutil.mtu_starts_utc(day, BERLIN, mtu)
+    assert len(starts) == expected == timeutil.mtu_count(day, BERLIN, mtu)
+    assert all(s.tzinfo is UTC for s in starts)
+    assert starts[0].astimezone(ZoneInfo(BERLIN)).hour == 0
+
+
+def test_delivery_day_is_the_local_day_after_the_run_fires() -> None:
+    fired = datetime(2026, 11, 28, 10, 15, tzinfo=ZoneInfo(BERLIN))
+    assert timeutil.delivery_day_for_run(fired, BERLIN) == date(2026, 11, 29)
+    # 23:30 UTC on the 28th is already the 29th in Berlin.
+    late = datetime(2026, 11, 28, 23, 30, tzinfo=UTC)
+    assert timeutil.delivery_day_for_run(late, BERLIN) == date(2026, 11, 30)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        timeutil.delivery_day_for_run(datetime(2026, 11, 28, 10), BERLIN)  # noqa: DTZ001
+
+
+def test_parse_day_error_is_actionable() -> None:
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        timeutil.parse_day("28.11.2026")
+
+
+def test_settings_env_overrides_and_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAP_ZONES", "DE_LU, BE")
+    monkeypatch.setenv("DAP_MTU_MINUTES", "60")
+    monkeypatch.setenv("DAP_QUANTILES", "[0.05, 0.5, 0.95]")
+    s = Settings()
+    assert s.zones == ("DE_LU", "BE")
+    assert s.mtu_minutes == 60
+    assert s.quantiles == (0.05, 0.5, 0.95)
+    with pytest.raises(Exception, match="frozen"):
+        s.mtu_minutes = 15  # type: ignore[misc]
+    monkeypatch.setenv("DAP_MTU_MINUTES", "30")
+    with pytest.raises(Exception, match="mtu_minutes"):
+        Settings()
+
+
+def test_portfolio_loads_and_splits_by_zone(settings: Settings) -> None:
+    portfolio = settings.load_portfolio()
+    de = portfolio.for_zone("DE_LU")
+    assert de.storage
+    assert {s.zone for s in de.storage} == {"DE_LU"}
+    assert settings.tracking_uri.startswith("sqlite:///")
+
+
+def test_atomic_write_keeps_previous_file_on_crash(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "schedule.json"
+    storage.write_json_atomic(target, {"v": 1})
+
+    class Crash(Exception):
+        pass
+
+    with pytest.raises(Crash), storage.atomic_path(target) as tmp:
+        tmp.write_text('{"v": 2, "half')
+        raise Crash
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in target.parent.iterdir()] == ["schedule.json"]
+
+
+def test_local_runner_returns_result_and_classifies_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pkg = tmp_path / "tasks"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "ok.py").write_text(
+        "import json, os, sys\njson.dump({'args': sys.argv[1:]}, open(os.environ['DAP_RESULT_FILE'], 'w'))\n"
+    )
+    (pkg / "gate.py").write_text(
+        "import sys\nprint('ERROR ValidationFailed: day 2026-11-29 failed', file=sys.stderr)\nsys.exit(2)\n"
+    )
+    (pkg / "crash.py").write_text("raise MemoryError('boom')\n")
+    monkeypatch.chdir(tmp_path)
+    assert runner.run_stage_command("ok", ["--delivery-date", "2026-11-29"]) == {
+        "args": ["--delivery-date", "2026-11-29"]
+    }
+    with pytest.raises(runner.StageFailed) as gate:
+        runner.run_stage_command("gate", [])
+    assert not gate.value.retryable
+    assert "ValidationFailed: day 2026-11-29 failed" in str(gate.value)
+    with pytest.raises(runner.StageFailed) as crash:
+        runner.run_stage_command("crash", [])
+    assert crash.value.retryable
+    assert runner.stage_command("ok", ["--x", 1])[0] == sys.executable
