@@ -42,7 +42,7 @@ def test_delivery_day_is_the_local_day_after_the_run_fires() -> None:
     late = datetime(2026, 11, 28, 23, 30, tzinfo=UTC)
     assert timeutil.delivery_day_for_run(late, BERLIN) == date(2026, 11, 30)
     with pytest.raises(ValueError, match="timezone-aware"):
-        timeutil.delivery_day_for_run(datetime(2026, 11, 28, 10), BERLIN)  # noqa: DTZ001
+        timeutil.delivery_day_for_run(datetime(2026, 11, 28, 10), BERLIN)
 
 
 def test_parse_day_error_is_actionable() -> None:
@@ -80,9 +80,13 @@ def test_atomic_write_keeps_previous_file_on_crash(tmp_path: Path) -> None:
     class Crash(Exception):
         pass
 
-    with pytest.raises(Crash), storage.atomic_path(target) as tmp:
-        tmp.write_text('{"v": 2, "half')
-        raise Crash
+    def crash_midway() -> None:
+        with storage.atomic_path(target) as tmp:
+            tmp.write_text('{"v": 2, "half')
+            raise Crash
+
+    with pytest.raises(Crash):
+        crash_midway()
     assert json.loads(target.read_text()) == {"v": 1}
     assert [p.name for p in target.parent.iterdir()] == ["schedule.json"]
 
