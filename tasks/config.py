@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     tfdv_beam_options: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="Extra Beam pipeline options."
     )
+    quality_severity: dict[str, Literal["fail", "warn"]] = Field(
+        default_factory=dict,
+        description="Per-expectation severity overrides (name or fnmatch pattern -> fail|warn) on top of expectations/severity.json.",
+    )
     retries: int = Field(default=2, ge=0)
     retry_delay_minutes: int = Field(default=5, ge=0)
 
