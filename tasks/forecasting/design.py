@@ -1,0 +1,140 @@
+"""epftoolbox-layout data as day matrices, and the lag design of the LEAR/DNN models.
+
+An epftoolbox CSV has one row per delivery slot (local market time): a
+timestamp column (its header may be empty), the price, then any number of
+exogenous day-ahead forecasts (load, wind+solar, ...). Every day has the same
+number of rows (the benchmark files keep 24 rows on DST days).
+
+Features of delivery day ``D`` (all known at gate closure on ``D-1``): prices
+of ``D-1, D-2, D-3, D-7`` (all slots), each exogenous forecast of
+``D, D-1, D-7`` (all slots) and seven weekday dummies. Row ``i`` of the design
+uses prices up to day ``i-1`` and exogenous forecasts up to day ``i`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tasks.errors import PipelineError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PRICE_LAGS: tuple[int, ...] = (1, 2, 3, 7)
+EXOG_LAGS: tuple[int, ...] = (0, 1, 7)
+MAX_LAG = 7
+
+
+class DatasetError(PipelineError):
+    """An epftoolbox-layout CSV cannot be read as whole, consecutive days."""
+
+
+@dataclass(frozen=True)
+class DayData:
+    """A market's history as day matrices: ``prices[d, s]`` and ``exog[k, d, s]``."""
+
+    dates: np.ndarray  # datetime64[D], consecutive days
+    prices: np.ndarray  # [n_days, slots]
+    exog: np.ndarray  # [n_exog, n_days, slots]
+    price_name: str
+    exog_names: tuple[str, ...]
+
+    @property
+    def n_days(self) -> int:
+        return int(self.prices.shape[0])
+
+    @property
+    def slots(self) -> int:
+        return int(self.prices.shape[1])
+
+    def day_index(self, day: date) -> int:
+        idx = int((np.datetime64(day, "D") - self.dates[0]).astype(int))
+        if not 0 <= idx < self.n_days:
+            raise DatasetError(f"{day} is outside the data ({self.dates[0]} … {self.dates[-1]})")
+        return idx
+
+
+def from_frame(frame: pd.DataFrame) -> DayData:
+    """Day matrices from a frame whose first column is the slot timestamp (epftoolbox layout)."""
+    import pandas as pd
+
+    if frame.shape[1] < 2:
+        raise DatasetError("expected columns: timestamp, price[, exogenous forecasts...]")
+    ts = pd.to_datetime(frame.iloc[:, 0], errors="coerce")
+    if ts.isna().any():
+        bad = frame.iloc[int(np.flatnonzero(ts.isna().to_numpy())[0]), 0]
+        raise DatasetError(f"unparseable timestamp {bad!r} in the first column")
+    values = frame.iloc[:, 1:].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        row, col = np.argwhere(~np.isfinite(values))[0]
+        raise DatasetError(
+            f"missing or non-numeric value in column {frame.columns[col + 1]!r} at {ts.iloc[row]}; "
+            "fill or drop the day before backtesting"
+        )
+    days = ts.dt.normalize()
+    counts = days.value_counts(sort=False)
+    slots = int(counts.iloc[0])
+    if (counts != slots).any():
+        odd = counts[counts != slots]
+        raise DatasetError(
+            f"every day needs the same number of rows ({slots}); "
+            f"{str(odd.index[0])[:10]} has {int(odd.iloc[0])} (resample DST days to {slots} rows)"
+        )
+    unique_days = days.drop_duplicates().to_numpy().astype("datetime64[D]")
+    if (np.diff(unique_days).astype(int) != 1).any():
+        gap = int(np.flatnonzero(np.diff(unique_days).astype(int) != 1)[0])
+        raise DatasetError(f"days are not consecutive after {unique_days[gap]}")
+    order = np.argsort(ts.to_numpy(), kind="stable")
+    values = values[order]
+    n_days = unique_days.size
+    mats = values.reshape(n_days, slots, values.shape[1])
+    return DayData(
+        dates=unique_days,
+        prices=np.ascontiguousarray(mats[:, :, 0]),
+        exog=np.ascontiguousarray(np.moveaxis(mats[:, :, 1:], 2, 0)),
+        price_name=str(frame.columns[1]).strip(),
+        exog_names=tuple(str(c).strip() for c in frame.columns[2:]),
+    )
+
+
+def load_csv(path: Path) -> DayData:
+    """Read an epftoolbox-layout CSV (e.g. ``DE.csv``, ``BE.csv``) into day matrices."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise DatasetError(f"dataset {path} does not exist")
+    frame = pd.read_csv(path, skipinitialspace=True)
+    return from_frame(frame)
+
+
+def n_features(slots: int, n_exog: int) -> int:
+    return slots * (len(PRICE_LAGS) + n_exog * len(EXOG_LAGS)) + 7
+
+
+def build_design(data: DayData, day_indices: np.ndarray | list[int]) -> np.ndarray:
+    """Feature rows ``X[len(day_indices), f]`` for the given target day indices (each ≥ 7).
+
+    Row for day ``i``: prices ``i-1, i-2, i-3, i-7``; exogenous ``i, i-1, i-7``;
+    weekday dummies of day ``i`` (Monday first). Nothing after ``i-1`` of the
+    price series and nothing after ``i`` of the exogenous series is read.
+    """
+    idx = np.asarray(day_indices, dtype=int)
+    if idx.size and (idx.min() < MAX_LAG or idx.max() >= data.n_days):
+        raise DatasetError(f"target days must have {MAX_LAG} days of history and lie inside the data")
+    blocks = [data.prices[idx - lag] for lag in PRICE_LAGS]
+    for k in range(data.exog.shape[0]):
+        blocks.extend(data.exog[k][idx - lag] for lag in EXOG_LAGS)
+    weekday = (data.dates[idx].astype("datetime64[D]").view("int64") - 4) % 7  # 1970-01-01 was a Thursday
+    dummies = np.zeros((idx.size, 7))
+    dummies[np.arange(idx.size), weekday] = 1.0
+    blocks.append(dummies)
+    return np.concatenate(blocks, axis=1)
+
+
+def targets(data: DayData, day_indices: np.ndarray | list[int]) -> np.ndarray:
+    return data.prices[np.asarray(day_indices, dtype=int)]

@@ -1,0 +1,263 @@
+"""Probabilistic day-ahead DNN: one forward pass gives every slot and quantile of the delivery day.
+
+Architecture: raw features → ``Normalization`` (adapted on the training
+days, so the saved model takes raw inputs) → dense ReLU layers with dropout →
+``slots × quantiles`` outputs in a transformed price space → non-crossing
+quantiles (a base plus cumulative softplus increments) → the inverse of the
+per-slot ``asinh((y - median) / MAD)`` target transform. The transform is
+monotone, so quantiles stay ordered and the pinball loss trained in the
+transformed space (robust to price spikes) yields quantiles of the price.
+
+Reproducible: ``keras.utils.set_random_seed`` and TensorFlow op determinism.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tasks.forecasting.lear import AsinhScaler
+
+if TYPE_CHECKING:
+    import keras
+
+MODEL_FILE = "model.keras"
+META_FILE = "dnn.json"
+
+_REGISTERED: dict[str, Any] = {}
+
+
+def _custom_objects() -> dict[str, Any]:
+    """Define (once) and return the serialisable custom layers and loss."""
+    if _REGISTERED:
+        return _REGISTERED
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="dap")
+    class MonotoneQuantiles(keras.layers.Layer):
+        """[batch, s·q] → [batch, s, q], sorted along q: base + cumulative softplus increments."""
+
+        def __init__(self, slots: int, n_quantiles: int, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.slots = slots
+            self.n_quantiles = n_quantiles
+
+        def call(self, inputs: Any) -> Any:
+            x = ops.reshape(inputs, (-1, self.slots, self.n_quantiles))
+            if self.n_quantiles == 1:
+                return x
+            base = x[:, :, :1]
+            steps = ops.cumsum(ops.softplus(x[:, :, 1:]), axis=-1)
+            return ops.concatenate([base, base + steps], axis=-1)
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "slots": self.slots, "n_quantiles": self.n_quantiles}
+
+    @keras.saving.register_keras_serializable(package="dap")
+    class InverseAsinh(keras.layers.Layer):
+        """z [batch, s, q] → price = median_s + MAD_s · sinh(z); monotone, so order is kept."""
+
+        def __init__(self, center: Sequence[float], scale: Sequence[float], **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.center = [float(c) for c in center]
+            self.scale = [float(s) for s in scale]
+
+        def call(self, inputs: Any) -> Any:
+            c = ops.reshape(ops.convert_to_tensor(self.center, dtype=inputs.dtype), (1, -1, 1))
+            s = ops.reshape(ops.convert_to_tensor(self.scale, dtype=inputs.dtype), (1, -1, 1))
+            return c + s * ops.sinh(inputs)
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "center": self.center, "scale": self.scale}
+
+    @keras.saving.register_keras_serializable(package="dap")
+    class PinballLoss(keras.losses.Loss):
+        """Mean pinball loss over slots and quantiles; y_true [b, s], y_pred [b, s, q]."""
+
+        def __init__(self, quantiles: Sequence[float] = (0.5,), name: str = "pinball", **kwargs: Any) -> None:
+            super().__init__(name=name, **kwargs)
+            self.quantiles = [float(q) for q in quantiles]
+
+        def call(self, y_true: Any, y_pred: Any) -> Any:
+            q = ops.reshape(ops.convert_to_tensor(self.quantiles, dtype=y_pred.dtype), (1, 1, -1))
+            diff = ops.expand_dims(ops.cast(y_true, y_pred.dtype), -1) - y_pred
+            return ops.mean(ops.maximum(q * diff, (q - 1.0) * diff), axis=(1, 2))
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "quantiles": self.quantiles}
+
+    _REGISTERED.update(
+        MonotoneQuantiles=MonotoneQuantiles, InverseAsinh=InverseAsinh, PinballLoss=PinballLoss
+    )
+    return _REGISTERED
+
+
+class QuantileDNN:
+    """Keras day-ahead quantile network; ``fit(X[n, f], Y[n, s])``, ``predict(X) -> [n, s, q]``."""
+
+    def __init__(
+        self,
+        quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+        *,
+        hidden: Sequence[int] = (256, 128),
+        seed: int = 0,
+        epochs: int = 300,
+        patience: int = 20,
+        batch_size: int = 32,
+        learning_rate: float = 1e-3,
+        dropout: float = 0.1,
+        l2: float = 1e-5,
+        val_fraction: float = 0.2,
+        verbose: int = 0,
+    ) -> None:
+        qs = [float(q) for q in quantiles]
+        if not qs or qs != sorted(qs) or len(set(qs)) != len(qs) or not all(0 < q < 1 for q in qs):
+            raise ValueError(f"quantiles must be strictly increasing values in (0, 1), got {quantiles}")
+        self.quantiles = tuple(qs)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.seed = seed
+        self.epochs = epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.dropout = dropout
+        self.l2 = l2
+        self.val_fraction = val_fraction
+        self.verbose = verbose
+        self.keras_model: keras.Model | None = None
+        self.history_: dict[str, list[float]] = {}
+
+    # -- training ---------------------------------------------------------------------------------
+    def _build(self, x: np.ndarray, y: np.ndarray) -> tuple[keras.Model, keras.Model]:
+        import keras
+
+        objs = _custom_objects()
+        n_q = len(self.quantiles)
+        slots = y.shape[1]
+        ys = AsinhScaler().fit(y)
+        inputs = keras.Input(shape=(x.shape[1],), name="features")
+        norm = keras.layers.Normalization(name="normalise")
+        norm.adapt(x.astype("float32"))
+        h = norm(inputs)
+        reg = keras.regularizers.L2(self.l2) if self.l2 else None
+        for i, units in enumerate(self.hidden):
+            h = keras.layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"dense_{i}")(h)
+            if self.dropout:
+                h = keras.layers.Dropout(self.dropout, seed=self.seed + i, name=f"dropout_{i}")(h)
+        raw = keras.layers.Dense(slots * n_q, name="head")(h)
+        z = objs["MonotoneQuantiles"](slots, n_q, name="quantiles_z")(raw)
+        core = keras.Model(inputs, z, name="dnn_core")
+        center, scale = ys.params()
+        price = objs["InverseAsinh"](center.tolist(), scale.tolist(), name="price")(z)
+        full = keras.Model(inputs, price, name="dap_quantile_dnn")
+        self._ys = ys
+        return core, full
+
+    def fit(
+        self,
+        X: np.ndarray,  # noqa: N803 - X/Y as in the model literature
+        Y: np.ndarray,  # noqa: N803
+        X_val: np.ndarray | None = None,  # noqa: N803
+        Y_val: np.ndarray | None = None,  # noqa: N803
+    ) -> QuantileDNN:
+        """Train with early stopping; without ``X_val`` a seeded random ``val_fraction`` of days is held out."""
+        import keras
+        import tensorflow as tf
+
+        x = np.asarray(X, dtype="float32")
+        y = np.asarray(Y, dtype="float32")
+        if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+            raise ValueError(f"X [n, f] and Y [n, s] with the same n expected, got {x.shape}, {y.shape}")
+        keras.utils.set_random_seed(self.seed)
+        tf.config.experimental.enable_op_determinism()
+        if X_val is None or Y_val is None:
+            rng = np.random.default_rng(self.seed)
+            n_val = max(1, round(self.val_fraction * x.shape[0])) if x.shape[0] > 4 else 0
+            perm = rng.permutation(x.shape[0])
+            val_idx, tr_idx = perm[:n_val], perm[n_val:]
+            x_tr, y_tr = x[tr_idx], y[tr_idx]
+            val = (x[val_idx], y[val_idx]) if n_val else None
+        else:
+            x_tr, y_tr = x, y
+            val = (np.asarray(X_val, dtype="float32"), np.asarray(Y_val, dtype="float32"))
+        core, full = self._build(x_tr, y_tr)
+        objs = _custom_objects()
+        core.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate), loss=objs["PinballLoss"](self.quantiles)
+        )
+        z_tr = self._ys.transform(y_tr).astype("float32")
+        val_data = (val[0], self._ys.transform(val[1]).astype("float32")) if val is not None else None
+        callbacks = []
+        if val_data is not None:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=self.patience, restore_best_weights=True
+                )
+            )
+        hist = core.fit(
+            x_tr,
+            z_tr,
+            validation_data=val_data,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=self.verbose,
+        )
+        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+        self.keras_model = full
+        return self
+
+    # -- inference and persistence ----------------------------------------------------------------
+    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """Quantile forecasts ``[n, s, q]`` in EUR/MWh, non-decreasing along ``q``."""
+        if self.keras_model is None:
+            raise RuntimeError("QuantileDNN.predict called before fit or load")
+        x = np.asarray(X, dtype="float32")
+        out = self.keras_model(x, training=False)
+        return np.asarray(out, dtype=float)
+
+    def save(self, directory: Path | str) -> Path:
+        """Write ``model.keras`` (raw features in, prices out) and ``dnn.json`` (hyper-parameters)."""
+        from tasks.storage import write_json_atomic
+
+        if self.keras_model is None:
+            raise RuntimeError("nothing to save: fit the model first")
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".{MODEL_FILE}.tmp.keras"
+        self.keras_model.save(tmp)
+        tmp.replace(d / MODEL_FILE)
+        write_json_atomic(d / META_FILE, self.params())
+        return d
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "quantiles": list(self.quantiles),
+            "hidden": list(self.hidden),
+            "seed": self.seed,
+            "epochs": self.epochs,
+            "patience": self.patience,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "dropout": self.dropout,
+            "l2": self.l2,
+            "val_fraction": self.val_fraction,
+        }
+
+    @classmethod
+    def load(cls, directory: Path | str) -> QuantileDNN:
+        import keras
+
+        d = Path(directory)
+        meta = json.loads((d / META_FILE).read_text())
+        obj = cls(**meta)
+        obj.keras_model = keras.models.load_model(
+            d / MODEL_FILE, custom_objects=_custom_objects(), compile=False
+        )
+        return obj
