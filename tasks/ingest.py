@@ -1,0 +1,465 @@
+"""Ingest stage: inbox -> raw landing (immutable) -> checks -> processed Parquet, or quarantine.
+
+``python -m tasks.ingest --delivery-date D [--zone Z] [--history]``
+
+In embedded mode (the default) the stage first fills the inbox from the
+configured source (simulator or replay CSV); in NiFi mode NiFi has filled it.
+Then every inbox file is claimed, parsed (tasks.sources), checked
+(tasks.ingest_checks) and either landed as a raw revision + processed Parquet
+or quarantined with a reason. The inbox copy is removed only after that.
+The task fails (IngestError, exit 2) after all files are handled when a file
+was quarantined with an ``error`` reason or a required input of D is absent.
+See docs/ingestion.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tasks import datasets as ds
+from tasks.cli import base_parser, day_arg, run_stage
+from tasks.config import Settings, get_settings
+from tasks.errors import ConfigError, IngestError
+from tasks.ingest_checks import (
+    REASONS,
+    Issue,
+    check_document,
+    check_stale,
+    local_days,
+    required_inputs,
+    severity_of,
+)
+from tasks.landing import Landed, land_raw, quarantine_file, received_time_of
+from tasks.storage import Layout, write_parquet_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+_NAME_PATTERNS = (
+    re.compile(
+        r"^(?P<source>entsoe)_(?P<doc>A\d\d)_(?P<zone>.+)_(?P<day>\d{4}-\d{2}-\d{2})(?:_(?P<pt>A\d\d))?\.xml$"
+    ),
+    re.compile(r"^(?P<source>weather)_(?P<zone>.+)_(?P<day>\d{4}-\d{2}-\d{2})\.json$"),
+    re.compile(r"^(?P<source>meter)_(?P<zone>.+)_(?P<day>\d{4}-\d{2}-\d{2})\.csv$"),
+)
+_SKIP_SUFFIXES = (".tmp", ".part", ".partial", ".filepart")
+CLAIM_DIR = ".claimed"
+
+
+@dataclass(frozen=True)
+class NameHint:
+    """What the inbox file name claims; the parser reads the truth from the content."""
+
+    source: str
+    zone: str
+    day: date | None
+
+
+def name_hint(name: str) -> NameHint | None:
+    for pattern in _NAME_PATTERNS:
+        match = pattern.match(name)
+        if match:
+            try:
+                day: date | None = date.fromisoformat(match["day"])
+            except ValueError:
+                day = None
+            source = match["source"]
+            if source == "entsoe":
+                source = f"entsoe_{match['doc']}"  # as the parser names it (entsoe_A44, ...)
+            return NameHint(source, match["zone"], day)
+    return None
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did; ``to_result()`` is the stage's JSON result."""
+
+    run_day: date | None
+    zone: str | None
+    history: bool
+    landed: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    processed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    published: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors)
+
+    def to_result(self) -> dict[str, Any]:
+        return {
+            "delivery_date": self.run_day.isoformat() if self.run_day else None,
+            "zone": self.zone,
+            "history": self.history,
+            "published": self.published,
+            "landed": self.landed,
+            "quarantined": self.quarantined,
+            "processed": sorted(set(self.processed)),
+            "errors": self.errors,
+            "warnings": self.warnings,
+        }
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            shown = "; ".join(self.errors[:5])
+            more = f" (+{len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
+            raise IngestError(
+                f"ingest for {self.run_day or 'history'}: {len(self.errors)} error(s): {shown}{more}. "
+                "Quarantined files and their reasons are under <data_root>/quarantine/."
+            )
+
+
+# --------------------------------------------------------------------------- inbox
+
+
+def fill_inbox(settings: Settings, run_day: date, inbox: Path) -> list[Path]:
+    """Embedded mode: let the configured source publish what exists by D-1 gate closure."""
+    if settings.ingest_mode != "embedded" or settings.source == "inbox":
+        return []
+    if settings.source == "simulator":
+        from tasks.simulator import publish_for_run
+
+        return list(publish_for_run(settings, run_day, inbox))
+    if settings.source == "replay":
+        if settings.replay_csv is None:
+            raise ConfigError("source=replay needs DAP_REPLAY_CSV (an hourly epftoolbox-layout CSV)")
+        from tasks.simulator.replay import replay_for_run
+
+        return list(replay_for_run(settings, run_day, inbox))
+    raise ConfigError(f"unknown source {settings.source!r}")
+
+
+def _wanted(name: str, zone: str | None, default_zone: str) -> bool:
+    if name.startswith(".") or name.endswith(_SKIP_SUFFIXES):
+        return False
+    if zone is None:
+        return True
+    hint = name_hint(name)
+    # Files whose name names no zone are handled by the run of the first configured zone.
+    return hint.zone == zone if hint else zone == default_zone
+
+
+def claim_inbox_files(inbox: Path, zone: str | None, default_zone: str) -> list[Path]:
+    """Move this run's inbox files into its claim folder (atomic rename), sorted by name.
+
+    A rename succeeds for one process only, so zone-mapped tasks running at the
+    same time never handle the same file twice; files left in the claim folder
+    by a crashed run are picked up by the next run of the same zone.
+    """
+    claim_dir = inbox / CLAIM_DIR / f"zone={zone or 'all'}"
+    if inbox.is_dir():
+        for path in sorted(inbox.iterdir()):
+            if not path.is_file() or not _wanted(path.name, zone, default_zone):
+                continue
+            target = claim_dir / path.name
+            claim_dir.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                # A leftover claim of an earlier crashed run: keep the newer delivery aside first.
+                continue
+            try:
+                path.rename(target)
+            except FileNotFoundError:
+                continue  # another run claimed it
+    if not claim_dir.is_dir():
+        return []
+    return sorted(p for p in claim_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+# --------------------------------------------------------------------------- processing
+
+
+def _parser_version() -> str:
+    try:
+        from tasks import sources
+
+        return str(getattr(sources, "PARSER_VERSION", "unversioned"))
+    except ImportError:  # pragma: no cover - the sources package ships with the tasks
+        return "unavailable"
+
+
+def normalise_frame(frame: pd.DataFrame, dataset: str, resolution: int) -> pd.DataFrame:
+    """Processed-zone column order and dtypes; rows sorted by the dataset's keys."""
+    import pandas as pd
+
+    spec = ds.BY_NAME[dataset]
+    extra = [k for k in spec.key_columns if k != "timestamp_utc"]
+    out = pd.DataFrame(
+        {
+            "timestamp_utc": pd.to_datetime(frame["timestamp_utc"], utc=True).dt.tz_convert("UTC"),
+            "resolution_minutes": pd.Series(resolution, index=frame.index, dtype="int64"),
+        }
+    )
+    for col in extra:
+        out[col] = frame[col].astype(str)
+    for col in spec.value_columns:
+        out[col] = frame[col].astype("float64")
+    return out.sort_values(["timestamp_utc", *extra], kind="mergesort").reset_index(drop=True)
+
+
+@dataclass
+class _Piece:
+    dataset: str
+    zone: str
+    day: date
+    frame: pd.DataFrame
+
+
+def _pieces(doc: Any, tz: str, hint: NameHint | None) -> list[_Piece]:
+    """One piece per data day: the declared day, else the day(s) the intervals fall on."""
+    frame = doc.frame
+    declared = doc.meta.get("delivery_day") or doc.meta.get("day")
+    if isinstance(declared, str):
+        declared = date.fromisoformat(declared)
+    days = local_days(frame, tz)
+    if isinstance(declared, date):
+        return [_Piece(doc.dataset, doc.zone, declared, frame)]
+    if len(days) <= 1:
+        day = days[0] if days else (hint.day if hint else None)
+        return [_Piece(doc.dataset, doc.zone, day, frame)] if day else []
+    local = frame["timestamp_utc"].dt.tz_convert(tz).dt.date
+    return [_Piece(doc.dataset, doc.zone, d, frame[local == d]) for d in days]
+
+
+class _Ingestor:
+    def __init__(self, settings: Settings, run_day: date | None, history: bool, zone: str | None) -> None:
+        self.settings = settings
+        self.layout = Layout(settings.data_root)
+        self.run_day = run_day
+        self.history = history or run_day is None
+        self.tz = settings.market_timezone
+        self.report = IngestReport(run_day, zone, self.history)
+        self.parser_version = _parser_version()
+
+    def _quarantine(
+        self,
+        path: Path,
+        data: bytes,
+        hint: NameHint | None,
+        issues: list[Issue],
+        *,
+        source: str | None = None,
+    ) -> None:
+        ranked = sorted(
+            issues,
+            key=lambda i: (
+                i.severity != "error",
+                list(REASONS).index(i.reason) if i.reason in REASONS else 99,
+            ),
+        )
+        first = ranked[0]
+        day = next(
+            (i.details["day_obj"] for i in issues if "day_obj" in i.details), hint.day if hint else None
+        )
+        record = quarantine_file(
+            self.layout,
+            source=source or (hint.source if hint else "unknown"),
+            day=day,
+            name=path.name,
+            data=data,
+            reason=first.reason,
+            message=first.message,
+            severity=first.severity,
+            received_time=received_time_of(path),
+            zone=hint.zone if hint else None,
+            run_day=self.run_day,
+            details={
+                "issues": [
+                    {
+                        "reason": i.reason,
+                        "message": i.message,
+                        "severity": i.severity,
+                        **{k: v for k, v in i.details.items() if k != "day_obj"},
+                    }
+                    for i in ranked
+                ]
+            },
+        )
+        self.report.quarantined.append(
+            {
+                "file": path.name,
+                "reason": first.reason,
+                "message": first.message,
+                "severity": first.severity,
+                "path": str(record.path),
+            }
+        )
+        line = f"{path.name}: {first.reason}: {first.message}"
+        (self.report.errors if first.severity == "error" else self.report.warnings).append(line)
+        log.warning("quarantined %s", line)
+
+    def handle(self, path: Path) -> None:
+        from tasks.sources import ParseError, parse_file
+
+        data = path.read_bytes()
+        hint = name_hint(path.name)
+        try:
+            docs = parse_file(path.name, data)
+        except ParseError as exc:
+            self._quarantine(path, data, hint, [Issue(exc.code, exc.message)])
+            return
+        except Exception as exc:  # a parser bug must quarantine the file, not lose it
+            self._quarantine(path, data, hint, [Issue("parser_crash", f"{type(exc).__name__}: {exc}")])
+            return
+        if not docs:
+            self._quarantine(
+                path, data, hint, [Issue("empty_file", "the parser found no series in the file")]
+            )
+            return
+        pieces: list[tuple[Any, _Piece]] = []
+        issues: list[Issue] = []
+        for doc in docs:
+            doc_pieces = _pieces(doc, self.tz, hint)
+            if not doc_pieces:
+                issues.append(Issue("empty_file", f"{doc.dataset}: no data points"))
+            for piece in doc_pieces:
+                pieces.append((doc, piece))
+                found = check_document(
+                    piece.frame,
+                    dataset=doc.dataset,
+                    unit=doc.unit,
+                    resolution=int(doc.resolution_minutes),
+                    day=piece.day,
+                    tz=self.tz,
+                    price_floor=self.settings.price_floor_eur_mwh,
+                    price_cap=self.settings.price_cap_eur_mwh,
+                )
+                if doc.zone not in self.settings.zones:
+                    found.append(
+                        Issue(
+                            "zone_not_configured",
+                            f"zone {doc.zone} is not in DAP_ZONES {list(self.settings.zones)}",
+                        )
+                    )
+                if not self.history and self.run_day is not None:
+                    stale = check_stale(doc.dataset, piece.day, self.run_day)
+                    if stale:
+                        found.append(stale)
+                for issue in found:
+                    issue.details["day_obj"] = piece.day
+                issues += found
+        if issues:
+            self._quarantine(path, data, hint, issues, source=docs[0].source)
+            return
+        first_doc = pieces[0][0]
+        days = sorted({p.day for _, p in pieces})
+        zones = sorted({p.zone for _, p in pieces})
+        landed: Landed = land_raw(
+            self.layout,
+            source=first_doc.source,
+            zone=zones[0],
+            day=days[0],  # a multi-day file lands under its first day
+            name=path.name,
+            data=data,
+            received_time=received_time_of(path),
+            parser_version=str(first_doc.meta.get("parser_version", self.parser_version)),
+            datasets=tuple(sorted({p.dataset for _, p in pieces})),
+            run_day=self.run_day,
+            meta={
+                "days": [d.isoformat() for d in days],
+                "zones": zones,
+                **{k: v for k, v in first_doc.meta.items() if isinstance(v, (str, int, float, bool))},
+            },
+        )
+        self.report.landed.append(
+            {"file": path.name, "path": str(landed.path), "revision": landed.revision, "new": landed.new}
+        )
+        for doc, piece in pieces:
+            target = self.layout.processed_file(piece.dataset, piece.zone, piece.day)
+            if landed.new or not target.exists():
+                write_parquet_atomic(
+                    target, normalise_frame(piece.frame, piece.dataset, int(doc.resolution_minutes))
+                )
+            self.report.processed.append(str(target))
+
+    def check_required(self, zones: tuple[str, ...]) -> None:
+        if self.history or self.run_day is None:
+            return
+        for zone in zones:
+            for dataset, day in required_inputs(self.run_day):
+                if not self.layout.processed_file(dataset, zone, day).exists():
+                    self.report.errors.append(
+                        f"missing_required: {dataset} of {day} for zone {zone} is not in the processed zone "
+                        f"(needed to schedule {self.run_day}); check the source delivery and the quarantine"
+                    )
+
+
+def ingest_inbox(
+    settings: Settings,
+    *,
+    run_day: date | None,
+    history: bool = False,
+    zone: str | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Land, check and process every inbox file (of ``zone``, or all); never raises on bad files.
+
+    ``run_day=None`` or ``history=True`` lands old days without the stale check
+    and without requiring D's inputs (history bootstrap). Call
+    ``report.raise_for_errors()`` to fail like the stage does.
+    """
+    if zone is not None and zone not in settings.zones:
+        raise ConfigError(f"zone {zone!r} is not configured (DAP_ZONES={list(settings.zones)})")
+    ingestor = _Ingestor(settings, run_day, history, zone)
+    files = claim_inbox_files(settings.inbox, zone, settings.zones[0])
+    for i, path in enumerate(files, 1):
+        ingestor.handle(path)
+        path.unlink()  # only now: it is landed or quarantined
+        if progress:
+            progress(i, len(files))
+    ingestor.check_required((zone,) if zone else settings.zones)
+    return ingestor.report
+
+
+def run_ingest(
+    settings: Settings, run_day: date, *, zone: str | None = None, history: bool = False
+) -> IngestReport:
+    """The stage: fill the inbox (embedded mode), then ingest it."""
+    published = fill_inbox(settings, run_day, settings.inbox)
+    report = ingest_inbox(settings, run_day=run_day, history=history, zone=zone)
+    report.published = len(published)
+    return report
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    settings = get_settings()
+    report = run_ingest(settings, day_arg(args), zone=args.zone, history=args.history)
+    log.info(
+        "ingest %s zone=%s: %d landed, %d quarantined, %d processed",
+        report.run_day,
+        report.zone,
+        len(report.landed),
+        len(report.quarantined),
+        len(set(report.processed)),
+    )
+    report.raise_for_errors()
+    return report.to_result()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = base_parser("Land, check and process the source files in the inbox.")
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="History bootstrap: land old days (no stale check, no required inputs of D).",
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_stage(main, build_parser()))
+
+
+__all__ = ["IngestReport", "fill_inbox", "ingest_inbox", "name_hint", "run_ingest", "severity_of"]
