@@ -1,0 +1,204 @@
+"""Run resolved suites in a file-mode Great Expectations context.
+
+The context lives under ``<data_root>/reports/gx`` so every validation result
+and the Data Docs site (``gx/uncommitted/data_docs/local_site/index.html``)
+sit beside the data they describe. Each suite is registered with
+``add_or_update_*`` so re-runs of a day replace definitions instead of
+failing, and runs through a Checkpoint whose action updates Data Docs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tasks.quality.specs import ExpectationSpec, SuiteSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+DATASOURCE = "dap"
+SAMPLE_ROWS = 5
+
+
+@dataclass
+class CheckOutcome:
+    """The outcome of one expectation, with an example of the rows that broke it."""
+
+    name: str
+    expectation_type: str
+    severity: str
+    success: bool
+    observed: Any = None
+    unexpected_count: int | None = None
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    why: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SuiteOutcome:
+    """All checks of one suite on one data day, and where the full result is."""
+
+    suite: str
+    data_day: str
+    checks: list[CheckOutcome]
+    result_path: str = ""
+    data_docs: str = ""
+    rows: int = 0
+
+    @property
+    def failed(self) -> list[CheckOutcome]:
+        return [c for c in self.checks if not c.success and c.severity == "fail"]
+
+    @property
+    def warnings(self) -> list[CheckOutcome]:
+        return [c for c in self.checks if not c.success and c.severity != "fail"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+
+def _jsonable(value: Any) -> Any:
+    import math
+
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):  # numpy scalar
+        return value.item()
+    return value
+
+
+def sample_rows(frame: pd.DataFrame, index: list[Any] | None, column: str | None) -> list[dict[str, Any]]:
+    """Up to SAMPLE_ROWS offending rows: the contract columns plus the checked column."""
+    if not index:
+        return []
+    keep = [c for c in frame.columns if not str(c).startswith("_")]
+    if column and column in frame and column not in keep:
+        keep.append(column)
+    picked = [i for i in index[:SAMPLE_ROWS] if i in frame.index]
+    rows = frame.loc[picked, keep].to_dict(orient="records")
+    return [{str(k): _jsonable(v) for k, v in row.items()} for row in rows]
+
+
+class GxRunner:
+    """One GX file context per process; suites run one after the other."""
+
+    def __init__(self, root: Path) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self.context = gx.get_context(mode="file", project_root_dir=str(root))
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        try:
+            self.datasource = self.context.data_sources.get(DATASOURCE)
+        except (KeyError, ValueError, LookupError):
+            self.datasource = self.context.data_sources.add_or_update_pandas(DATASOURCE)
+
+    def docs_index(self) -> str:
+        sites = self.context.get_docs_sites_urls()
+        return str(sites[0]["site_url"]) if sites else ""
+
+    def _batch_definition(self, asset_name: str) -> Any:
+        try:
+            asset = self.datasource.get_asset(asset_name)
+        except LookupError:
+            asset = self.datasource.add_dataframe_asset(asset_name)
+        try:
+            return asset.get_batch_definition("day")
+        except (KeyError, LookupError):
+            return asset.add_batch_definition_whole_dataframe("day")
+
+    @staticmethod
+    def _expectation(spec: ExpectationSpec) -> Any:
+        import great_expectations as gx
+
+        cls = getattr(gx.expectations, spec.gx_class_name, None)
+        if cls is None:
+            raise ValueError(f"{spec.name}: GX has no expectation {spec.type}")
+        return cls(
+            **spec.kwargs,
+            meta={"name": spec.name, "severity": spec.severity, "why": spec.why},
+            severity="critical" if spec.severity == "fail" else "warning",
+        )
+
+    def run(self, suite: SuiteSpec, frame: pd.DataFrame, *, run_key: str, data_day: str) -> SuiteOutcome:
+        """Validate ``frame`` (already prepared) against ``suite``; ``run_key`` names the GX objects."""
+        import great_expectations as gx
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        gx_suite = gx.ExpectationSuite(name=run_key, meta={"suite": suite.name, "description": suite.description})
+        for spec in suite.expectations:
+            gx_suite.add_expectation(self._expectation(spec))
+        gx_suite = self.context.suites.add_or_update(gx_suite)
+        definition = self.context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=run_key, data=self._batch_definition(suite.name), suite=gx_suite)
+        )
+        checkpoint = self.context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=run_key,
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20},
+            )
+        )
+        result = checkpoint.run(
+            batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=f"{run_key}.{data_day}")
+        )
+        (identifier, validation) = next(iter(result.run_results.items()))
+        by_name = {spec.name: spec for spec in suite.expectations}
+        checks: list[CheckOutcome] = []
+        for item in validation.results:
+            name = (item.expectation_config.meta or {}).get("name", item.expectation_config.type)
+            spec = by_name.get(name)
+            res = item.result or {}
+            error = None
+            if item.exception_info and item.exception_info.get("raised_exception"):
+                error = str(item.exception_info.get("exception_message"))
+            column = item.expectation_config.kwargs.get("column")
+            checks.append(
+                CheckOutcome(
+                    name=name,
+                    expectation_type=item.expectation_config.type,
+                    severity=spec.severity if spec else "fail",
+                    success=bool(item.success),
+                    observed=_jsonable(res.get("observed_value")),
+                    unexpected_count=res.get("unexpected_count"),
+                    sample=[] if item.success else sample_rows(frame, res.get("partial_unexpected_index_list"), column),
+                    error=error,
+                    why=spec.why if spec else "",
+                )
+            )
+        docs = self.context.get_docs_sites_urls(resource_identifier=identifier)
+        return SuiteOutcome(
+            suite=suite.name,
+            data_day=data_day,
+            checks=checks,
+            data_docs=str(docs[0]["site_url"]) if docs else self.docs_index(),
+            rows=len(frame),
+        )
+
+    def validation_json(self, suite: SuiteSpec, outcome: SuiteOutcome) -> dict[str, Any]:
+        """A self-contained record of the run (kept beside the gate report)."""
+        return {
+            "suite": suite.name,
+            "description": suite.description,
+            "data_day": outcome.data_day,
+            "rows": outcome.rows,
+            "passed": outcome.passed,
+            "data_docs": outcome.data_docs,
+            "checks": [c.to_dict() for c in outcome.checks],
+        }
