@@ -1,0 +1,681 @@
+"""ENTSO-E Transparency Platform XML: writers and parsers for A44, A65 and A69.
+
+Writers produce documents shaped like the platform's REST API replies (same
+namespaces, element names and order, EIC codes, UTC ``timeInterval`` with
+minute precision, one ``Period`` per market day). Parsers read such replies
+into the processed schema (``tasks.datasets``).
+
+Why not entsoe-py's parsers (0.6.2): they are used as a cross-check in the
+tests, but they cannot be the ingest path. ``_parse_timeseries_generic`` keys
+points by position in a dict and builds one index from the *first* ``start``
+and the *last* ``end`` of a TimeSeries, so a TimeSeries with several Periods
+collapses (positions collide and overwrite), a duplicate position silently
+wins, and an A01 Period with a missing point raises a length mismatch instead
+of returning the gap; ``parse_generation`` drops duplicated timestamps; none
+of them reads units, zone or document type. Ingest must see duplicates and gaps
+as delivered (it quarantines them with its own reason codes), and must refuse
+a GW quantity or a non-EUR price, so we walk the XML ourselves (ElementTree:
+the stdlib parser does not resolve external entities, and we refuse DTDs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from xml.etree import ElementTree as ET
+
+from tasks.sources.base import ParsedDocument, ParseError
+from tasks.sources.zones import ZONE_BY_EIC, zone_info
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+NS_PUBLICATION = "urn:iec62325.351:tc57wg16:451-3:publicationdocument:7:3"
+NS_GL = "urn:iec62325.351:tc57wg16:451-6:generationloaddocument:3:0"
+NS_ACK = "urn:iec62325.351:tc57wg16:451-1:acknowledgementdocument:7:0"
+ENTSOE_EIC = "10X1001A1001A450"  # the Transparency Platform as sender
+
+RESOLUTIONS = {"PT15M": 15, "PT60M": 60}
+KNOWN_NON_SUPPORTED_RES = ("PT30M", "PT1M", "PT5M", "P1D", "P7D", "P1M", "P1Y")
+PSR_SOLAR = "B16"
+PSR_WIND_OFFSHORE = "B18"
+PSR_WIND_ONSHORE = "B19"
+
+# doc type -> (source, dataset) ; A65 depends on the process type.
+LOAD_DATASET_BY_PROCESS = {"A01": "load_forecast", "A16": "load_actual"}
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _fmt_utc(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _fmt_created(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _mrid(*parts: object) -> str:
+    # Deterministic document id: re-publishing a day gives the same bytes.
+    return hashlib.sha1("|".join(map(str, parts)).encode(), usedforsecurity=False).hexdigest()[:32]
+
+
+def _fmt_value(value: float, decimals: int) -> str:
+    if decimals == 0:
+        return str(round(value))
+    return f"{value:.{decimals}f}"
+
+
+def _periods(
+    frame: pd.DataFrame, column: str, tz: str
+) -> list[tuple[datetime, datetime, int, list[tuple[int, float]]]]:
+    """Split rows into one Period per local market day: (start, end, minutes, [(pos, value)]).
+
+    Positions come from the timestamps, so a missing or duplicated row in the
+    frame becomes a missing or duplicated Point (used to inject faults in tests).
+    """
+    from tasks.timeutil import day_bounds_utc
+
+    if frame.empty:
+        return []
+    local_days = frame["timestamp_utc"].dt.tz_convert(tz).dt.date
+    out = []
+    for day in sorted(set(local_days)):
+        part = frame[local_days == day]
+        minutes = int(part["resolution_minutes"].iloc[0])
+        start, end = day_bounds_utc(day, tz)
+        step = timedelta(minutes=minutes)
+        points = []
+        for ts, value in zip(part["timestamp_utc"], part[column], strict=True):
+            pos = int((ts.to_pydatetime() - start) / step) + 1
+            points.append((pos, float(value)))
+        out.append((start, end, minutes, points))
+    return out
+
+
+def _points_xml(points: list[tuple[int, float]], tag: str, decimals: int, curve_type: str) -> list[str]:
+    lines = []
+    previous: tuple[int, str] | None = None
+    for pos, value in points:
+        text = _fmt_value(value, decimals)
+        if curve_type == "A03" and previous is not None and previous == (pos - 1, text):
+            # A03 "variable sized block": a point equal to its predecessor is left out.
+            previous = (pos, text)
+            continue
+        previous = (pos, text)
+        lines.append(
+            f"      <Point>\n        <position>{pos}</position>\n        <{tag}>{text}</{tag}>\n      </Point>"
+        )
+    return lines
+
+
+def _period_xml(
+    start: datetime,
+    end: datetime,
+    minutes: int,
+    points: list[tuple[int, float]],
+    *,
+    tag: str,
+    decimals: int,
+    curve_type: str,
+) -> str:
+    body = "\n".join(_points_xml(points, tag, decimals, curve_type))
+    return (
+        "    <Period>\n      <timeInterval>\n"
+        f"        <start>{_fmt_utc(start)}</start>\n        <end>{_fmt_utc(end)}</end>\n"
+        f"      </timeInterval>\n      <resolution>PT{minutes}M</resolution>\n{body}\n    </Period>"
+    )
+
+
+def _header(
+    root: str, ns: str, mrid: str, doc_type: str, *, created: datetime, process_type: str | None
+) -> str:
+    process = f"  <process.processType>{process_type}</process.processType>\n" if process_type else ""
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f'<{root} xmlns="{ns}">\n'
+        f"  <mRID>{mrid}</mRID>\n  <revisionNumber>1</revisionNumber>\n  <type>{doc_type}</type>\n{process}"
+        f'  <sender_MarketParticipant.mRID codingScheme="A01">{ENTSOE_EIC}</sender_MarketParticipant.mRID>\n'
+        "  <sender_MarketParticipant.marketRole.type>A32</sender_MarketParticipant.marketRole.type>\n"
+        f'  <receiver_MarketParticipant.mRID codingScheme="A01">{ENTSOE_EIC}</receiver_MarketParticipant.mRID>\n'
+        "  <receiver_MarketParticipant.marketRole.type>A33</receiver_MarketParticipant.marketRole.type>\n"
+        f"  <createdDateTime>{_fmt_created(created)}</createdDateTime>\n"
+    )
+
+
+def _interval(tag: str, periods: Iterable[tuple[datetime, datetime, int, Any]]) -> str:
+    periods = list(periods)
+    start = min(p[0] for p in periods)
+    end = max(p[1] for p in periods)
+    return f"  <{tag}>\n    <start>{_fmt_utc(start)}</start>\n    <end>{_fmt_utc(end)}</end>\n  </{tag}>\n"
+
+
+def _default_created(periods: list[tuple[datetime, datetime, int, Any]], hours_before: float) -> datetime:
+    return min(p[0] for p in periods) - timedelta(hours=hours_before)
+
+
+def write_prices_xml(
+    zone: str,
+    frame: pd.DataFrame,
+    *,
+    tz: str | None = None,
+    curve_type: str = "A03",
+    created: datetime | None = None,
+) -> bytes:
+    """A44 Publication_MarketDocument: one TimeSeries per market day, as the API answers a range.
+
+    ``frame``: ``timestamp_utc``, ``resolution_minutes``, ``price_eur_mwh``.
+    The platform publishes DE-LU prices with curveType A03 (repeated prices left out).
+    """
+    info = zone_info(zone)
+    periods = _periods(frame, "price_eur_mwh", tz or info.tz)
+    if not periods:
+        raise ValueError("no rows to write")
+    created = created or _default_created(periods, 11.0)  # published ~13:00 local on D-1
+    mrid = _mrid("A44", zone, _fmt_utc(periods[0][0]), len(periods))
+    series = []
+    for i, (start, end, minutes, points) in enumerate(periods, 1):
+        series.append(
+            "  <TimeSeries>\n"
+            f"    <mRID>{i}</mRID>\n"
+            "    <auction.type>A01</auction.type>\n"
+            "    <businessType>A62</businessType>\n"
+            f'    <in_Domain.mRID codingScheme="A01">{info.eic}</in_Domain.mRID>\n'
+            f'    <out_Domain.mRID codingScheme="A01">{info.eic}</out_Domain.mRID>\n'
+            "    <contract_MarketAgreement.type>A01</contract_MarketAgreement.type>\n"
+            "    <currency_Unit.name>EUR</currency_Unit.name>\n"
+            "    <price_Measure_Unit.name>MWH</price_Measure_Unit.name>\n"
+            "    <classificationSequence_AttributeInstanceComponent.position>1"
+            "</classificationSequence_AttributeInstanceComponent.position>\n"
+            f"    <curveType>{curve_type}</curveType>\n"
+            f"{_period_xml(start, end, minutes, points, tag='price.amount', decimals=2, curve_type=curve_type)}\n"
+            "  </TimeSeries>"
+        )
+    text = (
+        _header("Publication_MarketDocument", NS_PUBLICATION, mrid, "A44", created=created, process_type=None)
+        + _interval("period.timeInterval", periods)
+        + "\n".join(series)
+        + "\n</Publication_MarketDocument>\n"
+    )
+    return text.encode()
+
+
+def _gl_series(
+    i: int,
+    *,
+    business_type: str,
+    aggregation: str,
+    domain_tag: str,
+    eic: str,
+    psr: str | None,
+    periods: list[tuple[datetime, datetime, int, list[tuple[int, float]]]],
+    decimals: int,
+    curve_type: str,
+    unit: str = "MAW",
+) -> str:
+    psr_xml = f"    <MktPSRType>\n      <psrType>{psr}</psrType>\n    </MktPSRType>\n" if psr else ""
+    body = "\n".join(
+        _period_xml(start, end, minutes, points, tag="quantity", decimals=decimals, curve_type=curve_type)
+        for start, end, minutes, points in periods
+    )
+    return (
+        "  <TimeSeries>\n"
+        f"    <mRID>{i}</mRID>\n"
+        f"    <businessType>{business_type}</businessType>\n"
+        f"    <objectAggregation>{aggregation}</objectAggregation>\n"
+        f'    <{domain_tag} codingScheme="A01">{eic}</{domain_tag}>\n'
+        f"    <quantity_Measure_Unit.name>{unit}</quantity_Measure_Unit.name>\n"
+        f"    <curveType>{curve_type}</curveType>\n"
+        f"{psr_xml}{body}\n"
+        "  </TimeSeries>"
+    )
+
+
+def write_load_xml(
+    zone: str,
+    frame: pd.DataFrame,
+    *,
+    process_type: str,
+    tz: str | None = None,
+    curve_type: str = "A01",
+    created: datetime | None = None,
+) -> bytes:
+    """A65 GL_MarketDocument (total load): one TimeSeries, one Period per market day.
+
+    ``process_type`` A01 = day-ahead forecast, A16 = realised.
+    """
+    if process_type not in LOAD_DATASET_BY_PROCESS:
+        raise ValueError(f"A65 process type must be A01 or A16, got {process_type!r}")
+    info = zone_info(zone)
+    periods = _periods(frame, "load_mw", tz or info.tz)
+    if not periods:
+        raise ValueError("no rows to write")
+    # Forecast published ~10:00 local on D-1; actuals about an hour after the day ends.
+    hours = 14.0 if process_type == "A01" else -25.0
+    created = created or _default_created(periods, hours)
+    mrid = _mrid("A65", process_type, zone, _fmt_utc(periods[0][0]), len(periods))
+    series = _gl_series(
+        1,
+        business_type="A04",
+        aggregation="A01",
+        domain_tag="outBiddingZone_Domain.mRID",
+        eic=info.eic,
+        psr=None,
+        periods=periods,
+        decimals=0,
+        curve_type=curve_type,
+    )
+    text = (
+        _header("GL_MarketDocument", NS_GL, mrid, "A65", created=created, process_type=process_type)
+        + _interval("time_Period.timeInterval", periods)
+        + series
+        + "\n</GL_MarketDocument>\n"
+    )
+    return text.encode()
+
+
+def write_renewables_xml(
+    zone: str,
+    frame: pd.DataFrame,
+    *,
+    tz: str | None = None,
+    curve_type: str = "A01",
+    created: datetime | None = None,
+) -> bytes:
+    """A69 GL_MarketDocument (wind and solar day-ahead forecast), one TimeSeries per psrType.
+
+    ``frame``: ``wind_mw``, ``solar_mw`` and optionally ``wind_offshore_mw`` (part
+    of ``wind_mw``); offshore is written as B18, the rest of wind as B19, solar B16.
+    A zone without offshore (no column, or all zero and no offshore site) has no B18 series.
+    """
+    info = zone_info(zone)
+    tz = tz or info.tz
+    work = frame.copy()
+    has_offshore = "wind_offshore_mw" in work.columns and any(s.offshore for s in info.sites)
+    if has_offshore:
+        work["_onshore"] = work["wind_mw"] - work["wind_offshore_mw"]
+    else:
+        work["_onshore"] = work["wind_mw"]
+    columns = [(PSR_SOLAR, "solar_mw")]
+    if has_offshore:
+        columns.append((PSR_WIND_OFFSHORE, "wind_offshore_mw"))
+    columns.append((PSR_WIND_ONSHORE, "_onshore"))
+    created_at = created
+    blocks = []
+    first_start = None
+    all_periods = []
+    for i, (psr, column) in enumerate(columns, 1):
+        periods = _periods(work, column, tz)
+        if not periods:
+            raise ValueError("no rows to write")
+        all_periods.extend(periods)
+        first_start = first_start or periods[0][0]
+        blocks.append(
+            _gl_series(
+                i,
+                business_type="A01",
+                aggregation="A08",
+                domain_tag="inBiddingZone_Domain.mRID",
+                eic=info.eic,
+                psr=psr,
+                periods=periods,
+                decimals=2,
+                curve_type=curve_type,
+            )
+        )
+    created_at = created_at or _default_created(all_periods, 6.0)  # ~18:00 local on D-1
+    mrid = _mrid("A69", zone, _fmt_utc(first_start) if first_start else "", len(all_periods))
+    text = (
+        _header("GL_MarketDocument", NS_GL, mrid, "A69", created=created_at, process_type="A01")
+        + _interval("time_Period.timeInterval", all_periods)
+        + "\n".join(blocks)
+        + "\n</GL_MarketDocument>\n"
+    )
+    return text.encode()
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+class _Doc:
+    """Namespace-agnostic accessors over one parsed XML document."""
+
+    def __init__(self, root: ET.Element) -> None:
+        self.root = root
+        tag = root.tag
+        self.ns = tag[1:].split("}", 1)[0] if tag.startswith("{") else ""
+        self.name = tag.split("}", 1)[-1]
+
+    def q(self, path: str) -> str:
+        if not self.ns:
+            return path
+        return "/".join(
+            f"{{{self.ns}}}{part}" if part not in (".", "..") else part for part in path.split("/")
+        )
+
+    def text(self, el: ET.Element, path: str, *, required: bool = True) -> str:
+        found = el.find(self.q(path))
+        if found is None or found.text is None or not found.text.strip():
+            if required:
+                raise ParseError("malformed_document", f"{self.name}: missing <{path}>")
+            return ""
+        return found.text.strip()
+
+    def all(self, el: ET.Element, path: str) -> list[ET.Element]:
+        return el.findall(self.q(path))
+
+
+def _root(data: bytes) -> ET.Element:
+    if not data.strip():
+        raise ParseError("empty_file", "the file is empty")
+    head = data[:4096]
+    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+        raise ParseError("malformed_xml", "document declares a DTD or entities; refused")
+    try:
+        return ET.fromstring(data)  # noqa: S314 - no DTD (checked above); expat does not fetch entities
+    except ET.ParseError as exc:
+        raise ParseError("malformed_xml", f"not well-formed XML ({exc})") from None
+
+
+def _parse_utc(text: str, what: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ParseError("malformed_document", f"{what}: bad timestamp {text!r}") from None
+    if value.tzinfo is None:
+        raise ParseError("malformed_document", f"{what}: timestamp {text!r} has no UTC offset")
+    return value.astimezone(UTC)
+
+
+def _resolution(text: str) -> int:
+    minutes = RESOLUTIONS.get(text)
+    if minutes is None:
+        raise ParseError("unsupported_resolution", f"resolution {text!r}; only PT15M and PT60M are supported")
+    return minutes
+
+
+def _series_rows(
+    doc: _Doc, ts_el: ET.Element, value_tag: str, curve_type: str
+) -> list[tuple[datetime, int, float]]:
+    """(interval start, minutes, value) of every point of every Period of one TimeSeries.
+
+    A01: one row per Point as delivered (gaps and duplicates kept). A03: points
+    left out because they repeat the previous value are filled in, up to the
+    end of the Period, as the curve type defines.
+    """
+    rows: list[tuple[datetime, int, float]] = []
+    periods = doc.all(ts_el, "Period")
+    if not periods:
+        raise ParseError("malformed_document", "TimeSeries without Period")
+    for period in periods:
+        start = _parse_utc(doc.text(period, "timeInterval/start"), "Period start")
+        end = _parse_utc(doc.text(period, "timeInterval/end"), "Period end")
+        minutes = _resolution(doc.text(period, "resolution"))
+        step = timedelta(minutes=minutes)
+        if end <= start or (end - start) % step:
+            raise ParseError(
+                "malformed_document",
+                f"Period {_fmt_utc(start)}..{_fmt_utc(end)} is not whole PT{minutes}M steps",
+            )
+        count = int((end - start) / step)
+        points: list[tuple[int, float]] = []
+        for point in doc.all(period, "Point"):
+            pos_text = doc.text(point, "position")
+            val_text = doc.text(point, value_tag)
+            try:
+                pos = int(pos_text)
+                value = float(val_text.replace(",", ""))
+            except ValueError:
+                raise ParseError(
+                    "malformed_document",
+                    f"Point position {pos_text!r} / {value_tag} {val_text!r} not numeric",
+                ) from None
+            if not 1 <= pos <= count:
+                raise ParseError(
+                    "malformed_document",
+                    f"Point position {pos} outside Period {_fmt_utc(start)}..{_fmt_utc(end)} ({count} steps)",
+                )
+            points.append((pos, value))
+        if curve_type == "A03":
+            points.sort(key=lambda p: p[0])
+            by_pos: dict[int, float] = {}
+            for pos, value in points:
+                by_pos.setdefault(pos, value)
+            if 1 not in by_pos:
+                raise ParseError("malformed_document", "A03 Period without a point at position 1")
+            current = by_pos[1]
+            for pos in range(1, count + 1):
+                current = by_pos.get(pos, current)
+                rows.append((start + (pos - 1) * step, minutes, current))
+        else:
+            rows.extend((start + (pos - 1) * step, minutes, value) for pos, value in points)
+    return rows
+
+
+def _frame(rows: list[tuple[datetime, int, float]], column: str) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["timestamp_utc", "resolution_minutes", column])
+    frame["timestamp_utc"] = pd.to_datetime(frame["timestamp_utc"], utc=True)
+    frame["resolution_minutes"] = frame["resolution_minutes"].astype("int64")
+    frame[column] = frame[column].astype("float64")
+    return frame.sort_values("timestamp_utc", kind="stable").reset_index(drop=True)
+
+
+def _zone(doc: _Doc, ts_el: ET.Element, tags: tuple[str, ...]) -> str:
+    for tag in tags:
+        eic = doc.text(ts_el, tag, required=False)
+        if eic:
+            zone = ZONE_BY_EIC.get(eic)
+            if zone is None:
+                raise ParseError("unknown_zone", f"EIC {eic!r} in <{tag}> is not a configured bidding zone")
+            return zone
+    raise ParseError("malformed_document", f"TimeSeries without {' or '.join(tags)}")
+
+
+def _curve(doc: _Doc, ts_el: ET.Element) -> str:
+    curve = doc.text(ts_el, "curveType", required=False) or "A01"
+    if curve not in ("A01", "A03"):
+        raise ParseError("unsupported_curve_type", f"curveType {curve}; only A01 and A03 are supported")
+    return curve
+
+
+def _data_days(frame: pd.DataFrame, tz: str) -> list[str]:
+    if frame.empty:
+        return []
+    return sorted({d.isoformat() for d in frame["timestamp_utc"].dt.tz_convert(tz).dt.date})
+
+
+def _doc_meta(doc: _Doc, doc_type: str, process_type: str | None) -> dict[str, Any]:
+    root = doc.root
+    interval = (
+        "period.timeInterval" if doc.name == "Publication_MarketDocument" else "time_Period.timeInterval"
+    )
+    return {
+        "document_type": doc_type,
+        "process_type": process_type,
+        "mrid": doc.text(root, "mRID", required=False),
+        "revision_number": doc.text(root, "revisionNumber", required=False),
+        "created_at": doc.text(root, "createdDateTime", required=False),
+        "time_interval_start": doc.text(root, f"{interval}/start", required=False),
+        "time_interval_end": doc.text(root, f"{interval}/end", required=False),
+        "namespace": doc.ns,
+    }
+
+
+def _by_zone_and_resolution(
+    rows: list[tuple[str, str, datetime, int, float]],
+) -> dict[tuple[str, int], list[tuple[str, datetime, int, float]]]:
+    groups: dict[tuple[str, int], list[tuple[str, datetime, int, float]]] = {}
+    for zone, key, ts, minutes, value in rows:
+        groups.setdefault((zone, minutes), []).append((key, ts, minutes, value))
+    return groups
+
+
+def parse_entsoe(data: bytes) -> list[ParsedDocument]:
+    """Parse an A44, A65 (A01/A16) or A69 document into processed-schema frames.
+
+    One ParsedDocument per (zone, resolution) found in the document (normally one).
+    """
+    doc = _Doc(_root(data))
+    if doc.name == "Acknowledgement_MarketDocument":
+        reason = doc.text(doc.root, "Reason/text", required=False) or "no reason given"
+        raise ParseError("no_data", f"the platform answered with an acknowledgement: {reason}")
+    if doc.name not in ("Publication_MarketDocument", "GL_MarketDocument"):
+        raise ParseError(
+            "wrong_document_type", f"root element {doc.name!r} is not an ENTSO-E market document"
+        )
+    doc_type = doc.text(doc.root, "type")
+    if doc.name == "Publication_MarketDocument":
+        if doc_type != "A44":
+            raise ParseError(
+                "wrong_document_type", f"Publication_MarketDocument of type {doc_type}; expected A44"
+            )
+        if "publicationdocument" not in doc.ns:
+            raise ParseError("wrong_document_type", f"unexpected namespace {doc.ns!r}")
+        return _parse_prices(doc)
+    if "generationloaddocument" not in doc.ns:
+        raise ParseError("wrong_document_type", f"unexpected namespace {doc.ns!r}")
+    if doc_type == "A65":
+        return _parse_load(doc)
+    if doc_type == "A69":
+        return _parse_renewables(doc)
+    raise ParseError("wrong_document_type", f"GL_MarketDocument of type {doc_type}; expected A65 or A69")
+
+
+def _parse_prices(doc: _Doc) -> list[ParsedDocument]:
+    rows: list[tuple[str, str, datetime, int, float]] = []
+    curves: set[str] = set()
+    series = doc.all(doc.root, "TimeSeries")
+    if not series:
+        raise ParseError("malformed_document", "A44 document without TimeSeries")
+    for ts_el in series:
+        zone = _zone(doc, ts_el, ("in_Domain.mRID", "out_Domain.mRID"))
+        currency = doc.text(ts_el, "currency_Unit.name")
+        measure = doc.text(ts_el, "price_Measure_Unit.name")
+        if currency != "EUR" or measure != "MWH":
+            raise ParseError(
+                "unit_mismatch", f"prices in {currency}/{measure}; expected EUR/MWH (not converted)"
+            )
+        curve = _curve(doc, ts_el)
+        curves.add(curve)
+        rows.extend((zone, "", ts, m, v) for ts, m, v in _series_rows(doc, ts_el, "price.amount", curve))
+    meta = _doc_meta(doc, "A44", None) | {"curve_types": sorted(curves), "time_series": len(series)}
+    out = []
+    for (zone, minutes), items in sorted(_by_zone_and_resolution(rows).items()):
+        frame = _frame([(ts, m, v) for _, ts, m, v in items], "price_eur_mwh")
+        out.append(
+            ParsedDocument(
+                "entsoe_A44",
+                "day_ahead_prices",
+                zone,
+                frame,
+                "EUR/MWh",
+                minutes,
+                meta | {"data_days": _data_days(frame, zone_info(zone).tz)},
+            )
+        )
+    return out
+
+
+def _check_quantity_unit(doc: _Doc, ts_el: ET.Element) -> None:
+    unit = doc.text(ts_el, "quantity_Measure_Unit.name")
+    if unit != "MAW":
+        raise ParseError("unit_mismatch", f"quantity unit {unit}; expected MAW (megawatt, not converted)")
+
+
+def _parse_load(doc: _Doc) -> list[ParsedDocument]:
+    process = doc.text(doc.root, "process.processType")
+    dataset = LOAD_DATASET_BY_PROCESS.get(process)
+    if dataset is None:
+        raise ParseError("wrong_document_type", f"A65 with processType {process}; expected A01 or A16")
+    rows: list[tuple[str, str, datetime, int, float]] = []
+    curves: set[str] = set()
+    series = doc.all(doc.root, "TimeSeries")
+    if not series:
+        raise ParseError("malformed_document", "A65 document without TimeSeries")
+    for ts_el in series:
+        zone = _zone(doc, ts_el, ("outBiddingZone_Domain.mRID", "inBiddingZone_Domain.mRID"))
+        _check_quantity_unit(doc, ts_el)
+        curve = _curve(doc, ts_el)
+        curves.add(curve)
+        rows.extend((zone, "", ts, m, v) for ts, m, v in _series_rows(doc, ts_el, "quantity", curve))
+    meta = _doc_meta(doc, "A65", process) | {"curve_types": sorted(curves), "time_series": len(series)}
+    out = []
+    for (zone, minutes), items in sorted(_by_zone_and_resolution(rows).items()):
+        frame = _frame([(ts, m, v) for _, ts, m, v in items], "load_mw")
+        out.append(
+            ParsedDocument(
+                "entsoe_A65",
+                dataset,
+                zone,
+                frame,
+                "MW",
+                minutes,
+                meta | {"data_days": _data_days(frame, zone_info(zone).tz)},
+            )
+        )
+    return out
+
+
+def _parse_renewables(doc: _Doc) -> list[ParsedDocument]:
+    import pandas as pd
+
+    process = doc.text(doc.root, "process.processType", required=False) or None
+    rows: list[tuple[str, str, datetime, int, float]] = []
+    curves: set[str] = set()
+    psr_types: set[str] = set()
+    series = doc.all(doc.root, "TimeSeries")
+    if not series:
+        raise ParseError("malformed_document", "A69 document without TimeSeries")
+    for ts_el in series:
+        zone = _zone(doc, ts_el, ("inBiddingZone_Domain.mRID", "outBiddingZone_Domain.mRID"))
+        _check_quantity_unit(doc, ts_el)
+        psr = doc.text(ts_el, "MktPSRType/psrType")
+        if psr not in (PSR_SOLAR, PSR_WIND_OFFSHORE, PSR_WIND_ONSHORE):
+            raise ParseError("wrong_document_type", f"A69 psrType {psr}; expected B16, B18 or B19")
+        psr_types.add(psr)
+        curve = _curve(doc, ts_el)
+        curves.add(curve)
+        rows.extend((zone, psr, ts, m, v) for ts, m, v in _series_rows(doc, ts_el, "quantity", curve))
+    meta = _doc_meta(doc, "A69", process) | {
+        "curve_types": sorted(curves),
+        "time_series": len(series),
+        "psr_types": sorted(psr_types),
+    }
+    out = []
+    for (zone, minutes), items in sorted(_by_zone_and_resolution(rows).items()):
+        long = pd.DataFrame(items, columns=["psr", "timestamp_utc", "resolution_minutes", "value"])
+        long = long.sort_values(["psr", "timestamp_utc"], kind="stable")
+        # The n-th occurrence of a timestamp pairs with the n-th of the other psrTypes,
+        # so a duplicated interval stays duplicated instead of being merged away.
+        long["occurrence"] = long.groupby(["psr", "timestamp_utc"]).cumcount()
+        wide = long.pivot_table(
+            index=["timestamp_utc", "occurrence"], columns="psr", values="value", aggfunc="first"
+        )
+        present = set(wide.columns)
+        wind_cols = [c for c in (PSR_WIND_OFFSHORE, PSR_WIND_ONSHORE) if c in present]
+        # A psrType that is in the document but lacks an interval gives NaN there (a gap, not a zero).
+        wind = wide[wind_cols].sum(axis=1, min_count=len(wind_cols)) if wind_cols else float("nan")
+        solar = wide[PSR_SOLAR] if PSR_SOLAR in present else float("nan")
+        frame = pd.DataFrame({"wind_mw": wind, "solar_mw": solar}, index=wide.index).reset_index()
+        frame["timestamp_utc"] = pd.to_datetime(frame["timestamp_utc"], utc=True)
+        frame.insert(1, "resolution_minutes", minutes)
+        frame["resolution_minutes"] = frame["resolution_minutes"].astype("int64")
+        frame = frame.drop(columns="occurrence").astype({"wind_mw": "float64", "solar_mw": "float64"})
+        frame = frame.sort_values("timestamp_utc", kind="stable").reset_index(drop=True)
+        out.append(
+            ParsedDocument(
+                "entsoe_A69",
+                "renewables_forecast",
+                zone,
+                frame,
+                "MW",
+                minutes,
+                meta | {"data_days": _data_days(frame, zone_info(zone).tz)},
+            )
+        )
+    return out
