@@ -1,0 +1,276 @@
+"""Trading backtest: how much of the perfect-foresight battery profit the forecasts capture.
+
+``python -m tasks.backtest_trading --dataset DE.csv [--forecasts forecasts.csv --model ensemble]``
+
+Protocol (the issue's, so figures compare with the published ones): a 10 MW /
+20 MWh battery, 90 % round trip (each leg sqrt(0.9)), state of charge 50 % at
+the start and end of every delivery day, bounds 0–100 %, one hourly schedule
+per day from the forecast (the same LP as tasks.optimise), settled at the
+actual price. The perfect-foresight profit is the same LP on the actual
+prices. Period: the epftoolbox test period (last 728 days of the file)
+without its first week. Capture = sum realised / sum perfect-foresight.
+
+Forecasts: the built-in weekly naive (price of D-7, from the dataset itself),
+or a column of the forecasting backtest's ``forecasts.csv`` (``date``,
+``hour``, ``actual``, one column per model, optional ``q10``/``q50``/``q90``).
+With quantiles, ``--strategy expected`` schedules on Swanson's mean and
+``--strategy cvar`` adds a CVaR term over the three quantile paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tasks.cli import emit_result, setup_logging
+from tasks.errors import MissingInputError, PipelineError
+from tasks.optimise import Storage, arbitrage_profit, optimise_zone
+
+TEST_DAYS = 728
+SKIP_DAYS = 7
+# Capture of the published epftoolbox forecasts under this protocol, and our targets.
+REFERENCE = {
+    "DE": {"naive": 0.703, "lear": 0.874, "dnn": 0.891, "target": 0.90},
+    "BE": {"naive": 0.545, "lear": 0.691, "dnn": 0.724, "target": 0.75},
+}
+
+
+def protocol_battery() -> Storage:
+    leg = math.sqrt(0.9)
+    return Storage(
+        name="protocol-bess",
+        power_mw=10.0,
+        energy_mwh=20.0,
+        eta_charge=leg,
+        eta_discharge=leg,
+        soc_min_mwh=0.0,
+        soc_max_mwh=20.0,
+        soc_start_mwh=10.0,
+        soc_end_mwh=10.0,
+    )
+
+
+def load_day_matrix(dataset: Path) -> tuple[list[str], np.ndarray]:
+    """Days (YYYY-MM-DD) and the [days, 24] price matrix of an epftoolbox-layout CSV.
+
+    The first column is the local hour stamp (DE's header is empty, BE's is
+    'Date'); the second is the price. The files keep 24 rows per day.
+    """
+    import pandas as pd
+
+    if not dataset.exists():
+        raise MissingInputError(f"dataset {dataset} not found")
+    frame = pd.read_csv(dataset)
+    stamps = pd.to_datetime(frame.iloc[:, 0])
+    prices = frame.iloc[:, 1].to_numpy(dtype=float)
+    if len(prices) % 24:
+        raise MissingInputError(f"{dataset} has {len(prices)} rows, not whole days of 24 hours")
+    days = stamps.dt.strftime("%Y-%m-%d").to_numpy()[::24]
+    return list(days), prices.reshape(-1, 24)
+
+
+def evaluation_period(days: Sequence[str], test_days: int = TEST_DAYS, skip_days: int = SKIP_DAYS) -> slice:
+    """The epftoolbox test period (last ``test_days``) without its first ``skip_days``."""
+    n = len(days)
+    if n < test_days:
+        raise MissingInputError(f"dataset has {n} days, fewer than the {test_days}-day test period")
+    return slice(n - test_days + skip_days, n)
+
+
+def load_forecasts(path: Path, days: Sequence[str], column: str) -> dict[str, np.ndarray]:
+    """Columns of forecasts.csv as [days, 24] matrices aligned to ``days`` (NaN where missing)."""
+    import pandas as pd
+
+    if not path.exists():
+        raise MissingInputError(
+            f"forecasts file {path} not found; run tasks.backtest first or omit --forecasts"
+        )
+    frame = pd.read_csv(path)
+    missing = [c for c in ("date", "hour", column) if c not in frame.columns]
+    if missing:
+        raise MissingInputError(f"{path} lacks columns {missing}; has {list(frame.columns)}")
+    frame["date"] = pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d")
+    wanted = [c for c in (column, "q10", "q50", "q90", "actual") if c in frame.columns]
+    out: dict[str, np.ndarray] = {}
+    index = pd.Index(days, name="date")
+    for col in wanted:
+        wide = frame.pivot_table(index="date", columns="hour", values=col, aggfunc="first")
+        wide = wide.reindex(index=index, columns=range(24))
+        out[col] = wide.to_numpy(dtype=float)
+    return out
+
+
+@dataclass
+class DayResult:
+    day: str
+    realised: float
+    perfect: float
+
+
+def run_days(
+    days: Sequence[str],
+    actual: np.ndarray,
+    scenarios: np.ndarray,
+    weights: Sequence[float] | None = None,
+    cvar_weight: float = 0.0,
+) -> list[DayResult]:
+    """Schedule each day on its forecast scenarios [S, days, 24], settle at ``actual`` [days, 24]."""
+    battery = [protocol_battery()]
+    zeros = np.zeros(actual.shape[1])
+    out = []
+    for i, day in enumerate(days):
+        plan = optimise_zone(scenarios[:, i, :], zeros, battery, 60, weights=weights, cvar_weight=cvar_weight)
+        best = optimise_zone(actual[i], zeros, battery, 60)
+        out.append(
+            DayResult(
+                day,
+                arbitrage_profit(plan.charge_mw, plan.discharge_mw, actual[i], 60),
+                arbitrage_profit(best.charge_mw, best.discharge_mw, actual[i], 60),
+            )
+        )
+    return out
+
+
+def market_of(dataset: Path) -> str:
+    return dataset.stem.upper()
+
+
+def backtest(
+    dataset: Path,
+    *,
+    forecasts: Path | None = None,
+    model: str = "naive",
+    strategy: str = "point",
+    cvar_weight: float = 1.0,
+    out_dir: Path | None = None,
+) -> dict[str, Any]:
+    import pandas as pd
+
+    days, prices = load_day_matrix(dataset)
+    period = evaluation_period(days)
+    test_days = days[period]
+    actual = prices[period]
+    if forecasts is None:
+        if model != "naive":
+            raise MissingInputError(f"model {model!r} needs --forecasts; only 'naive' is built in")
+        if strategy != "point":
+            raise MissingInputError("the built-in weekly naive has no quantiles; use --strategy point")
+        start = period.start or 0
+        scen = prices[start - 7 : len(days) - 7][None, :, :]
+        weights: list[float] | None = None
+    else:
+        cols = load_forecasts(forecasts, test_days, model)
+        if strategy == "point":
+            scen = cols[model][None, :, :]
+            weights = None
+        else:
+            if not all(q in cols for q in ("q10", "q50", "q90")):
+                raise MissingInputError(f"--strategy {strategy} needs q10/q50/q90 columns in {forecasts}")
+            scen = np.stack([cols["q10"], cols["q50"], cols["q90"]])
+            weights = [0.3, 0.4, 0.3]
+        if "actual" in cols:
+            diff = np.nanmax(np.abs(cols["actual"] - actual))
+            if diff > 0.01:
+                raise MissingInputError(
+                    f"'actual' in {forecasts} differs from {dataset} by up to {diff:.2f} EUR/MWh"
+                )
+    covered = np.isfinite(scen).all(axis=(0, 2))
+    if not covered.any():
+        raise MissingInputError(
+            f"no day of the test period {test_days[0]}..{test_days[-1]} has a full forecast"
+        )
+    idx = np.flatnonzero(covered)
+    results = run_days(
+        [test_days[i] for i in idx],
+        actual[idx],
+        scen[:, idx, :],
+        weights=weights,
+        cvar_weight=cvar_weight if strategy == "cvar" else 0.0,
+    )
+    realised = sum(r.realised for r in results)
+    perfect = sum(r.perfect for r in results)
+    market = market_of(dataset)
+    ref = REFERENCE.get(market, {})
+    summary: dict[str, Any] = {
+        "market": market,
+        "model": model,
+        "strategy": strategy,
+        "first_day": results[0].day,
+        "last_day": results[-1].day,
+        "days": len(results),
+        "days_missing_forecast": int((~covered).sum()),
+        "realised_profit_eur": round(realised, 2),
+        "perfect_foresight_profit_eur": round(perfect, 2),
+        "capture_ratio": round(realised / perfect, 4) if perfect else None,
+        "target": ref.get("target"),
+        "published_reference": {k: v for k, v in ref.items() if k != "target"},
+    }
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        daily = pd.DataFrame([r.__dict__ for r in results])
+        daily.to_csv(out_dir / f"trading_{market}_{model}_{strategy}.csv", index=False)
+        summary["daily_csv"] = str(out_dir / f"trading_{market}_{model}_{strategy}.csv")
+    return summary
+
+
+def format_report(s: dict[str, Any]) -> str:
+    ref = s["published_reference"]
+    lines = [
+        f"Trading backtest {s['market']} ({s['model']}, {s['strategy']}): {s['first_day']} .. {s['last_day']}, "
+        f"{s['days']} days ({s['days_missing_forecast']} without forecast skipped)",
+        f"  realised profit          {s['realised_profit_eur']:>14,.0f} EUR",
+        f"  perfect-foresight profit {s['perfect_foresight_profit_eur']:>14,.0f} EUR",
+        f"  capture ratio            {100 * s['capture_ratio']:>13.1f} %"
+        + (f"   (target >= {100 * s['target']:.0f} %)" if s.get("target") else ""),
+    ]
+    if ref:
+        lines.append(
+            "  published forecasts, same protocol: "
+            + ", ".join(f"{k} {100 * v:.1f} %" for k, v in ref.items())
+        )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, type=Path, help="epftoolbox-layout CSV (e.g. DE.csv).")
+    parser.add_argument("--forecasts", type=Path, default=None, help="forecasts.csv of tasks.backtest.")
+    parser.add_argument(
+        "--model", default="naive", help="Forecast column to schedule on (default: built-in naive)."
+    )
+    parser.add_argument("--strategy", choices=("point", "expected", "cvar"), default="point")
+    parser.add_argument("--cvar-weight", type=float, default=1.0, help="CVaR90 weight for --strategy cvar.")
+    parser.add_argument("--out", type=Path, default=None, help="Directory for the per-day CSV.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        summary = backtest(
+            args.dataset,
+            forecasts=args.forecasts,
+            model=args.model,
+            strategy=args.strategy,
+            cvar_weight=args.cvar_weight,
+            out_dir=args.out,
+        )
+    except PipelineError as exc:
+        print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 2
+    print(format_report(summary), flush=True)
+    emit_result(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""Day-ahead schedule of one bidding zone as a linear program (HiGHS).
+
+Given price scenarios (the forecast quantiles, or one point forecast) and the
+inflexible volume (retail load minus own renewables), choose per market time
+unit the charge and discharge of every storage asset so that the expected
+cost of the zone's day-ahead position is minimal, optionally plus a CVaR term
+that penalises the bad price scenarios. The net position follows from the
+energy balance::
+
+    position_mw[t] (buy > 0) = load[t] - renewables[t] + sum_a charge[a,t] - sum_a discharge[a,t]
+
+State of charge is the energy at the END of each MTU; energy = power x MTU hours.
+Pure numpy/scipy: no I/O, no settings, so it is unit-testable and benchmarkable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tasks.errors import InfeasibleScheduleError
+
+if TYPE_CHECKING:
+    from tasks.config import StorageAsset
+
+# Weights of Swanson's rule: the mean of a distribution from its P10/P50/P90.
+SWANSON_WEIGHTS = (0.3, 0.4, 0.3)
+_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A storage asset in the units the LP uses (MW, MWh, per-leg efficiency)."""
+
+    name: str
+    power_mw: float
+    energy_mwh: float
+    eta_charge: float
+    eta_discharge: float
+    soc_min_mwh: float
+    soc_max_mwh: float
+    soc_start_mwh: float
+    soc_end_mwh: float
+    max_cycles: float | None = None
+    degradation_eur_per_mwh: float = 0.0
+
+    @classmethod
+    def from_asset(cls, asset: StorageAsset) -> Storage:
+        """Split the round-trip efficiency evenly: each leg is its square root."""
+        leg = math.sqrt(asset.round_trip_efficiency)
+        e = asset.energy_mwh
+        return cls(
+            name=asset.name,
+            power_mw=asset.power_mw,
+            energy_mwh=e,
+            eta_charge=leg,
+            eta_discharge=leg,
+            soc_min_mwh=asset.soc_min_frac * e,
+            soc_max_mwh=asset.soc_max_frac * e,
+            soc_start_mwh=asset.soc_start_frac * e,
+            soc_end_mwh=asset.soc_end_frac * e,
+            max_cycles=asset.max_cycles_per_day,
+            degradation_eur_per_mwh=asset.degradation_eur_per_mwh,
+        )
+
+
+@dataclass(frozen=True)
+class ZoneSchedule:
+    """The optimal schedule of one zone and day. Arrays are [assets, T] or [T]."""
+
+    charge_mw: np.ndarray
+    discharge_mw: np.ndarray
+    soc_mwh: np.ndarray
+    position_mw: np.ndarray
+    water_value: np.ndarray  # EUR per MWh stored at the end of each MTU (LP dual)
+    expected_price: np.ndarray
+    expected_cost_eur: float  # of the whole zone position, incl. degradation
+    storage_margin_eur: float  # what storage earns against the inflexible position
+    objective: float
+
+
+def expected_prices(scenarios: np.ndarray, weights: Sequence[float]) -> np.ndarray:
+    """Probability-weighted mean price per MTU."""
+    w = np.asarray(weights, dtype=float)
+    return np.asarray(w @ np.atleast_2d(scenarios), dtype=float)
+
+
+def _fmt_pct(mwh: float, energy: float) -> str:
+    return f"{100 * mwh / energy:.0f}%"
+
+
+def precheck(assets: Sequence[Storage], hours: float) -> None:
+    """Catch the infeasibilities one can name before the LP: each says which constraint."""
+    for a in assets:
+        where = f"{a.name}:"
+        if a.soc_min_mwh - a.soc_max_mwh > _TOL:
+            raise InfeasibleScheduleError(
+                f"{where} state-of-charge bounds are empty: min {_fmt_pct(a.soc_min_mwh, a.energy_mwh)} "
+                f"> max {_fmt_pct(a.soc_max_mwh, a.energy_mwh)}; fix soc_min_frac/soc_max_frac in the portfolio"
+            )
+        for label, value in (("start", a.soc_start_mwh), ("end", a.soc_end_mwh)):
+            if value < a.soc_min_mwh - _TOL or value > a.soc_max_mwh + _TOL:
+                raise InfeasibleScheduleError(
+                    f"{where} {label} state of charge {_fmt_pct(value, a.energy_mwh)} lies outside its bounds "
+                    f"{_fmt_pct(a.soc_min_mwh, a.energy_mwh)}..{_fmt_pct(a.soc_max_mwh, a.energy_mwh)}"
+                )
+        up = a.power_mw * hours * a.eta_charge
+        down = a.power_mw * hours / a.eta_discharge
+        delta = a.soc_end_mwh - a.soc_start_mwh
+        if delta > up + _TOL or -delta > down + _TOL:
+            raise InfeasibleScheduleError(
+                f"{where} end state of charge {_fmt_pct(a.soc_end_mwh, a.energy_mwh)} unreachable from start "
+                f"{_fmt_pct(a.soc_start_mwh, a.energy_mwh)} with {a.power_mw:g} MW over {hours:g} h "
+                f"(at most {up:.1f} MWh up or {down:.1f} MWh down); lower soc_end_frac or raise power_mw"
+            )
+        if a.max_cycles is not None and delta < 0:
+            need = -delta * a.eta_discharge
+            allowed = a.max_cycles * a.energy_mwh
+            if need > allowed + _TOL:
+                raise InfeasibleScheduleError(
+                    f"{where} cycle limit {a.max_cycles:g}/day allows {allowed:.1f} MWh discharged but reaching "
+                    f"end state of charge {_fmt_pct(a.soc_end_mwh, a.energy_mwh)} needs {need:.1f} MWh"
+                )
+
+
+def optimise_zone(
+    scenarios: np.ndarray,
+    inflexible_mw: np.ndarray,
+    assets: Sequence[Storage],
+    mtu_minutes: int,
+    *,
+    weights: Sequence[float] | None = None,
+    cvar_weight: float = 0.0,
+    cvar_alpha: float = 0.9,
+) -> ZoneSchedule:
+    """Minimise E[cost] + cvar_weight * CVaR_alpha[cost] of one zone and delivery day.
+
+    ``scenarios`` is [S, T] prices in EUR/MWh (one row for a point forecast),
+    ``weights`` their probabilities (default equal), ``inflexible_mw`` the [T]
+    retail load minus own renewables. The decision is the same in every
+    scenario (one day-ahead position per MTU). With ``cvar_weight=0`` only the
+    expected prices matter; the CVaR term makes the schedule trade less where
+    the quantile band is wide.
+    """
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix, csr_matrix, vstack
+
+    prices = np.atleast_2d(np.asarray(scenarios, dtype=float))
+    n_s, n_t = prices.shape
+    w = np.full(n_s, 1.0 / n_s) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != (n_s,) or abs(w.sum() - 1.0) > 1e-6 or (w < 0).any():
+        raise ValueError(f"weights must be {n_s} non-negative probabilities summing to 1, got {w}")
+    base = np.asarray(inflexible_mw, dtype=float)
+    if base.shape != (n_t,):
+        raise ValueError(f"inflexible_mw must have {n_t} values, got shape {base.shape}")
+    if not np.isfinite(prices).all() or not np.isfinite(base).all():
+        raise ValueError("prices and volumes must be finite (a forecast has NaN rows)")
+    h = mtu_minutes / 60.0
+    precheck(assets, n_t * h)
+    if not assets:
+        return _no_storage(prices, w, base, h)
+
+    p_exp = w @ prices
+    n_a = len(assets)
+    # Variable layout per asset a: charge [T], discharge [T], soc [T]; then CVaR eta, u[S].
+    nv_asset = 3 * n_t
+    use_cvar = cvar_weight > 0 and n_s > 1
+    n_var = n_a * nv_asset + (1 + n_s if use_cvar else 0)
+    cost = np.zeros(n_var)
+    lb = np.zeros(n_var)
+    ub = np.zeros(n_var)
+
+    t_idx = np.arange(n_t)
+    rows_eq, cols_eq, vals_eq = [], [], []
+    b_eq = np.zeros(n_a * n_t)
+    ub_rows: list[csr_matrix] = []
+    b_ub: list[float] = []
+    for k, a in enumerate(assets):
+        c0, d0, s0 = k * nv_asset, k * nv_asset + n_t, k * nv_asset + 2 * n_t
+        cost[c0 : c0 + n_t] = p_exp * h
+        cost[d0 : d0 + n_t] = -p_exp * h + a.degradation_eur_per_mwh * h
+        lb[c0 : c0 + n_t] = 0.0
+        ub[c0 : c0 + n_t] = a.power_mw
+        lb[d0 : d0 + n_t] = 0.0
+        ub[d0 : d0 + n_t] = a.power_mw
+        lb[s0 : s0 + n_t] = a.soc_min_mwh
+        ub[s0 : s0 + n_t] = a.soc_max_mwh
+        lb[s0 + n_t - 1] = ub[s0 + n_t - 1] = a.soc_end_mwh
+        # soc[t] - soc[t-1] - eta_c h charge[t] + h/eta_d discharge[t] = 0 (soc[-1] = start)
+        r = k * n_t + t_idx
+        rows_eq += [r, r, r]
+        cols_eq += [s0 + t_idx, c0 + t_idx, d0 + t_idx]
+        vals_eq += [np.ones(n_t), np.full(n_t, -a.eta_charge * h), np.full(n_t, h / a.eta_discharge)]
+        rows_eq.append(r[1:])
+        cols_eq.append(s0 + t_idx[:-1])
+        vals_eq.append(-np.ones(n_t - 1))
+        b_eq[k * n_t] = a.soc_start_mwh
+        if a.max_cycles is not None:
+            row = np.zeros(n_var)
+            row[d0 : d0 + n_t] = h
+            ub_rows.append(csr_matrix(row))
+            b_ub.append(a.max_cycles * a.energy_mwh)
+    a_eq = coo_matrix(
+        (np.concatenate(vals_eq), (np.concatenate(rows_eq), np.concatenate(cols_eq))),
+        shape=(n_a * n_t, n_var),
+    ).tocsr()
+
+    if use_cvar:
+        # CVaR_alpha(cost) = eta + 1/(1-alpha) sum_s w_s u_s, u_s >= cost_s - eta, u_s >= 0.
+        e0 = n_a * nv_asset
+        cost[e0] = cvar_weight
+        cost[e0 + 1 :] = cvar_weight * w / (1.0 - cvar_alpha)
+        lb[e0], ub[e0] = -np.inf, np.inf
+        lb[e0 + 1 :], ub[e0 + 1 :] = 0.0, np.inf
+        per_s = np.zeros((n_s, n_var))
+        for k, a in enumerate(assets):
+            c0, d0 = k * nv_asset, k * nv_asset + n_t
+            per_s[:, c0 : c0 + n_t] = prices * h
+            per_s[:, d0 : d0 + n_t] = -prices * h + a.degradation_eur_per_mwh * h
+        per_s[:, e0] = -1.0
+        per_s[np.arange(n_s), e0 + 1 + np.arange(n_s)] = -1.0
+        ub_rows.append(csr_matrix(per_s))
+        b_ub.extend(list(-(prices @ base) * h))
+
+    a_ub = vstack(ub_rows).tocsr() if ub_rows else None
+    res = linprog(
+        cost,
+        A_ub=a_ub,
+        b_ub=np.asarray(b_ub) if ub_rows else None,
+        A_eq=a_eq,
+        b_eq=b_eq,
+        bounds=np.column_stack([lb, ub]),
+        method="highs",
+    )
+    if res.status == 2:
+        names = ", ".join(a.name for a in assets)
+        raise InfeasibleScheduleError(
+            f"the schedule LP is infeasible for {names}: state-of-charge balance, bounds, end state or "
+            f"cycle limit cannot all hold ({res.message})"
+        )
+    if res.status != 0:
+        raise InfeasibleScheduleError(f"HiGHS did not solve the schedule LP: {res.message}")
+    x = res.x
+    per_asset = x[: n_a * nv_asset].reshape(n_a, 3, n_t)
+    charge, discharge, soc = per_asset[:, 0, :], per_asset[:, 1, :], per_asset[:, 2, :].copy()
+    # Clean solver noise so that bounds hold exactly on every row.
+    charge = np.clip(np.where(charge < 1e-7, 0.0, charge), 0, None)
+    discharge = np.clip(np.where(discharge < 1e-7, 0.0, discharge), 0, None)
+    water = -np.asarray(res.eqlin.marginals, dtype=float).reshape(n_a, n_t)
+    position = base + charge.sum(axis=0) - discharge.sum(axis=0)
+    degr = sum(a.degradation_eur_per_mwh * h * discharge[k].sum() for k, a in enumerate(assets))
+    exp_cost = float(p_exp @ position * h + degr)
+    margin = float(-(p_exp @ (charge.sum(axis=0) - discharge.sum(axis=0)) * h) - degr)
+    return ZoneSchedule(
+        charge_mw=charge,
+        discharge_mw=discharge,
+        soc_mwh=soc,
+        position_mw=position,
+        water_value=water,
+        expected_price=p_exp,
+        expected_cost_eur=exp_cost,
+        storage_margin_eur=margin,
+        objective=float(res.fun),
+    )
+
+
+def _no_storage(prices: np.ndarray, w: np.ndarray, base: np.ndarray, h: float) -> ZoneSchedule:
+    p_exp = w @ prices
+    empty = np.zeros((0, base.size))
+    return ZoneSchedule(
+        charge_mw=empty,
+        discharge_mw=empty,
+        soc_mwh=empty,
+        position_mw=base.copy(),
+        water_value=empty,
+        expected_price=p_exp,
+        expected_cost_eur=float(p_exp @ base * h),
+        storage_margin_eur=0.0,
+        objective=0.0,
+    )
+
+
+def arbitrage_profit(
+    charge_mw: np.ndarray, discharge_mw: np.ndarray, prices: np.ndarray, mtu_minutes: int
+) -> float:
+    """Money a storage schedule earns when settled at ``prices`` (EUR)."""
+    h = mtu_minutes / 60.0
+    net = np.atleast_2d(discharge_mw).sum(axis=0) - np.atleast_2d(charge_mw).sum(axis=0)
+    return float(np.asarray(prices, dtype=float) @ net * h)

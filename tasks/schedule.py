@@ -1,0 +1,504 @@
+"""Stage ``tasks.schedule``: optimise the day-ahead position of every zone, write a new version.
+
+``python -m tasks.schedule --delivery-date D [--zone Z] [--run-ts ISO] [--cvar-weight X]``
+reads ``forecasts/zone=Z/<D>.parquet`` (+ ``.json`` sidecar) for each zone and
+the portfolio, solves one LP per zone (tasks.optimise), derives the bid curves
+(tasks.bids) and writes ``schedules/day=D/v=NNN/`` — schedule and bids as
+Parquet and CSV, ``manifest.json`` and ``summary.png`` — through a temporary
+directory that is renamed into place, so a version is either complete or
+absent. It does not move the ``latest`` pointer: ``tasks.publish`` does that
+after the schedule gate passed. If the newest version already has the same
+content (same inputs, same schedule), no new version is written and that one
+is returned (``reused: true``); retries therefore do not pile up versions.
+See docs/schedule.md for the output contract.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from tasks.bids import curve_points, storage_steps
+from tasks.cli import base_parser, day_arg, run_stage
+from tasks.config import Portfolio, Settings, get_settings
+from tasks.errors import ConfigError, MissingInputError
+from tasks.optimise import Storage, ZoneSchedule, optimise_zone
+from tasks.storage import Layout, sha256_bytes, sha256_file
+from tasks.timeutil import mtu_starts_utc
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger("tasks.schedule")
+
+SCHEMA_VERSION = "1.0.0"
+SCHEDULE_FILES = ("schedule.parquet", "schedule.csv", "bids.parquet", "bids.csv", "summary.png")
+VERSION_RE = re.compile(r"^v=(\d{3,})$")
+MLFLOW_EXPERIMENT = "day_ahead_schedules"
+
+
+def quantile_weights(quantiles: Sequence[float]) -> np.ndarray:
+    """Probability each quantile stands for: the interval between midpoints to its neighbours.
+
+    For P10/P50/P90 this is Swanson's rule 0.3/0.4/0.3 — the usual estimate of the mean.
+    """
+    q = np.asarray(sorted(quantiles), dtype=float)
+    edges = np.concatenate([[0.0], (q[1:] + q[:-1]) / 2, [1.0]])
+    return np.diff(edges)
+
+
+def price_columns(quantiles: Sequence[float]) -> list[str]:
+    return [f"price_q{round(100 * q)}" for q in sorted(quantiles)]
+
+
+def default_run_ts(day: date, settings: Settings) -> datetime:
+    """Gate closure of D-1 in UTC: the deterministic "created" time when none is passed."""
+    hh, mm = (int(v) for v in settings.gate_closure_local.split(":"))
+    local = datetime.combine(day - timedelta(days=1), time(hh, mm), tzinfo=ZoneInfo(settings.market_timezone))
+    return local.astimezone(UTC)
+
+
+def parse_run_ts(value: str) -> datetime:
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"--run-ts must be an ISO timestamp with offset, got {value!r}"
+        ) from exc
+    if ts.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"--run-ts needs a UTC offset (e.g. 2026-03-28T10:00:00Z), got {value!r}"
+        )
+    return ts.astimezone(UTC)
+
+
+def check_forecast(
+    frame: pd.DataFrame, day: date, zone: str, *, tz: str, mtu_minutes: int, quantiles: Sequence[float]
+) -> None:
+    """The forecast covers exactly the MTU grid of D with finite, ordered quantiles."""
+    import pandas as pd
+
+    needed = [
+        "timestamp_utc",
+        "resolution_minutes",
+        *price_columns(quantiles),
+        "load_mw",
+        "wind_mw",
+        "solar_mw",
+    ]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise MissingInputError(f"forecast of {zone} for {day} lacks columns {missing}; rerun tasks.forecast")
+    grid = pd.DatetimeIndex(mtu_starts_utc(day, tz, mtu_minutes))
+    got = pd.DatetimeIndex(pd.to_datetime(frame["timestamp_utc"], utc=True))
+    if len(got) != len(grid) or not (got == grid).all():
+        raise MissingInputError(
+            f"forecast of {zone} for {day} has {len(got)} rows but the {mtu_minutes}-minute grid of the "
+            f"delivery day has {len(grid)} (first {grid[0]}); rerun tasks.forecast with DAP_MTU_MINUTES={mtu_minutes}"
+        )
+    if set(frame["resolution_minutes"].astype(int)) != {mtu_minutes}:
+        raise MissingInputError(f"forecast of {zone} for {day} is not at {mtu_minutes}-minute resolution")
+    values = frame[needed[2:]].to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        bad = frame.loc[~np.isfinite(values).all(axis=1), "timestamp_utc"].head(3).tolist()
+        raise MissingInputError(f"forecast of {zone} for {day} has NaN/inf values, e.g. at {bad}")
+    q = frame[price_columns(quantiles)].to_numpy(dtype=float)
+    if (np.diff(q, axis=1) < -1e-6).any():
+        raise MissingInputError(f"forecast of {zone} for {day} has crossing price quantiles")
+
+
+def inflexible_volume(forecast: pd.DataFrame, portfolio: Portfolio) -> tuple[np.ndarray, np.ndarray]:
+    """Retail load and own renewables of a zone's portfolio (MW per MTU)."""
+    load = np.zeros(len(forecast))
+    for r in portfolio.retail_loads:
+        load = load + r.share_of_system_load * forecast["load_mw"].to_numpy(dtype=float)
+    ren = np.zeros(len(forecast))
+    for plant in portfolio.renewables:
+        ren = ren + plant.share_of_zone * forecast[f"{plant.technology}_mw"].to_numpy(dtype=float)
+    return load, ren
+
+
+def build_zone(
+    day: date,
+    zone: str,
+    forecast: pd.DataFrame,
+    portfolio: Portfolio,
+    *,
+    tz: str,
+    mtu_minutes: int,
+    quantiles: Sequence[float],
+    cvar_weight: float = 0.0,
+    price_floor: float = -500.0,
+    price_cap: float = 4000.0,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """Schedule rows, bid points and key figures of one zone (pure: no I/O)."""
+    import pandas as pd
+
+    check_forecast(forecast, day, zone, tz=tz, mtu_minutes=mtu_minutes, quantiles=quantiles)
+    forecast = forecast.reset_index(drop=True)
+    pcols = price_columns(quantiles)
+    scen = forecast[pcols].to_numpy(dtype=float).T
+    weights = [float(w) for w in quantile_weights(quantiles)]
+    load, ren = inflexible_volume(forecast, portfolio)
+    assets = [Storage.from_asset(a) for a in portfolio.storage]
+    result: ZoneSchedule = optimise_zone(
+        scen, load - ren, assets, mtu_minutes, weights=weights, cvar_weight=cvar_weight
+    )
+    h = mtu_minutes / 60.0
+    n_t = len(forecast)
+    starts = pd.DatetimeIndex(pd.to_datetime(forecast["timestamp_utc"], utc=True))
+    ends = starts + pd.Timedelta(minutes=mtu_minutes)
+    local = ZoneInfo(tz)
+    start_local = [ts.to_pydatetime().astimezone(local).isoformat() for ts in starts]
+    end_local = [ts.to_pydatetime().astimezone(local).isoformat() for ts in ends]
+    p_exp = result.expected_price
+    common: dict[str, Any] = {
+        "delivery_date": day.isoformat(),
+        "zone": zone,
+        "mtu_index": np.arange(n_t),
+        "resolution_minutes": mtu_minutes,
+        "delivery_start_utc": starts,
+        "delivery_end_utc": ends,
+        "delivery_start_local": start_local,
+        "delivery_end_local": end_local,
+    }
+    prices = {c: forecast[c].to_numpy(dtype=float) for c in pcols}
+    degr = np.array([a.degradation_eur_per_mwh for a in assets]).reshape(-1, 1)
+    deg_cost = (degr * result.discharge_mw * h).sum(axis=0) if assets else np.zeros(n_t)
+    parts = [
+        pd.DataFrame(
+            {
+                **common,
+                "asset": f"portfolio-{zone}",
+                "asset_type": "portfolio",
+                "position_mw": result.position_mw,
+                "retail_load_mw": load,
+                "renewables_mw": ren,
+                "charge_mw": result.charge_mw.sum(axis=0),
+                "discharge_mw": result.discharge_mw.sum(axis=0),
+                "soc_mwh": result.soc_mwh.sum(axis=0),
+                "soc_min_mwh": sum(a.soc_min_mwh for a in assets),
+                "soc_max_mwh": sum(a.soc_max_mwh for a in assets),
+                **prices,
+                "price_expected": p_exp,
+                "expected_cost_eur": p_exp * h * result.position_mw + deg_cost,
+            }
+        )
+    ]
+    for k, a in enumerate(assets):
+        c, d = result.charge_mw[k], result.discharge_mw[k]
+        parts.append(
+            pd.DataFrame(
+                {
+                    **common,
+                    "asset": a.name,
+                    "asset_type": "storage",
+                    "position_mw": c - d,
+                    "retail_load_mw": 0.0,
+                    "renewables_mw": 0.0,
+                    "charge_mw": c,
+                    "discharge_mw": d,
+                    "soc_mwh": result.soc_mwh[k],
+                    "soc_min_mwh": a.soc_min_mwh,
+                    "soc_max_mwh": a.soc_max_mwh,
+                    **prices,
+                    "price_expected": p_exp,
+                    "expected_cost_eur": p_exp * h * (c - d) + a.degradation_eur_per_mwh * h * d,
+                }
+            )
+        )
+    schedule = pd.concat(parts, ignore_index=True)
+
+    bid_rows: list[dict[str, Any]] = []
+    for t in range(n_t):
+        steps = storage_steps(
+            result.charge_mw[:, t],
+            discharge_mw=result.discharge_mw[:, t],
+            water_value=result.water_value[:, t],
+            expected_price=float(p_exp[t]),
+            eta_charge=[a.eta_charge for a in assets],
+            eta_discharge=[a.eta_discharge for a in assets],
+            degradation=[a.degradation_eur_per_mwh for a in assets],
+        )
+        pts = curve_points(float(load[t] - ren[t]), steps, price_floor, price_cap)
+        for i, (p, v) in enumerate(pts):
+            bid_rows.append(
+                {
+                    "delivery_date": day.isoformat(),
+                    "zone": zone,
+                    "mtu_index": t,
+                    "resolution_minutes": mtu_minutes,
+                    "delivery_start_utc": starts[t],
+                    "delivery_end_utc": ends[t],
+                    "point": i,
+                    "price_eur_mwh": p,
+                    "volume_mw": v,
+                }
+            )
+    bids = pd.DataFrame(bid_rows)
+    bought = float(np.clip(result.position_mw, 0, None).sum() * h)
+    sold = float(np.clip(-result.position_mw, 0, None).sum() * h)
+    throughput = float(result.discharge_mw.sum() * h)
+    capacity = sum(a.energy_mwh for a in assets)
+    figures = {
+        "expected_margin_eur": round(result.storage_margin_eur, 2),
+        "expected_cost_eur": round(result.expected_cost_eur, 2),
+        "energy_bought_mwh": round(bought, 3),
+        "energy_sold_mwh": round(sold, 3),
+        "storage_cycles": round(throughput / capacity, 4) if capacity else 0.0,
+    }
+    return schedule, bids, figures
+
+
+def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for col in ("delivery_start_utc", "delivery_end_utc"):
+        out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out
+
+
+def existing_versions(day_dir: Path) -> list[int]:
+    if not day_dir.is_dir():
+        return []
+    found = [VERSION_RE.match(p.name) for p in day_dir.iterdir() if p.is_dir()]
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def version_name(n: int) -> str:
+    return f"v={n:03d}"
+
+
+def content_digest(file_sums: dict[str, str], inputs: dict[str, Any], options: dict[str, Any]) -> str:
+    """What makes two versions equal: the data files, their inputs and the optimiser options."""
+    data = {k: v for k, v in file_sums.items() if k != "summary.png"}
+    text = json.dumps({"files": data, "inputs": inputs, "options": options}, sort_keys=True)
+    return sha256_bytes(text.encode())
+
+
+def commit_version(day_dir: Path, staging: Path) -> Path:
+    """Rename a complete staging directory to the next free ``v=NNN``; atomic per version."""
+    while True:
+        n = (existing_versions(day_dir) or [0])[-1] + 1
+        target = day_dir / version_name(n)
+        try:
+            staging.rename(target)  # fails if a concurrent run took this number
+        except OSError:
+            if target.exists() and staging.exists():
+                continue
+            raise
+        return target
+
+
+def log_to_mlflow(
+    settings: Settings, day: date, version_dir: Path, figures: dict[str, dict[str, float]]
+) -> dict[str, Any]:
+    """Log the summary and key figures; failures are reported, never raised."""
+    try:
+        import mlflow
+
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        if mlflow.get_experiment_by_name(MLFLOW_EXPERIMENT) is None:
+            mlflow.create_experiment(
+                MLFLOW_EXPERIMENT,
+                artifact_location=settings.artifact_root.rstrip("/") + "/" + MLFLOW_EXPERIMENT,
+            )
+        mlflow.set_experiment(MLFLOW_EXPERIMENT)
+        with mlflow.start_run(run_name=f"schedule-{day.isoformat()}-{version_dir.name}") as run:
+            mlflow.set_tags({"delivery_date": day.isoformat(), "version": version_dir.name})
+            for zone, figs in figures.items():
+                mlflow.log_metrics({f"{zone}.{k}": float(v) for k, v in figs.items()})
+            mlflow.log_artifact(str(version_dir / "summary.png"))
+            mlflow.log_artifact(str(version_dir / "manifest.json"))
+            return {"mlflow_run_id": run.info.run_id}
+    except Exception as exc:  # MLflow must not block the schedule; the result reports it
+        log.warning("MLflow logging failed: %s", exc)
+        return {"mlflow_error": f"{type(exc).__name__}: {exc}"}
+
+
+def run_schedule(
+    day: date,
+    settings: Settings,
+    *,
+    zones: Sequence[str] | None = None,
+    run_ts: datetime | None = None,
+    cvar_weight: float = 0.0,
+    log_mlflow: bool = True,
+) -> dict[str, Any]:
+    """Build, write and (if new) log one schedule version of day D; returns the stage result."""
+    import pandas as pd
+
+    from tasks.summary_plot import render_summary
+
+    layout = Layout(settings.data_root)
+    zones = list(zones or settings.zones)
+    try:
+        portfolio = settings.load_portfolio()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"portfolio {settings.portfolio_file} cannot be read: {exc}") from exc
+    unknown = [s.zone for s in portfolio.storage if s.zone not in settings.zones]
+    if unknown:
+        log.info("portfolio has assets in zones not traded here: %s", sorted(set(unknown)))
+    created = run_ts or default_run_ts(day, settings)
+    schedules, bids, figures, inputs = [], [], {}, {}
+    for zone in zones:
+        path = layout.forecast_file(zone, day)
+        sidecar = path.with_suffix(".json")
+        if not path.exists():
+            raise MissingInputError(f"no forecast for {zone} on {day} at {path}; run tasks.forecast first")
+        meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        if not meta:
+            raise MissingInputError(
+                f"forecast sidecar {sidecar} is missing; the model version cannot be recorded"
+            )
+        frame = pd.read_parquet(path)
+        sched, bid, figs = build_zone(
+            day,
+            zone,
+            frame,
+            portfolio.for_zone(zone),
+            tz=settings.market_timezone,
+            mtu_minutes=settings.mtu_minutes,
+            quantiles=settings.quantiles,
+            cvar_weight=cvar_weight,
+            price_floor=settings.price_floor_eur_mwh,
+            price_cap=settings.price_cap_eur_mwh,
+        )
+        schedules.append(sched)
+        bids.append(bid)
+        figures[zone] = figs
+        inputs[zone] = {
+            "forecast_path": str(path.relative_to(settings.data_root)),
+            "forecast_sha256": sha256_file(path),
+            "sidecar_sha256": sha256_file(sidecar),
+            "model_name": meta.get("model_name"),
+            "model_version": meta.get("model_version"),
+            "run_id": meta.get("run_id"),
+        }
+    schedule = pd.concat(schedules, ignore_index=True)
+    bid_frame = pd.concat(bids, ignore_index=True)
+    options = {
+        "cvar_weight": cvar_weight,
+        "mtu_minutes": settings.mtu_minutes,
+        "quantiles": list(settings.quantiles),
+        "portfolio_sha256": sha256_file(Path(settings.portfolio_file)),
+        "price_floor": settings.price_floor_eur_mwh,
+        "price_cap": settings.price_cap_eur_mwh,
+    }
+
+    day_dir = layout.schedule_dir(day)
+    day_dir.mkdir(parents=True, exist_ok=True)
+    staging = day_dir / f".staging-{os.getpid()}-{sha256_bytes(os.urandom(8))[:8]}"
+    staging.mkdir()
+    try:
+        schedule.to_parquet(staging / "schedule.parquet", index=False)
+        _csv_frame(schedule).to_csv(staging / "schedule.csv", index=False, float_format="%.6f")
+        bid_frame.to_parquet(staging / "bids.parquet", index=False)
+        _csv_frame(bid_frame).to_csv(staging / "bids.csv", index=False, float_format="%.1f")
+        render_summary(schedule, staging / "summary.png", f"Day-ahead schedule {day.isoformat()}")
+        sums = {name: sha256_file(staging / name) for name in SCHEDULE_FILES}
+        digest = content_digest(sums, inputs, options)
+        versions = existing_versions(day_dir)
+        if versions:
+            newest = day_dir / version_name(versions[-1])
+            try:
+                prev = json.loads((newest / "manifest.json").read_text())
+            except (OSError, ValueError):
+                prev = {}
+            if prev.get("content_sha256") == digest:
+                log.info("content equals %s; no new version", newest.name)
+                return _result(newest, schedule, figures, reused=True)
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "delivery_date": day.isoformat(),
+            "created_utc": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "market_timezone": settings.market_timezone,
+            "zones": zones,
+            "inputs": inputs,
+            "options": options,
+            "solver": "HiGHS via scipy.optimize.linprog",
+            "files": {
+                name: {"sha256": sums[name], "bytes": (staging / name).stat().st_size}
+                for name in SCHEDULE_FILES
+            },
+            "rows": {"schedule": len(schedule), "bids": len(bid_frame)},
+            "figures": figures,
+            "content_sha256": digest,
+        }
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        version_dir = commit_version(day_dir, staging)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    result = _result(version_dir, schedule, figures, reused=False)
+    if log_mlflow:
+        result.update(log_to_mlflow(settings, day, version_dir, figures))
+    return result
+
+
+def _result(
+    version_dir: Path, schedule: pd.DataFrame, figures: dict[str, dict[str, float]], *, reused: bool
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "version_dir": str(version_dir),
+        "version": version_dir.name,
+        "reused": reused,
+        "schedule": str(version_dir / "schedule.parquet"),
+        "schedule_csv": str(version_dir / "schedule.csv"),
+        "bids": str(version_dir / "bids.parquet"),
+        "bids_csv": str(version_dir / "bids.csv"),
+        "manifest": str(version_dir / "manifest.json"),
+        "summary_png": str(version_dir / "summary.png"),
+        "rows": len(schedule),
+        "zones": figures,
+        "margin_eur": round(sum(f["expected_margin_eur"] for f in figures.values()), 2),
+    }
+    return out
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    settings = get_settings()
+    zones = [args.zone] if args.zone else None
+    if args.zone and args.zone not in settings.zones:
+        raise ConfigError(f"zone {args.zone!r} is not configured; DAP_ZONES={list(settings.zones)}")
+    return run_schedule(
+        day_arg(args),
+        settings,
+        zones=zones,
+        run_ts=args.run_ts,
+        cvar_weight=args.cvar_weight,
+        log_mlflow=not args.no_mlflow,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = base_parser("Optimise the day-ahead schedule and bids of a delivery day (all zones by default).")
+    parser.add_argument(
+        "--run-ts",
+        type=parse_run_ts,
+        default=None,
+        help="Run time recorded as the manifest's created time (ISO, with offset); default: gate closure on D-1.",
+    )
+    parser.add_argument(
+        "--cvar-weight",
+        type=float,
+        default=0.0,
+        help="Weight of CVaR90 of cost over the price quantile scenarios (0: expected cost only).",
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="Do not log the summary to MLflow.")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, build_parser()))
