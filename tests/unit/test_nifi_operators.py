@@ -1,0 +1,252 @@
+"""NiFi operators and sensor against replayed NiFi 2.x REST responses.
+
+No NiFi server can run on these machines. These tests start a tiny local HTTP
+server that answers the endpoints nipyapi 1.8.1 calls with the JSON bodies in
+tests/fixtures/nifi/ (NiFi 2.x response shapes; see the README there), so the
+real nipyapi client code (URL building, (de)serialisation, status handling)
+runs end to end. They do not prove compatibility with a live NiFi.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout
+
+from tasks.errors import NiFiError
+from tasks.nifi import (
+    NiFiFlowCompleteSensor,
+    NiFiHook,
+    NiFiRunFlowOperator,
+    NiFiStopFlowOperator,
+    expected_inbox_files,
+    missing_expected_files,
+)
+from tasks.nifi.operators import DEFAULT_FLOW
+
+if TYPE_CHECKING:
+    from tasks.config import Settings
+
+pytestmark = pytest.mark.unit
+
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "nifi"
+ROOT = "3a1b5d2e-0190-1000-8f4c-6c2f1a0b9e11"
+PG = "7c9e2f41-0191-1000-b7a2-1f0d6e3c4a55"
+RUN_DAY = date(2026, 3, 29)  # a 23-hour day: nothing in NiFi cares, the file names do
+
+
+class Replay:
+    """Routes ``(METHOD, path)`` to a queue of ``(status, fixture)``; the last answer repeats."""
+
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        self.requests: list[tuple[str, str, bytes]] = []
+
+    def on(self, method: str, path: str, *answers: tuple[int, str]) -> None:
+        self.routes[(method, "/nifi-api" + path)] = list(answers)
+
+    def answer(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        self.requests.append((method, path, body))
+        queue = self.routes.get((method, path.split("?", maxsplit=1)[0]))
+        if not queue:
+            return 404, b'{"message": "Unable to find the specified resource."}'
+        status, name = queue[0] if len(queue) == 1 else queue.pop(0)
+        return status, (FIX / name).read_bytes() if name else b""
+
+    def calls(self, method: str, path: str) -> int:
+        return sum(1 for m, p, _ in self.requests if m == method and p.split("?")[0] == "/nifi-api" + path)
+
+
+@pytest.fixture
+def nifi(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Replay]:
+    replay = Replay()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            status, payload = replay.answer(self.command, self.path, body)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_PUT = do_POST = do_DELETE = _serve  # noqa: N815 - http.server's handler names
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    conn = {
+        "conn_type": "http",
+        "host": "127.0.0.1",
+        "port": port,
+        "schema": "http",
+        "extra": {"retries": 2, "backoff_s": 0.01},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_NIFI_DEFAULT", json.dumps(conn))
+    replay.on("GET", "/flow/about", (200, "about.json"))
+    replay.on("GET", "/flow/process-groups/root", (200, "flow_root.json"))
+    replay.on("GET", f"/flow/process-groups/{PG}", (200, "flow_pg.json"))
+    replay.on("GET", "/process-groups/root", (200, "pg_root.json"))
+    yield replay
+    server.shutdown()
+    server.server_close()
+
+
+def _write_expected(settings: Settings) -> None:
+    settings.inbox.mkdir(parents=True, exist_ok=True)
+    for name, _source, _day in expected_inbox_files(settings.zones, RUN_DAY):
+        (settings.inbox / name).write_bytes(b"<landed by NiFi PutFile/>")
+
+
+def test_run_wait_stop_success(nifi: Replay, settings: Settings) -> None:
+    group = f"/process-groups/{PG}"
+    nifi.on("GET", group, (200, "pg_stopped.json"))
+    nifi.on("PUT", f"/flow/process-groups/{PG}", (200, "schedule_running.json"))
+    started = NiFiRunFlowOperator(task_id="start").execute({})
+    assert started["process_group_id"] == PG
+    assert started["deployed"] is False
+    assert [json.loads(b) for m, p, b in nifi.requests if m == "PUT"] == [{"id": PG, "state": "RUNNING"}]
+
+    sensor = NiFiFlowCompleteSensor(task_id="wait", process_group_id=PG, delivery_date=RUN_DAY.isoformat())
+    assert sensor.mode == "reschedule"
+    nifi.on("GET", group, (200, "pg_running_busy.json"))
+    _write_expected(settings)
+    assert sensor.poke({}) is False  # files there, but 3 flow files queued and 2 threads active
+    nifi.on("GET", group, (200, "pg_running_drained.json"))
+    (settings.inbox / f"weather_DE_LU_{RUN_DAY}.json").unlink()
+    assert sensor.poke({}) is False  # drained, but the weather file has not landed
+    _write_expected(settings)
+    assert sensor.poke({}) is True
+
+    nifi.on("PUT", f"/flow/process-groups/{PG}", (200, "schedule_stopped.json"))
+    nifi.on("GET", group, (200, "pg_stopped_after_run.json"))
+    stopped = NiFiStopFlowOperator(task_id="stop", process_group_id=PG).execute({})
+    assert stopped["stopped"] is True
+    assert stopped["flow_files_in"] == 6
+    assert stopped["flow_files_queued"] == 0
+    assert stopped["running_components"] == 0
+    assert [json.loads(b)["state"] for m, p, b in nifi.requests if m == "PUT"] == ["RUNNING", "STOPPED"]
+
+
+def test_deploys_flow_definition_when_group_missing(nifi: Replay) -> None:
+    nifi.on("GET", "/flow/process-groups/root", (200, "flow_root_empty.json"))
+    nifi.on("POST", f"/process-groups/{ROOT}/process-groups/upload", (201, "upload_created.json"))
+    nifi.on("GET", f"/process-groups/{PG}", (200, "pg_stopped.json"), (200, "pg_running_busy.json"))
+    nifi.on("PUT", f"/flow/process-groups/{PG}", (200, "schedule_running.json"))
+
+    result = NiFiRunFlowOperator(task_id="start").execute({})
+
+    assert result["deployed"] is True
+    upload = next(b for m, p, b in nifi.requests if m == "POST")
+    # The multipart body carries our versioned flow definition and its group name.
+    assert b'"name": "day-ahead-ingest"' in upload or b'"name":"day-ahead-ingest"' in upload
+    assert DEFAULT_FLOW.read_bytes()[:200] in upload
+    assert b"groupName" in upload
+
+
+def test_flow_not_found_without_deploy(nifi: Replay) -> None:
+    nifi.on("GET", "/flow/process-groups/root", (200, "flow_root_empty.json"))
+    with pytest.raises(NiFiError, match="'day-ahead-ingest' not found"):
+        NiFiRunFlowOperator(task_id="start", deploy_if_missing=False).execute({})
+    assert nifi.calls("PUT", f"/flow/process-groups/{PG}") == 0
+
+
+def test_sensor_times_out_when_files_never_land(nifi: Replay) -> None:
+    nifi.on("GET", f"/process-groups/{PG}", (200, "pg_running_drained.json"))
+    sensor = NiFiFlowCompleteSensor(
+        task_id="wait",
+        process_group_id=PG,
+        delivery_date=RUN_DAY.isoformat(),
+        mode="poke",
+        poke_interval=0.05,
+        timeout=0.3,
+    )
+    with pytest.raises(AirflowSensorTimeout):
+        sensor.execute({})
+    assert nifi.calls("GET", f"/process-groups/{PG}") >= 2
+
+
+def test_sensor_reschedules_instead_of_sleeping(nifi: Replay) -> None:
+    nifi.on("GET", f"/process-groups/{PG}", (200, "pg_running_busy.json"))
+
+    class TI:
+        def get_first_reschedule_date(self, context: object) -> None:
+            return None
+
+    sensor = NiFiFlowCompleteSensor(task_id="wait", process_group_id=PG, delivery_date=RUN_DAY.isoformat())
+    with pytest.raises(AirflowRescheduleException):
+        sensor.execute({"ti": TI()})  # type: ignore[typeddict-item]
+
+
+def test_unreachable_nifi_is_retried_then_a_clear_error(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port with nobody listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conn = {
+        "conn_type": "http",
+        "host": "127.0.0.1",
+        "port": port,
+        "extra": {"retries": 2, "backoff_s": 0.01},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_NIFI_DEFAULT", json.dumps(conn))
+    sleeps: list[float] = []
+    monkeypatch.setattr("tasks.nifi.hook.time.sleep", sleeps.append)
+    with pytest.raises(NiFiError, match=r"unreachable.*after 3 attempts.*'nifi_default'"):
+        NiFiRunFlowOperator(task_id="start").execute({})
+    assert sleeps == [0.01, 0.02]  # exponential backoff between the 3 attempts
+
+
+def test_transient_503_is_retried_and_succeeds(nifi: Replay) -> None:
+    nifi.on("GET", f"/process-groups/{PG}", (503, ""), (200, "pg_running_drained.json"))
+    status = NiFiHook().status(PG)
+    assert status.drained
+    assert nifi.calls("GET", f"/process-groups/{PG}") == 2
+
+
+def test_conflict_is_not_retried(nifi: Replay) -> None:
+    nifi.on("GET", f"/process-groups/{PG}", (200, "pg_stopped.json"))
+    nifi.on("PUT", f"/flow/process-groups/{PG}", (409, "conflict_409.json"))
+    with pytest.raises(NiFiError, match="not the most up-to-date revision"):
+        NiFiHook().schedule(PG, True)
+    assert nifi.calls("PUT", f"/flow/process-groups/{PG}") == 1
+
+
+def test_expected_files_count_when_already_landed(settings: Settings) -> None:
+    names = [n for n, _, _ in expected_inbox_files(["DE_LU"], RUN_DAY)]
+    assert names == [
+        "entsoe_A44_DE_LU_2026-03-28.xml",
+        "entsoe_A65_DE_LU_2026-03-29_A01.xml",
+        "entsoe_A69_DE_LU_2026-03-29.xml",
+        "weather_DE_LU_2026-03-29.json",
+    ]
+    assert missing_expected_files(settings.inbox, settings.data_root, ["DE_LU"], RUN_DAY) == names
+    raw = settings.data_root / "raw" / "entsoe_A44" / "zone=DE_LU" / "day=2026-03-28"
+    raw.mkdir(parents=True)
+    (raw / "entsoe_A44_DE_LU_2026-03-28.r001.xml").write_bytes(b"x")
+    assert missing_expected_files(settings.inbox, settings.data_root, ["DE_LU"], RUN_DAY) == names[1:]
+
+
+def test_module_is_cheap_to_import() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, tasks.nifi; print(any(m.startswith('nipyapi') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
