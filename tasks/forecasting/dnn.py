@@ -31,10 +31,24 @@ META_FILE = "dnn.json"
 _REGISTERED: dict[str, Any] = {}
 
 
+def _import_tf() -> None:
+    """Import TensorFlow once, muting google.api_core's Python-3.11 end-of-life FutureWarning.
+
+    The notice is about the interpreter we are pinned to (TFDV 1.16 needs 3.11), not our code,
+    and pytest turns warnings into errors.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import tensorflow as tf  # noqa: F401
+
+
 def _custom_objects() -> dict[str, Any]:
     """Define (once) and return the serialisable custom layers and loss."""
     if _REGISTERED:
         return _REGISTERED
+    _import_tf()
     import keras
     from keras import ops
 
@@ -57,6 +71,13 @@ def _custom_objects() -> dict[str, Any]:
 
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "slots": self.slots, "n_quantiles": self.n_quantiles}
+
+    @keras.saving.register_keras_serializable(package="dap")
+    class Asinh(keras.layers.Layer):
+        """Element-wise asinh: squashes the standardised price-spike tails of the inputs."""
+
+        def call(self, inputs: Any) -> Any:
+            return ops.arcsinh(inputs)
 
     @keras.saving.register_keras_serializable(package="dap")
     class InverseAsinh(keras.layers.Layer):
@@ -92,7 +113,7 @@ def _custom_objects() -> dict[str, Any]:
             return {**super().get_config(), "quantiles": self.quantiles}
 
     _REGISTERED.update(
-        MonotoneQuantiles=MonotoneQuantiles, InverseAsinh=InverseAsinh, PinballLoss=PinballLoss
+        MonotoneQuantiles=MonotoneQuantiles, Asinh=Asinh, InverseAsinh=InverseAsinh, PinballLoss=PinballLoss
     )
     return _REGISTERED
 
@@ -113,6 +134,7 @@ class QuantileDNN:
         dropout: float = 0.1,
         l2: float = 1e-5,
         val_fraction: float = 0.2,
+        input_asinh: bool = True,
         verbose: int = 0,
     ) -> None:
         qs = [float(q) for q in quantiles]
@@ -128,12 +150,14 @@ class QuantileDNN:
         self.dropout = dropout
         self.l2 = l2
         self.val_fraction = val_fraction
+        self.input_asinh = input_asinh
         self.verbose = verbose
         self.keras_model: keras.Model | None = None
         self.history_: dict[str, list[float]] = {}
 
     # -- training ---------------------------------------------------------------------------------
     def _build(self, x: np.ndarray, y: np.ndarray) -> tuple[keras.Model, keras.Model]:
+        _import_tf()
         import keras
 
         objs = _custom_objects()
@@ -144,6 +168,8 @@ class QuantileDNN:
         norm = keras.layers.Normalization(name="normalise")
         norm.adapt(x.astype("float32"))
         h = norm(inputs)
+        if self.input_asinh:
+            h = objs["Asinh"](name="asinh")(h)
         reg = keras.regularizers.L2(self.l2) if self.l2 else None
         for i, units in enumerate(self.hidden):
             h = keras.layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"dense_{i}")(h)
@@ -166,6 +192,7 @@ class QuantileDNN:
         Y_val: np.ndarray | None = None,  # noqa: N803
     ) -> QuantileDNN:
         """Train with early stopping; without ``X_val`` a seeded random ``val_fraction`` of days is held out."""
+        _import_tf()
         import keras
         import tensorflow as tf
 
@@ -248,10 +275,12 @@ class QuantileDNN:
             "dropout": self.dropout,
             "l2": self.l2,
             "val_fraction": self.val_fraction,
+            "input_asinh": self.input_asinh,
         }
 
     @classmethod
     def load(cls, directory: Path | str) -> QuantileDNN:
+        _import_tf()
         import keras
 
         d = Path(directory)

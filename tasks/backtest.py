@@ -1,0 +1,381 @@
+"""Rolling-origin backtest of the day-ahead price models on an epftoolbox-layout CSV.
+
+``python -m tasks.backtest --dataset DE.csv --test-days 728 --models naive,lear,dnn,ensemble --out DIR``
+
+Each test day is forecast from data up to the day before (prices up to D-1,
+exogenous day-ahead forecasts up to D); models are re-trained every N days on
+the window that ends the day before the re-training day. Scores are computed
+as epftoolbox does (rMAE against the weekly naive forecast over the same test
+period, without its first week) and printed next to the published epftoolbox
+figures when the file is the benchmark's DE or BE data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tasks.cli import run_stage
+from tasks.errors import PipelineError
+from tasks.forecasting import design
+from tasks.forecasting.ensemble import combine
+from tasks.forecasting.metrics import interval_coverage, pinball_loss, point_metrics
+from tasks.forecasting.naive import weekly_naive
+
+log = logging.getLogger("tasks.backtest")
+
+MODELS = ("naive", "lear", "dnn", "ensemble")
+SHORT_WINDOW_DAYS = 365  # LEAR windows below this re-train on the short cadence
+
+# Lago et al. (2021), Applied Energy 293, test period = last 728 days of each file.
+PUBLISHED: dict[str, dict[str, dict[str, float]]] = {
+    "DE": {
+        "LEAR ens. (published)": {"mae": 3.61, "rmae": 0.395, "smape": 14.74, "rmse": 6.51},
+        "DNN ens. (published)": {"mae": 3.41, "rmae": 0.374, "smape": 14.08, "rmse": 5.93},
+    },
+    "BE": {
+        "LEAR ens. (published)": {"mae": 6.14, "rmae": 0.604, "smape": 14.55, "rmse": 15.97},
+        "DNN ens. (published)": {"mae": 5.82, "rmae": 0.573, "smape": 13.33, "rmse": 16.13},
+    },
+}
+BENCHMARK_FILES = {
+    # market: (price column, first exogenous column, last day)
+    "DE": ("Price", "Ampirion Load Forecast", "2017-12-31"),
+    "BE": ("Prices", "Generation forecast", "2016-12-31"),
+}
+
+
+class BacktestError(PipelineError):
+    """The backtest cannot run with these options on this dataset."""
+
+
+@dataclass
+class BacktestConfig:
+    test_days: int = 728
+    retrain_every: int = 7
+    short_retrain_every: int | None = None
+    dnn_retrain_every: int | None = None
+    models: tuple[str, ...] = MODELS
+    lear_windows: tuple[int, ...] = (56, 84, 1092, 1456)
+    dnn_train_days: int = 1456
+    dnn_seeds: int = 1
+    dnn_hidden: tuple[int, ...] = (256, 128)
+    dnn_epochs: int = 300
+    dnn_patience: int = 20
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    ensemble_how: str = "mean"
+    seed: int = 0
+
+
+@dataclass
+class BacktestResult:
+    dates: np.ndarray
+    actual: np.ndarray  # [n_test, slots]
+    forecasts: dict[str, np.ndarray] = field(default_factory=dict)  # name -> [n_test, slots]
+    quantiles: np.ndarray | None = None  # [n_test, slots, q]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def identify_market(data: design.DayData) -> str | None:
+    """'DE'/'BE' when the file is the epftoolbox benchmark's data (by columns and last day)."""
+    for market, (price, exog0, last) in BENCHMARK_FILES.items():
+        if data.price_name == price and data.exog_names[:1] == (exog0,) and str(data.dates[-1]) == last:
+            return market
+    return None
+
+
+def _origins(start: int, stop: int, every: int) -> list[tuple[int, int]]:
+    """Blocks [t, t+every) of test days that share one trained model."""
+    return [(t, min(t + every, stop)) for t in range(start, stop, every)]
+
+
+def run_backtest(data: design.DayData, cfg: BacktestConfig) -> BacktestResult:
+    """Replay the test period with a rolling origin; pure computation (no file I/O)."""
+    unknown = set(cfg.models) - set(MODELS)
+    if unknown:
+        raise BacktestError(f"unknown models {sorted(unknown)}; choose from {', '.join(MODELS)}")
+    if cfg.retrain_every < 1:
+        raise BacktestError("--retrain-every must be >= 1")
+    start = data.n_days - cfg.test_days
+    min_history = design.MAX_LAG + 28
+    if cfg.test_days < 1 or start < min_history:
+        raise BacktestError(
+            f"{data.n_days} days in the file leave too little history before a {cfg.test_days}-day test "
+            f"period (need at least {min_history} days before it)"
+        )
+    stop = data.n_days
+    test_idx = np.arange(start, stop)
+    res = BacktestResult(dates=data.dates[test_idx], actual=design.targets(data, test_idx))
+    models = set(cfg.models)
+    if "ensemble" in models:
+        models |= {"lear", "dnn"}
+
+    # epftoolbox builds the naive forecast from the test series only: its first week is undefined.
+    res.forecasts["naive"] = weekly_naive(res.actual)
+
+    if "lear" in models:
+        t0 = time.perf_counter()
+        members = []
+        for window in cfg.lear_windows:
+            every = cfg.retrain_every
+            if window < SHORT_WINDOW_DAYS and cfg.short_retrain_every is not None:
+                every = cfg.short_retrain_every
+            members.append(_rolling(data, start, stop, every=every, window=window, label=f"LEAR {window}"))
+            res.forecasts[f"lear_{window}"] = members[-1]
+        res.forecasts["lear"] = combine(members, "mean")
+        res.seconds["lear"] = time.perf_counter() - t0
+
+    if "dnn" in models:
+        t0 = time.perf_counter()
+        every = cfg.dnn_retrain_every or cfg.retrain_every
+        qs = [
+            _rolling_dnn(data, start, stop, every=every, cfg=cfg, seed=cfg.seed + k)
+            for k in range(max(1, cfg.dnn_seeds))
+        ]
+        q = combine(qs, "mean")  # the mean of sorted quantile vectors stays sorted
+        res.quantiles = q
+        res.forecasts["dnn"] = q[:, :, cfg.quantiles.index(0.5)] if 0.5 in cfg.quantiles else q.mean(axis=2)
+        res.seconds["dnn"] = time.perf_counter() - t0
+
+    if "ensemble" in models:
+        res.forecasts["ensemble"] = combine([res.forecasts["lear"], res.forecasts["dnn"]], cfg.ensemble_how)
+    for name in ("lear", "dnn"):
+        if name not in cfg.models:
+            res.forecasts.pop(name, None)
+    return res
+
+
+def _rolling(
+    data: design.DayData, start: int, stop: int, *, every: int, window: int, label: str
+) -> np.ndarray:
+    from tasks.forecasting.lear import LEAR
+
+    out = np.full((stop - start, data.slots), np.nan)
+    t_label = time.perf_counter()
+    for k, (t, t_end) in enumerate(_origins(start, stop, every)):
+        train = np.arange(max(design.MAX_LAG, t - window), t)
+        model = LEAR(calibration_window_days=window).fit(
+            design.build_design(data, train), design.targets(data, train)
+        )
+        block = np.arange(t, t_end)
+        out[block - start] = model.predict(design.build_design(data, block))
+        if k % max(1, 56 // every) == 0:
+            log.info(
+                "%s: origin %s (%d/%d days) %.0f s",
+                label,
+                data.dates[t],
+                t - start,
+                stop - start,
+                time.perf_counter() - t_label,
+            )
+    return out
+
+
+def _rolling_dnn(
+    data: design.DayData, start: int, stop: int, *, every: int, cfg: BacktestConfig, seed: int
+) -> np.ndarray:
+    from tasks.forecasting.dnn import QuantileDNN
+
+    out = np.full((stop - start, data.slots, len(cfg.quantiles)), np.nan)
+    t_label = time.perf_counter()
+    for t, t_end in _origins(start, stop, every):
+        train = np.arange(max(design.MAX_LAG, t - cfg.dnn_train_days), t)
+        model = QuantileDNN(
+            quantiles=cfg.quantiles,
+            hidden=cfg.dnn_hidden,
+            seed=seed,
+            epochs=cfg.dnn_epochs,
+            patience=cfg.dnn_patience,
+        ).fit(design.build_design(data, train), design.targets(data, train))
+        block = np.arange(t, t_end)
+        out[block - start] = model.predict(design.build_design(data, block))
+        log.info(
+            "DNN seed %d: origin %s (%d/%d days, %d epochs) %.0f s",
+            seed,
+            data.dates[t],
+            t - start,
+            stop - start,
+            len(model.history_.get("loss", [])),
+            time.perf_counter() - t_label,
+        )
+    return out
+
+
+def score(res: BacktestResult, quantiles: Sequence[float]) -> dict[str, Any]:
+    """epftoolbox point metrics per model, plus pinball loss and q10–q90 coverage of the DNN."""
+    naive = res.forecasts["naive"]
+    out: dict[str, Any] = {name: point_metrics(res.actual, fc, naive) for name, fc in res.forecasts.items()}
+    if res.quantiles is not None:
+        qs = list(quantiles)
+        prob: dict[str, float] = {"pinball": pinball_loss(res.actual, res.quantiles, qs)}
+        if 0.1 in qs and 0.9 in qs:
+            prob["coverage_q10_q90"] = interval_coverage(
+                res.actual, res.quantiles[:, :, qs.index(0.1)], res.quantiles[:, :, qs.index(0.9)]
+            )
+        out["dnn_quantiles"] = prob
+    return out
+
+
+def forecasts_csv(res: BacktestResult, quantiles: Sequence[float]) -> str:
+    """``date,hour,actual,<model>...,q10,q50,q90`` — one row per test slot."""
+    slots = res.actual.shape[1]
+    names = list(res.forecasts)
+    qnames = [f"q{round(100 * q)}" for q in quantiles] if res.quantiles is not None else []
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    header = ["date", "hour"] + (["minute"] if slots != 24 else []) + ["actual", *names, *qnames]
+    writer.writerow(header)
+    for d, day in enumerate(res.dates):
+        for s in range(slots):
+            minutes = s * 1440 // slots
+            row: list[Any] = [str(day), minutes // 60]
+            if slots != 24:
+                row.append(minutes % 60)
+            row.append(_fmt(res.actual[d, s]))
+            row.extend(_fmt(res.forecasts[n][d, s]) for n in names)
+            if res.quantiles is not None:
+                row.extend(_fmt(v) for v in res.quantiles[d, s])
+            writer.writerow(row)
+    return buf.getvalue()
+
+
+def _fmt(value: float) -> str:
+    return "" if not np.isfinite(value) else f"{value:.4f}"
+
+
+def format_table(metrics: dict[str, Any], market: str | None, full_period: bool) -> str:
+    lines = [f"{'model':<24}{'MAE':>8}{'rMAE':>8}{'sMAPE%':>9}{'RMSE':>8}"]
+    for name, m in metrics.items():
+        if name == "dnn_quantiles":
+            continue
+        lines.append(f"{name:<24}{m['mae']:>8.3f}{m['rmae']:>8.3f}{m['smape']:>9.2f}{m['rmse']:>8.3f}")
+    if market is not None:
+        note = "" if full_period else "  (published figures are for the full 728-day test period)"
+        lines.append(f"-- epftoolbox {market}{note}")
+        for name, m in PUBLISHED[market].items():
+            lines.append(f"{name:<24}{m['mae']:>8.2f}{m['rmae']:>8.3f}{m['smape']:>9.2f}{m['rmse']:>8.2f}")
+    if "dnn_quantiles" in metrics:
+        q = metrics["dnn_quantiles"]
+        cov = q.get("coverage_q10_q90")
+        lines.append(
+            f"DNN pinball {q['pinball']:.3f}"
+            + (f", q10–q90 coverage {cov:.3f} (nominal 0.80)" if cov else "")
+        )
+    return "\n".join(lines)
+
+
+def _csv_list(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    p.add_argument(
+        "--dataset", type=Path, required=True, help="epftoolbox-layout CSV (timestamp, price, exogenous...)."
+    )
+    p.add_argument(
+        "--test-days", type=int, default=728, help="Length of the test period at the end of the file."
+    )
+    p.add_argument(
+        "--retrain-every", type=int, default=7, help="Re-train every N days (long LEAR windows, DNN)."
+    )
+    p.add_argument(
+        "--short-retrain-every",
+        type=int,
+        default=None,
+        help=f"Cadence of LEAR windows < {SHORT_WINDOW_DAYS} days (default: --retrain-every).",
+    )
+    p.add_argument(
+        "--dnn-retrain-every", type=int, default=None, help="Cadence of the DNN (default: --retrain-every)."
+    )
+    p.add_argument("--models", type=_csv_list, default=MODELS, help="Comma list of naive,lear,dnn,ensemble.")
+    p.add_argument(
+        "--lear-windows",
+        type=lambda s: tuple(int(x) for x in _csv_list(s)),
+        default=(56, 84, 1092, 1456),
+        help="LEAR calibration windows in days; the LEAR forecast is their mean.",
+    )
+    p.add_argument("--dnn-train-days", type=int, default=1456, help="DNN training window in days.")
+    p.add_argument("--dnn-seeds", type=int, default=1, help="DNN members (seeds) averaged.")
+    p.add_argument("--dnn-hidden", type=lambda s: tuple(int(x) for x in _csv_list(s)), default=(256, 128))
+    p.add_argument("--dnn-epochs", type=int, default=300)
+    p.add_argument("--dnn-patience", type=int, default=20)
+    p.add_argument(
+        "--ensemble-how",
+        choices=("mean", "median"),
+        default="mean",
+        help="How the ensemble combines the LEAR and DNN forecasts.",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="Write metrics.json and forecasts.csv here.")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    from tasks.storage import write_bytes_atomic, write_json_atomic
+
+    t0 = time.perf_counter()
+    data = design.load_csv(args.dataset)
+    cfg = BacktestConfig(
+        test_days=args.test_days,
+        retrain_every=args.retrain_every,
+        short_retrain_every=args.short_retrain_every,
+        dnn_retrain_every=args.dnn_retrain_every,
+        models=tuple(args.models),
+        lear_windows=tuple(args.lear_windows),
+        dnn_train_days=args.dnn_train_days,
+        dnn_seeds=args.dnn_seeds,
+        dnn_hidden=tuple(args.dnn_hidden),
+        dnn_epochs=args.dnn_epochs,
+        dnn_patience=args.dnn_patience,
+        ensemble_how=args.ensemble_how,
+        seed=args.seed,
+    )
+    market = identify_market(data)
+    res = run_backtest(data, cfg)
+    metrics = score(res, cfg.quantiles)
+    wall = time.perf_counter() - t0
+    summary: dict[str, Any] = {
+        "dataset": str(args.dataset),
+        "market": market,
+        "test_start": str(res.dates[0]),
+        "test_end": str(res.dates[-1]),
+        "test_days": cfg.test_days,
+        "slots": data.slots,
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()},
+        "metrics": metrics,
+        "published": PUBLISHED.get(market or "", {}),
+        "seconds": {**res.seconds, "wall": wall},
+    }
+    print(format_table(metrics, market, cfg.test_days == 728))
+    print(f"test period {res.dates[0]} … {res.dates[-1]} ({cfg.test_days} days), wall time {wall:.0f} s")
+    result: dict[str, Any] = {
+        "test_start": summary["test_start"],
+        "test_end": summary["test_end"],
+        "wall_s": round(wall, 1),
+        "metrics": {k: v for k, v in metrics.items() if k != "dnn_quantiles"},
+    }
+    if args.out is not None:
+        write_json_atomic(args.out / "metrics.json", summary)
+        write_bytes_atomic(args.out / "forecasts.csv", forecasts_csv(res, cfg.quantiles).encode())
+        result["metrics_path"] = str(args.out / "metrics.json")
+        result["forecasts_path"] = str(args.out / "forecasts.csv")
+    return result
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    return run_stage(main, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

@@ -1,0 +1,108 @@
+"""The Keras quantile DNN: ordered quantiles, reproducibility, save/load, and the backtest CLI with it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks.forecasting import design
+from tasks.forecasting.metrics import mae
+from tasks.forecasting.naive import weekly_naive
+
+pytestmark = pytest.mark.integration
+
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "epf"
+QS = (0.1, 0.5, 0.9)
+
+
+@pytest.fixture(scope="module")
+def de() -> design.DayData:
+    return design.load_csv(FIX / "DE_excerpt.csv")
+
+
+@pytest.fixture(scope="module")
+def fitted(de: design.DayData):  # type: ignore[no-untyped-def]
+    from tasks.forecasting.dnn import QuantileDNN
+
+    train = np.arange(7, 106)
+    model = QuantileDNN(quantiles=QS, hidden=(32,), seed=3, epochs=60, patience=8).fit(
+        design.build_design(de, train), design.targets(de, train)
+    )
+    return model
+
+
+def test_predicts_every_slot_and_quantile_and_learns(fitted, de: design.DayData) -> None:  # type: ignore[no-untyped-def]
+    test = np.arange(106, 120)
+    q = fitted.predict(design.build_design(de, test))
+    assert q.shape == (14, 24, 3)
+    assert np.isfinite(q).all()
+    y = de.prices[test]
+    assert mae(y, q[:, :, 1]) < mae(y, weekly_naive(de.prices)[test])
+    assert 0 < len(fitted.history_["loss"]) <= 60
+    assert "val_loss" in fitted.history_
+
+
+def test_quantiles_never_cross_even_far_outside_the_training_data(fitted, de: design.DayData) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    x = design.build_design(de, np.arange(7, 120))
+    wild = x[rng.integers(0, len(x), 200)] * rng.uniform(-5, 5, size=(200, x.shape[1]))
+    q = fitted.predict(np.concatenate([x, wild]))
+    assert (np.diff(q, axis=2) >= 0).all()
+
+
+def test_save_and_load_give_identical_predictions(fitted, de: design.DayData, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tasks.forecasting.dnn import QuantileDNN
+
+    x = design.build_design(de, np.arange(100, 120))
+    fitted.save(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "dnn.json").read_text())["quantiles"] == list(QS)
+    loaded = QuantileDNN.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.predict(x), fitted.predict(x))
+    assert loaded.quantiles == QS
+    # the Keras model alone takes raw features (normalisation is its first layer)
+    assert fitted.keras_model.layers[1].name == "normalise"
+    np.testing.assert_allclose(np.asarray(loaded.keras_model.predict(x, verbose=0)), fitted.predict(x), rtol=1e-6)
+
+
+def test_same_seed_same_model(de: design.DayData) -> None:
+    from tasks.forecasting.dnn import QuantileDNN
+
+    train = np.arange(7, 60)
+    x, y = design.build_design(de, train), design.targets(de, train)
+    a = QuantileDNN(hidden=(16,), seed=5, epochs=5).fit(x, y).predict(x[:3])
+    b = QuantileDNN(hidden=(16,), seed=5, epochs=5).fit(x, y).predict(x[:3])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_invalid_quantiles_are_rejected() -> None:
+    from tasks.forecasting.dnn import QuantileDNN
+
+    with pytest.raises(ValueError, match="increasing"):
+        QuantileDNN(quantiles=(0.5, 0.1))
+
+
+def test_backtest_cli_with_dnn_writes_quantile_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tasks.backtest import cli
+
+    out = tmp_path / "bt"
+    rc = cli(
+        [
+            "--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "10", "--retrain-every", "5",
+            "--lear-windows", "28,56", "--dnn-hidden", "16", "--dnn-epochs", "10",
+            "--models", "naive,lear,dnn,ensemble", "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"naive", "lear", "dnn", "ensemble", "dnn_quantiles"} <= set(metrics["metrics"])
+    assert 0.0 <= metrics["metrics"]["dnn_quantiles"]["coverage_q10_q90"] <= 1.0
+    with (out / "forecasts.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 240
+    assert {"q10", "q50", "q90", "dnn", "ensemble"} <= set(rows[0])
+    assert all(float(r["q10"]) <= float(r["q50"]) <= float(r["q90"]) for r in rows)
+    assert "DNN pinball" in capsys.readouterr().out
