@@ -1,0 +1,111 @@
+"""Forecast the delivery day's prices with the zone's champion model.
+
+``python -m tasks.forecast --delivery-date D --zone Z``
+
+Loads ``models:/<name>@champion`` (the pyfunc of tasks.mlflow_utils, so the
+features are flattened by the same code as in training), predicts the
+quantiles of every MTU of D from ``features/zone=Z/<D>.parquet``, clips them to
+the SDAC price limits and adds the zone's load, wind and solar forecasts of D
+(the TSO forecasts; they are the volume forecast). Writes
+``forecasts/zone=Z/<D>.parquet`` and ``<D>.json`` (model name, version, run id).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from tasks.cli import base_parser, day_arg, run_stage
+from tasks.config import Settings, get_settings
+from tasks.errors import ConfigError, GateClosedError
+from tasks.storage import Layout, write_json_atomic, write_parquet_atomic
+
+log = logging.getLogger(__name__)
+
+
+def forecast(
+    zone: str, day: date, settings: Settings | None = None, *, config_path: Path | None = None
+) -> dict[str, Any]:
+    """Write the forecast file and sidecar of one zone and delivery day."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from tasks.features import read_features
+    from tasks.mlflow_utils import CHAMPION, client, load_config, model_input, model_name, require_champion
+
+    settings = settings or get_settings()
+    if zone not in settings.zones:
+        raise ConfigError(f"zone {zone!r} is not configured (settings.zones = {list(settings.zones)})")
+    layout = Layout(settings.data_root)
+    gate = layout.gate_file(zone, day)
+    if gate.exists():
+        raise GateClosedError(
+            f"zone {zone} day {day.isoformat()} failed a gate ({gate}); no forecast is made"
+        )
+    config = load_config(config_path)
+    name = model_name(zone, config)
+    version = require_champion(settings, zone, day, config)
+    features = read_features(zone, day, settings)
+    client(settings)
+    uri = f"models:/{name}@{CHAMPION}"
+    model = mlflow.pyfunc.load_model(uri)
+    pred = model.predict(model_input(features))
+    wanted = [f"price_q{round(100 * q)}" for q in settings.quantiles]
+    missing = [c for c in wanted if c not in pred.columns]
+    if missing:
+        raise ConfigError(
+            f"champion {name} v{version.version} gives {list(pred.columns)}, settings ask for {wanted}; "
+            "retrain with the configured quantiles"
+        )
+    out = pd.DataFrame(
+        {"timestamp_utc": features["timestamp_utc"], "resolution_minutes": features["resolution_minutes"]}
+    )
+    values = np.clip(
+        pred[wanted].to_numpy(dtype=float), settings.price_floor_eur_mwh, settings.price_cap_eur_mwh
+    )
+    values = np.maximum.accumulate(values, axis=1)  # non-crossing even after clipping
+    for i, column in enumerate(wanted):
+        out[column] = values[:, i]
+    for column in ("load_mw", "wind_mw", "solar_mw"):
+        out[column] = features[column].to_numpy(dtype=float)
+    path = write_parquet_atomic(layout.forecast_file(zone, day), out)
+    sidecar = {
+        "zone": zone,
+        "delivery_date": day.isoformat(),
+        "model_name": name,
+        "model_version": int(version.version),
+        "model_uri": uri,
+        "run_id": version.run_id,
+        "quantiles": list(settings.quantiles),
+        "rows": len(out),
+        "features": str(layout.features_file(zone, day)),
+    }
+    write_json_atomic(path.with_suffix(".json"), sidecar)
+    return {
+        "path": str(path),
+        "model_version": int(version.version),
+        "model_name": name,
+        "run_id": version.run_id,
+        "rows": len(out),
+    }
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    settings = get_settings()
+    return forecast(args.zone or settings.zones[0], day_arg(args), settings, config_path=args.config)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = base_parser("Forecast the delivery day's price quantiles with the zone's champion.")
+    p.add_argument(
+        "--config", type=Path, default=None, help="JSON overriding mlruns_config/models.json keys."
+    )
+    return p
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_stage(main, parser()))

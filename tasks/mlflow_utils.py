@@ -1,0 +1,210 @@
+"""MLflow plumbing of the forecasting stages: names, stores, the served model.
+
+Names (experiments per model family, the registered model per zone, common
+tags) and training configuration come from ``mlruns_config/models.json``.
+Tracking and registry URIs come from the settings: a local SQLite store by
+default, a tracking server when ``DAP_MLFLOW_TRACKING_URI`` says so.
+
+The registered model is a pyfunc (:class:`DayAheadPriceModel`) wrapping the
+Keras network together with the feature-to-slot mapping of
+:mod:`tasks.features`: its ``predict`` takes a delivery day's feature rows and
+returns the price quantiles per row. Serving therefore cannot drift from
+training (the same code flattens the day), and DST days map back to their
+92/100 rows inside the model. The plain Keras model is logged inside it
+(``artifacts/model/dnn/model.keras``) for anyone who wants raw tensors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+from tasks.config import PROJECT_ROOT, Settings
+from tasks.errors import ConfigError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+CONFIG_FILE = PROJECT_ROOT / "mlruns_config" / "models.json"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_ARTIFACT = "model"
+WINDOW_ARTIFACT = "window.json"
+DESIGN_FILE = "design.json"
+
+
+def load_config(path: Path | None = None) -> dict[str, Any]:
+    """The forecasting configuration; ``path`` overrides keys of the default file."""
+    config: dict[str, Any] = json.loads(CONFIG_FILE.read_text())
+    if path is not None:
+        if not Path(path).is_file():
+            raise ConfigError(f"model config {path} does not exist")
+        override = json.loads(Path(path).read_text())
+        for key, value in override.items():
+            if isinstance(value, dict) and isinstance(config.get(key), dict):
+                config[key] = {**config[key], **value}
+            else:
+                config[key] = value
+    return config
+
+
+def model_name(zone: str, config: dict[str, Any] | None = None) -> str:
+    """Registered model of a zone, e.g. ``day_ahead_price_DE_LU``."""
+    template: str = (config or load_config())["registered_model"]
+    return template.format(zone=zone)
+
+
+def client(settings: Settings) -> MlflowClient:
+    """A client on the configured stores; also points the fluent API at them."""
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.registry_uri)
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+
+
+def experiment_id(settings: Settings, family: str, config: dict[str, Any] | None = None) -> str:
+    """Id of the experiment of a model family, created on first use."""
+    config = config or load_config()
+    try:
+        name = config["experiments"][family]
+    except KeyError as exc:
+        raise ConfigError(f"model family {family!r} has no experiment in {CONFIG_FILE}") from exc
+    mc = client(settings)
+    found = mc.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = f"{settings.artifact_root.rstrip('/')}/{name}"
+    return str(mc.create_experiment(name, artifact_location=location, tags=config.get("tags", {})))
+
+
+def champion_version(
+    settings: Settings, zone: str, config: dict[str, Any] | None = None
+) -> ModelVersion | None:
+    """The zone's champion model version, or None when there is none yet."""
+    from mlflow.exceptions import MlflowException
+
+    name = model_name(zone, config)
+    mc = client(settings)
+    try:
+        return mc.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def require_champion(
+    settings: Settings, zone: str, day: date, config: dict[str, Any] | None = None
+) -> ModelVersion:
+    version = champion_version(settings, zone, config)
+    if version is None:
+        name = model_name(zone, config)
+        raise ModelNotFoundError(
+            f"no champion of {name} in {settings.registry_uri}; run "
+            f"python -m tasks.train --delivery-date {day.isoformat()} --zone {zone} "
+            "then tasks.evaluate and tasks.register with its run id first"
+        )
+    return version
+
+
+def load_price_model(uri: str) -> DayAheadPriceModel:
+    """The wrapped model behind a ``models:/`` or ``runs:/`` URI."""
+    loaded = mlflow.pyfunc.load_model(uri)
+    model = loaded.unwrap_python_model()
+    if not isinstance(model, DayAheadPriceModel):
+        raise ModelNotFoundError(f"{uri} is not a day-ahead price model (got {type(model).__name__})")
+    return model
+
+
+@dataclass
+class Design:
+    """How a day's feature rows become one model input row (stored with the model)."""
+
+    columns: list[str]
+    slots: int
+    quantiles: list[float]
+    fill: dict[str, float]  # training means for optional inputs (weather) missing at serving time
+    price_floor: float
+    price_cap: float
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def matrix(self, frames: list[pd.DataFrame]) -> np.ndarray:
+        """``X[n_days, f]`` from feature frames (same code at training and serving)."""
+        from tasks.features import day_vector
+
+        rows = []
+        for frame in frames:
+            f = frame.copy()
+            for column, value in self.fill.items():
+                if column in f:
+                    f[column] = f[column].fillna(value)
+            rows.append(day_vector(f, self.columns, self.slots))
+        x = np.vstack(rows)
+        if not np.isfinite(x).all():
+            raise ValueError("feature rows contain NaN after filling optional inputs")
+        return x
+
+
+class DayAheadPriceModel(PythonModel):
+    """Pyfunc: a day's feature rows in, quantile prices per row out (clipped to SDAC limits)."""
+
+    def __init__(self) -> None:
+        self.design: Design | None = None
+        self.dnn: Any = None
+
+    def load_context(self, context: Any) -> None:
+        from tasks.forecasting.dnn import QuantileDNN
+
+        root = Path(context.artifacts["model_dir"])
+        self.design = Design(**json.loads((root / DESIGN_FILE).read_text()))
+        self.dnn = QuantileDNN.load(root / "dnn")
+
+    def attach(self, design: Design, dnn: Any) -> DayAheadPriceModel:
+        """Use in-process (training) without a round trip through MLflow."""
+        self.design, self.dnn = design, dnn
+        return self
+
+    @property
+    def quantile_columns(self) -> list[str]:
+        assert self.design is not None
+        return [f"price_q{round(100 * q)}" for q in self.design.quantiles]
+
+    def forecast_days(self, frames: list[pd.DataFrame]) -> np.ndarray:
+        """``[n_days, slots, q]`` quantile prices on the slot grid, clipped to the price limits."""
+        assert self.design is not None, "load the model first"
+        assert self.dnn is not None, "load the model first"
+        pred = self.dnn.predict(self.design.matrix(frames))
+        return np.clip(pred, self.design.price_floor, self.design.price_cap)
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """One delivery day's feature rows (one per MTU) → one row of quantiles per MTU."""
+        del context, params
+        frame = pd.DataFrame(model_input).reset_index(drop=True)
+        pred = self.forecast_days([frame])[0]  # [slots, q]
+        per_row = pred[frame["slot"].to_numpy(dtype=int)]
+        return pd.DataFrame(per_row, columns=self.quantile_columns)
+
+
+def model_input(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns of a feature frame the pyfunc signature declares (no timestamps)."""
+    return frame.drop(columns=["timestamp_utc"])
+
+
+PIP_REQUIREMENTS = [
+    f"mlflow=={mlflow.__version__}",
+    "tensorflow-cpu==2.16.2",
+    "pandas",
+    "numpy",
+]

@@ -1,0 +1,451 @@
+"""Train the day-ahead price models of one zone and log them to MLflow.
+
+``python -m tasks.train --delivery-date D --zone Z [--if-due] [--config JSON]``
+
+Window: the ``settings.train_window_days`` days ending D-1 (every target is
+a published price; nothing of D is read). Days with a gate marker, missing
+inputs or missing prices are left out and listed on the run. The last
+``evaluation_days`` usable days are held out as the evaluation window; the
+tail of the rest is the early-stopping validation split. The held-out days
+are never trained on, so a later challenger's evaluation window (which ends
+later) contains no day the current champion was fitted on either.
+
+Models: the quantile DNN (registered candidate), a LEAR baseline and the weekly
+naive forecast, each logged to its family's experiment with MAE, rMAE (against
+the weekly naive), sMAPE, RMSE, pinball loss and 80 %-interval coverage.
+
+Load: the TSO's day-ahead load forecast of D is the volume forecast (see
+docs/models.md); no load model is trained here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tasks.cli import base_parser, day_arg, run_stage
+from tasks.config import Settings, get_settings
+from tasks.errors import ConfigError, MissingInputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WindowData:
+    """Usable days of a training window as model matrices."""
+
+    days: list[date]
+    frames: list[pd.DataFrame]
+    y: np.ndarray  # [n_days, slots]
+    naive: np.ndarray  # [n_days, slots] weekly naive (price of D-7 at the same clock position)
+    skipped: dict[str, str]
+
+
+def load_window(
+    zone: str, first: date, last: date, settings: Settings, *, build_missing: bool = True
+) -> WindowData:
+    """Feature frames, targets and naive forecasts of the usable days in ``first..last``."""
+    import numpy as np
+
+    from tasks.features import Inputs, backfill, n_slots, read_features, slot_values, target_slots
+    from tasks.storage import Layout
+    from tasks.timeutil import days as day_range
+
+    layout = Layout(settings.data_root)
+    skipped: dict[str, str] = {}
+    if build_missing:
+        _, skipped = backfill(zone, first, last, settings)
+    inputs = Inputs(layout, zone)
+    slots = n_slots(settings.mtu_minutes)
+    kept: list[date] = []
+    frames, ys, naive = [], [], []
+    for day in day_range(first, last):
+        key = day.isoformat()
+        if key in skipped:
+            continue
+        if layout.gate_file(zone, day).exists():
+            skipped[key] = "GateClosedError: day failed a gate"
+            continue
+        try:
+            frame = read_features(zone, day, settings)
+            prices = inputs.get("day_ahead_prices", day)
+            assert prices is not None
+            y = target_slots(prices, day, settings.market_timezone, settings.mtu_minutes)
+        except MissingInputError as exc:
+            skipped[key] = f"MissingInputError: {exc}"
+            continue
+        kept.append(day)
+        frames.append(frame)
+        ys.append(y)
+        naive.append(slot_values(frame, ["price_lag7"], slots)[:, 0])
+    return WindowData(
+        days=kept,
+        frames=frames,
+        y=np.array(ys).reshape(len(kept), slots),
+        naive=np.array(naive).reshape(len(kept), slots),
+        skipped=dict(sorted(skipped.items())),
+    )
+
+
+def choose_design(frames: list[pd.DataFrame], settings: Settings) -> Any:
+    """Model inputs: every slot column that is present on the training days.
+
+    Weather joins the design when at least 95 % of training days carry it; a
+    day without it at serving time gets the training mean (logged in design).
+    """
+    import pandas as pd
+
+    from tasks.features import SLOT_COLUMNS, WEATHER_COLUMNS, n_slots
+    from tasks.mlflow_utils import Design
+
+    stacked = pd.concat(frames, ignore_index=True)
+    columns, fill = [], {}
+    for column in SLOT_COLUMNS:
+        if column in WEATHER_COLUMNS:
+            present = sum(bool(f[column].notna().all()) for f in frames) / len(frames)
+            if present < 0.95:
+                continue
+            fill[column] = float(stacked[column].mean())
+        columns.append(column)
+    return Design(
+        columns=columns,
+        slots=n_slots(settings.mtu_minutes),
+        quantiles=[float(q) for q in settings.quantiles],
+        fill=fill,
+        price_floor=settings.price_floor_eur_mwh,
+        price_cap=settings.price_cap_eur_mwh,
+    )
+
+
+def score(y: np.ndarray, q_pred: np.ndarray, naive: np.ndarray, quantiles: list[float]) -> dict[str, float]:
+    """All figures of a quantile forecast ``[n, slots, q]`` against actuals ``[n, slots]``."""
+    from tasks.forecasting import metrics
+
+    median = q_pred[..., _median_index(quantiles)]
+    out = metrics.point_metrics(y, median, naive)
+    out["pinball"] = metrics.pinball_loss(y, q_pred, quantiles)
+    out["coverage_80"] = metrics.interval_coverage(y, q_pred[..., 0], q_pred[..., -1])
+    return out
+
+
+def score_point(y: np.ndarray, pred: np.ndarray, naive: np.ndarray) -> dict[str, float]:
+    from tasks.forecasting import metrics
+
+    return metrics.point_metrics(y, pred, naive)
+
+
+def _median_index(quantiles: list[float]) -> int:
+    return min(range(len(quantiles)), key=lambda i: abs(quantiles[i] - 0.5))
+
+
+def informative_columns(x: np.ndarray) -> np.ndarray:
+    """Indices of non-constant, non-duplicate columns (LARS breaks on exact duplicates)."""
+    import numpy as np
+
+    varying = np.flatnonzero(x.std(axis=0) > 0)
+    _, first = np.unique(np.round(x[:, varying], 9), axis=1, return_index=True)
+    return np.sort(varying[first])
+
+
+def is_due(settings: Settings, zone: str, day: date, config: dict[str, Any]) -> tuple[bool, str]:
+    """Whether a new model is needed: no champion, or one trained ≥ train_every_days before D."""
+    from tasks.mlflow_utils import champion_version, client
+
+    version = champion_version(settings, zone, config)
+    if version is None:
+        return True, "no champion yet"
+    run = client(settings).get_run(str(version.run_id))
+    trained_for = run.data.tags.get("delivery_date")
+    if not trained_for:
+        return True, f"champion v{version.version} has no delivery_date tag"
+    age = (day - date.fromisoformat(trained_for)).days
+    if 0 <= age < settings.train_every_days:
+        return (
+            False,
+            f"champion v{version.version} trained for {trained_for} ({age} d < {settings.train_every_days} d)",
+        )
+    return True, f"champion v{version.version} trained for {trained_for} ({age} d old)"
+
+
+def _plots(
+    days: list[date], y: np.ndarray, q_pred: np.ndarray, naive: np.ndarray, *, slots: int, median: int
+) -> dict[str, Any]:
+    """Forecast vs actual (last week of the evaluation window) and MAE by local hour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    figures: dict[str, Any] = {}
+    last = min(7, len(days))
+    fig, ax = plt.subplots(figsize=(11, 4))
+    x = np.arange(last * slots)
+    ax.fill_between(
+        x, q_pred[-last:, :, 0].ravel(), q_pred[-last:, :, -1].ravel(), alpha=0.3, label="q10–q90"
+    )
+    ax.plot(x, q_pred[-last:, :, median].ravel(), label="median")
+    ax.plot(x, y[-last:].ravel(), color="black", linewidth=1, label="actual")
+    ax.plot(x, naive[-last:].ravel(), color="grey", linestyle=":", linewidth=1, label="weekly naive")
+    ax.set_title(f"Forecast vs actual, {days[-last].isoformat()} … {days[-1].isoformat()}")
+    ax.set_xlabel("slot (local clock)")
+    ax.set_ylabel("EUR/MWh")
+    ax.legend(loc="upper left")
+    figures["forecast_vs_actual.png"] = fig
+    fig2, ax2 = plt.subplots(figsize=(8, 3.5))
+    per_slot = np.abs(y - q_pred[..., median]).mean(axis=0)
+    per_hour = per_slot.reshape(24, slots // 24).mean(axis=1)
+    naive_hour = np.abs(y - naive).mean(axis=0).reshape(24, slots // 24).mean(axis=1)
+    ax2.bar(np.arange(24) - 0.2, per_hour, width=0.4, label="DNN median")
+    ax2.bar(np.arange(24) + 0.2, naive_hour, width=0.4, label="weekly naive")
+    ax2.set_title("MAE by local hour (evaluation window)")
+    ax2.set_xlabel("hour")
+    ax2.set_ylabel("EUR/MWh")
+    ax2.legend()
+    figures["error_by_hour.png"] = fig2
+    return figures
+
+
+def train(
+    zone: str,
+    day: date,
+    settings: Settings | None = None,
+    *,
+    config_path: Path | None = None,
+    if_due: bool = False,
+) -> dict[str, Any]:
+    """Train, evaluate on the hold-out and log the models of one zone; see the module docstring."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from tasks.forecasting.dnn import QuantileDNN
+    from tasks.forecasting.lear import LEAR
+    from tasks.mlflow_utils import (
+        MODEL_ARTIFACT,
+        PIP_REQUIREMENTS,
+        WINDOW_ARTIFACT,
+        DayAheadPriceModel,
+        client,
+        experiment_id,
+        load_config,
+        model_input,
+        model_name,
+    )
+
+    settings = settings or get_settings()
+    if zone not in settings.zones:
+        raise ConfigError(f"zone {zone!r} is not configured (settings.zones = {list(settings.zones)})")
+    config = load_config(config_path)
+    name = model_name(zone, config)
+    if if_due:
+        due, reason = is_due(settings, zone, day, config)
+        if not due:
+            log.info("training not due for %s: %s", zone, reason)
+            return {
+                "run_id": None,
+                "model_uri": f"models:/{name}@champion",
+                "skipped": True,
+                "reason": reason,
+            }
+
+    t0 = time.perf_counter()
+    first, last = day - timedelta(days=settings.train_window_days), day - timedelta(days=1)
+    window = load_window(zone, first, last, settings)
+    n_eval = int(config["evaluation_days"])
+    n_min = int(config["min_training_days"])
+    if len(window.days) < n_eval + n_min:
+        raise MissingInputError(
+            f"zone {zone}: only {len(window.days)} usable days in {first}…{last} "
+            f"(need {n_eval} evaluation + {n_min} training days); backfill the processed inputs "
+            f"(python -m tasks.features --backfill-from {first} --delivery-date {last} --zone {zone})"
+        )
+    t_data = time.perf_counter() - t0
+    design = choose_design(window.frames[:-n_eval], settings)
+    # Days without an optional input (weather) that the design uses get the training mean.
+    x_all = design.matrix(window.frames)
+    y_all = window.y
+    n_fit = len(window.days) - n_eval
+    n_val = max(1, round(float(config["validation_fraction"]) * n_fit))
+    tr, va, ev = slice(0, n_fit - n_val), slice(n_fit - n_val, n_fit), slice(n_fit, None)
+    seed = int(config["seed"])
+
+    t1 = time.perf_counter()
+    dnn = QuantileDNN(quantiles=design.quantiles, seed=seed, **config["dnn"])
+    dnn.fit(x_all[tr], y_all[tr], x_all[va], y_all[va])
+    t_dnn = time.perf_counter() - t1
+    wrapped = DayAheadPriceModel().attach(design, dnn)
+    q_eval = wrapped.forecast_days(window.frames[n_fit:])
+
+    t2 = time.perf_counter()
+    keep = informative_columns(x_all[:n_fit])
+    lear = LEAR(**config["lear"]).fit(x_all[:n_fit, keep], y_all[:n_fit])
+    lear_eval = np.clip(
+        lear.predict(x_all[ev][:, keep]), settings.price_floor_eur_mwh, settings.price_cap_eur_mwh
+    )
+    t_lear = time.perf_counter() - t2
+
+    y_eval, naive_eval = y_all[ev], window.naive[ev]
+    dnn_scores = score(y_eval, q_eval, naive_eval, design.quantiles)
+    lear_scores = score_point(y_eval, lear_eval, naive_eval)
+    naive_scores = score_point(y_eval, naive_eval, naive_eval)
+    log.info("zone %s eval: dnn %s lear %s naive %s", zone, dnn_scores, lear_scores, naive_scores)
+
+    splits = ["train"] * (n_fit - n_val) + ["validation"] * n_val + ["evaluation"] * n_eval
+    window_doc = {
+        "zone": zone,
+        "delivery_date": day.isoformat(),
+        "first": first.isoformat(),
+        "last": last.isoformat(),
+        "train_days": [d.isoformat() for d in window.days[tr]],
+        "validation_days": [d.isoformat() for d in window.days[va]],
+        "evaluation_days": [d.isoformat() for d in window.days[ev]],
+        "skipped": window.skipped,
+    }
+    index = pd.DataFrame(
+        {
+            "delivery_date": [d.isoformat() for d in window.days],
+            "split": splits,
+            "mtus": [len(f) for f in window.frames],
+            "price_mean": y_all.mean(axis=1),
+            "price_max": y_all.max(axis=1),
+        }
+    )
+    common_params = {
+        "zone": zone,
+        "delivery_date": day.isoformat(),
+        "window_first": first.isoformat(),
+        "window_last": last.isoformat(),
+        "n_train_days": n_fit - n_val,
+        "n_validation_days": n_val,
+        "n_evaluation_days": n_eval,
+        "n_skipped_days": len(window.skipped),
+        "mtu_minutes": settings.mtu_minutes,
+        "market_timezone": settings.market_timezone,
+        "seed": seed,
+    }
+    tags = {**config.get("tags", {}), "zone": zone, "delivery_date": day.isoformat()}
+    source = str(settings.data_root / "features" / f"zone={zone}")
+    mc = client(settings)
+
+    def _log_common(kind: str) -> None:
+        mlflow.log_params(common_params)
+        from mlflow.data.pandas_dataset import from_pandas
+
+        dataset = from_pandas(index, source=source, name=f"{zone}_{first}_{last}")
+        mlflow.log_input(dataset, context="training")
+        mlflow.log_dict(window_doc, WINDOW_ARTIFACT)
+        mlflow.set_tags({**tags, "model_kind": kind})
+
+    # Baselines first: the DNN run records their run ids.
+    with mlflow.start_run(
+        experiment_id=experiment_id(settings, "price_naive", config), run_name=f"naive {zone} {day}"
+    ) as r:
+        _log_common("weekly_naive")
+        mlflow.log_metrics(naive_scores)
+        naive_run = r.info.run_id
+    with mlflow.start_run(
+        experiment_id=experiment_id(settings, "price_lear", config), run_name=f"lear {zone} {day}"
+    ) as r:
+        _log_common("lear")
+        mlflow.log_params({f"lear_{k}": v for k, v in config["lear"].items()})
+        mlflow.log_metrics({**lear_scores, "fit_seconds": t_lear})
+        lear_run = r.info.run_id
+
+    t3 = time.perf_counter()
+    with mlflow.start_run(
+        experiment_id=experiment_id(settings, "price_dnn", config), run_name=f"dnn {zone} {day}"
+    ) as r:
+        run_id = r.info.run_id
+        _log_common("quantile_dnn")
+        mlflow.log_params({f"dnn_{k}": v for k, v in dnn.params().items()})
+        mlflow.log_params({"n_inputs": int(x_all.shape[1]), "input_columns": ",".join(design.columns)})
+        mlflow.set_tags({"naive_run_id": naive_run, "lear_run_id": lear_run, "registered_model": name})
+        mlflow.log_metrics(dnn_scores)
+        mlflow.log_metrics({f"lear_{k}": v for k, v in lear_scores.items()})
+        mlflow.log_metrics({f"naive_{k}": v for k, v in naive_scores.items()})
+        mlflow.log_metrics(
+            {
+                "epochs_run": len(dnn.history_.get("loss", [])),
+                "best_val_loss": min(dnn.history_.get("val_loss", [np.nan])),
+                "data_seconds": t_data,
+                "dnn_fit_seconds": t_dnn,
+                "lear_fit_seconds": t_lear,
+            }
+        )
+        for fname, fig in _plots(
+            window.days[ev],
+            y_eval,
+            q_eval,
+            naive_eval,
+            slots=design.slots,
+            median=_median_index(design.quantiles),
+        ).items():
+            mlflow.log_figure(fig, fname)
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+        example = model_input(window.frames[-1])
+        output = wrapped.predict(None, example)
+        from mlflow.models import infer_signature
+
+        signature = infer_signature(example, output)
+        with tempfile.TemporaryDirectory(prefix="dap-model-") as tmp:
+            root = Path(tmp)
+            dnn.save(root / "dnn")
+            import json
+
+            (root / "design.json").write_text(json.dumps(design.to_json(), indent=2))
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT,
+                python_model=DayAheadPriceModel(),
+                artifacts={"model_dir": str(root)},
+                signature=signature,
+                input_example=example,
+                pip_requirements=PIP_REQUIREMENTS,
+            )
+        mlflow.log_metric("log_model_seconds", time.perf_counter() - t3)
+    mc.set_tag(run_id, "model_uri", info.model_uri)
+    model_uri = str(info.model_uri)
+    log.info("trained %s in %.1f s: run %s", zone, time.perf_counter() - t0, run_id)
+    return {
+        "run_id": run_id,
+        "model_uri": model_uri,
+        "skipped": False,
+        "mae": dnn_scores["mae"],
+        "rmae": dnn_scores["rmae"],
+        "lear_mae": lear_scores["mae"],
+        "naive_mae": naive_scores["mae"],
+    }
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    settings = get_settings()
+    return train(
+        args.zone or settings.zones[0], day_arg(args), settings, config_path=args.config, if_due=args.if_due
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = base_parser("Train the day-ahead price models of one zone (DNN + LEAR + weekly naive) into MLflow.")
+    p.add_argument(
+        "--if-due", action="store_true", help="Skip when the champion is younger than train_every_days."
+    )
+    p.add_argument(
+        "--config", type=Path, default=None, help="JSON overriding mlruns_config/models.json keys."
+    )
+    return p
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_stage(main, parser()))
