@@ -150,12 +150,14 @@ def backtest(
     strategy: str = "point",
     cvar_weight: float = 1.0,
     out_dir: Path | None = None,
+    test_days: int = TEST_DAYS,
+    skip_days: int = SKIP_DAYS,
 ) -> dict[str, Any]:
     import pandas as pd
 
     days, prices = load_day_matrix(dataset)
-    period = evaluation_period(days)
-    test_days = days[period]
+    period = evaluation_period(days, test_days, skip_days)
+    eval_days = days[period]
     actual = prices[period]
     if forecasts is None:
         if model != "naive":
@@ -166,7 +168,7 @@ def backtest(
         scen = prices[start - 7 : len(days) - 7][None, :, :]
         weights: list[float] | None = None
     else:
-        cols = load_forecasts(forecasts, test_days, model)
+        cols = load_forecasts(forecasts, eval_days, model)
         if strategy == "point":
             scen = cols[model][None, :, :]
             weights = None
@@ -184,11 +186,11 @@ def backtest(
     covered = np.isfinite(scen).all(axis=(0, 2))
     if not covered.any():
         raise MissingInputError(
-            f"no day of the test period {test_days[0]}..{test_days[-1]} has a full forecast"
+            f"no day of the test period {eval_days[0]}..{eval_days[-1]} has a full forecast"
         )
     idx = np.flatnonzero(covered)
     results = run_days(
-        [test_days[i] for i in idx],
+        [eval_days[i] for i in idx],
         actual[idx],
         scen[:, idx, :],
         weights=weights,
@@ -247,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--strategy", choices=("point", "expected", "cvar"), default="point")
     parser.add_argument("--cvar-weight", type=float, default=1.0, help="CVaR90 weight for --strategy cvar.")
+    parser.add_argument(
+        "--test-days", type=int, default=TEST_DAYS, help="Length of the test period (protocol: 728)."
+    )
     parser.add_argument("--out", type=Path, default=None, help="Directory for the per-day CSV.")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -263,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             strategy=args.strategy,
             cvar_weight=args.cvar_weight,
             out_dir=args.out,
+            test_days=args.test_days,
         )
     except PipelineError as exc:
         print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

@@ -63,7 +63,7 @@ def curve_points(
     ]
     # Too many distinct limits for 256 points: merge limits onto a coarser grid.
     grid = PRICE_STEP
-    while 2 * len({s.limit for s in steps}) + 2 > MAX_POINTS:
+    while 3 * len({s.limit for s in steps}) + 2 > MAX_POINTS:  # a limit adds <= 3 prices
         grid *= 2
         steps = [Step(min(max(round(round(s.limit / grid) * grid, 1), floor), cap), s.mw) for s in steps]
     prices = {floor, cap}
