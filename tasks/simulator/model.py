@@ -53,32 +53,90 @@ class ZoneParams:
 
 PARAMS: dict[str, ZoneParams] = {
     "DE_LU": ZoneParams(
-        53_000,
-        450,
-        250,
-        62_000,
-        9_000,
-        100_000,
-        11_000,
-        0,
-        14_000,
-        9_000,
-        24_000,
-        9_000,
-        4_000,
-        14_000,
-        8_000,
+        load_mean=53_000,
+        heat_mw_per_degc=450,
+        cool_mw_per_degc=250,
+        wind_onshore=62_000,
+        wind_offshore=9_000,
+        solar=100_000,
+        must_run=11_000,
+        nuclear=0,
+        lignite=14_000,
+        coal=9_000,
+        ccgt=24_000,
+        ocgt=9_000,
+        peakers=4_000,
+        export_cap=17_000,
+        storage_flex=10_000,
     ),
     "BE": ZoneParams(
-        9_300, 120, 60, 3_600, 2_300, 11_000, 1_500, 2_000, 0, 0, 5_500, 1_500, 800, 4_500, 1_300
+        load_mean=9_300,
+        heat_mw_per_degc=120,
+        cool_mw_per_degc=60,
+        wind_onshore=3_600,
+        wind_offshore=2_300,
+        solar=11_000,
+        must_run=3_000,
+        nuclear=500,
+        lignite=0,
+        coal=0,
+        ccgt=5_500,
+        ocgt=1_500,
+        peakers=800,
+        export_cap=3_500,
+        storage_flex=1_300,
     ),
     "NL": ZoneParams(
-        13_000, 120, 80, 7_000, 5_000, 28_000, 1_500, 480, 0, 3_000, 8_000, 2_000, 800, 6_000, 1_000
+        load_mean=13_000,
+        heat_mw_per_degc=120,
+        cool_mw_per_degc=80,
+        wind_onshore=7_000,
+        wind_offshore=5_000,
+        solar=28_000,
+        must_run=1_500,
+        nuclear=480,
+        lignite=0,
+        coal=3_000,
+        ccgt=8_000,
+        ocgt=2_000,
+        peakers=800,
+        export_cap=7_000,
+        storage_flex=1_000,
     ),
     "FR": ZoneParams(
-        52_000, 2_300, 400, 25_000, 2_000, 25_000, 8_000, 45_000, 0, 0, 6_500, 2_500, 3_000, 15_000, 5_000
+        load_mean=44_000,
+        heat_mw_per_degc=1_900,
+        cool_mw_per_degc=400,
+        wind_onshore=25_000,
+        wind_offshore=2_000,
+        solar=25_000,
+        must_run=10_000,
+        nuclear=45_000,
+        lignite=0,
+        coal=0,
+        ccgt=16_000,
+        ocgt=6_000,
+        peakers=4_000,
+        export_cap=15_000,
+        storage_flex=10_000,
     ),
-    "AT": ZoneParams(7_400, 80, 40, 4_200, 0, 9_000, 4_500, 0, 0, 0, 4_000, 800, 500, 5_000, 3_000),
+    "AT": ZoneParams(
+        load_mean=7_400,
+        heat_mw_per_degc=80,
+        cool_mw_per_degc=40,
+        wind_onshore=4_200,
+        wind_offshore=0,
+        solar=9_000,
+        must_run=4_500,
+        nuclear=0,
+        lignite=0,
+        coal=0,
+        ccgt=4_000,
+        ocgt=800,
+        peakers=500,
+        export_cap=5_000,
+        storage_flex=3_000,
+    ),
 }
 
 # Weekday load shape by local hour (multiplies the zone's mean load).
@@ -261,11 +319,11 @@ def fuel_prices(zone: str, day: date, seed: int) -> tuple[float, float]:
     t = np.array([(day - EPOCH.date()).days * 24.0])
     doy = day.timetuple().tm_yday
     gas = (
-        33.0
+        38.0
         + 6.0 * np.cos(2 * np.pi * (doy - 20) / YEAR_DAYS)
         + 5.0 * smooth_noise(stable_key(seed, "TTF"), t, 24 * 21)[0]
     )
-    co2 = 72.0 + 8.0 * smooth_noise(stable_key(seed, "EUA"), t, 24 * 30)[0]
+    co2 = 78.0 + 8.0 * smooth_noise(stable_key(seed, "EUA"), t, 24 * 30)[0]
     return max(gas, 12.0), max(co2, 25.0)
 
 
@@ -280,15 +338,15 @@ def supply_curve(p: ZoneParams, gas: float, co2: float) -> tuple[np.ndarray, np.
     ccgt_best = gas / 0.60 + 0.34 * co2
     ccgt_worst = gas / 0.49 + 0.41 * co2
     ocgt = gas / 0.36 + 0.56 * co2
-    xs = [-p.export_cap, -0.5 * p.export_cap, 0.0]
-    ys = [-2.0, 8.0, 30.0]
+    xs = [-p.export_cap, -0.6 * p.export_cap, -0.2 * p.export_cap, 0.0]
+    ys = [-0.5, 10.0, 45.0, 65.0]
     cap = 0.0
     if p.nuclear:
         xs += [p.nuclear * 0.5, p.nuclear]
         ys += [18.0, 45.0]
         cap = p.nuclear
     for size, lo, hi in (
-        (p.lignite, 0.55 * lignite, lignite),
+        (p.lignite, 0.8 * lignite, lignite),
         (p.coal, 0.9 * coal, coal),
         (p.ccgt, ccgt_best, ccgt_worst),
     ):
@@ -317,7 +375,10 @@ def _price(
     price = np.interp(thermal, xs, ys)
     surplus = np.clip(-p.export_cap - thermal, 0.0, None) / 1000.0  # GW beyond export capacity
     scale = p.load_mean / 53_000
-    price = np.where(surplus > 0, -2.0 - 6.0 * (surplus / max(scale, 0.05)) ** 1.4, price)
+    # Beyond the export capacity, curtailment (direct marketers switch off below zero) bounds the fall:
+    # most negative hours sit a few EUR below zero, a deep surplus reaches about -150.
+    depth = 150.0 * (1.0 - np.exp(-surplus / (12.0 * max(scale, 0.05))))
+    price = np.where(surplus > 0, -0.5 - depth, price)
     n = len(price)
     noise = ar1(rng, n, 0.9, 0.05)
     price = np.where(price > 0, price * np.exp(noise), price + 3.0 * noise)
@@ -408,7 +469,7 @@ def simulate_truth(
         base_ws = 9.6 if site.offshore else 6.4
         ws = (
             base_ws
-            * (1 + 0.17 * winter - 0.08)
+            * (0.80 + 0.36 * winter)
             * np.exp(0.42 * synoptic_w + 0.18 * smooth_noise(stable_key(skey, "w"), t, 10.0) - 0.1)
         )
         ws = np.clip(ws, 0.2, 40.0)
