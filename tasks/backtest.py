@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from tasks.cli import run_stage
-from tasks.errors import PipelineError
+from tasks.errors import BacktestError
 from tasks.forecasting import design
 from tasks.forecasting.ensemble import combine
 from tasks.forecasting.metrics import interval_coverage, pinball_loss, point_metrics
@@ -52,10 +52,6 @@ BENCHMARK_FILES = {
     "DE": ("Price", "Ampirion Load Forecast", "2017-12-31"),
     "BE": ("Prices", "Generation forecast", "2016-12-31"),
 }
-
-
-class BacktestError(PipelineError):
-    """The backtest cannot run with these options on this dataset."""
 
 
 @dataclass

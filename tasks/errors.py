@@ -43,3 +43,11 @@ class InfeasibleScheduleError(PipelineError):
 
 class NiFiError(PipelineError):
     """NiFi could not be reached or the flow did not finish in time."""
+
+
+class DatasetError(PipelineError):
+    """A price dataset (e.g. an epftoolbox-layout CSV) cannot be read as whole, consecutive days."""
+
+
+class BacktestError(PipelineError):
+    """A forecast backtest cannot run with these options on this dataset."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tasks.errors import PipelineError
+from tasks.errors import DatasetError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,9 +29,7 @@ PRICE_LAGS: tuple[int, ...] = (1, 2, 3, 7)
 EXOG_LAGS: tuple[int, ...] = (0, 1, 7)
 MAX_LAG = 7
 
-
-class DatasetError(PipelineError):
-    """An epftoolbox-layout CSV cannot be read as whole, consecutive days."""
+__all__ = ["DatasetError", "DayData", "build_design", "from_frame", "load_csv", "n_features", "targets"]
 
 
 @dataclass(frozen=True)
