@@ -1,0 +1,155 @@
+"""Train → evaluate → register → forecast for two zones on a throwaway MLflow store."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.unit.test_features import write_history
+
+if TYPE_CHECKING:
+    from tasks.config import Settings
+
+D = date(2026, 10, 26)  # D-1 is the 25-hour autumn day
+ZONES = ("DE_LU", "BE")
+QCOLS = ["price_q10", "price_q50", "price_q90"]
+
+
+@pytest.fixture
+def small(monkeypatch: pytest.MonkeyPatch, data_root: Path, tmp_path: Path) -> tuple[Settings, Path]:
+    """Two zones, hourly MTUs, a 50-day window and a few epochs: the real code paths, small."""
+    from tasks.config import get_settings
+
+    monkeypatch.setenv("DAP_ZONES", ",".join(ZONES))
+    monkeypatch.setenv("DAP_MTU_MINUTES", "60")
+    monkeypatch.setenv("DAP_TRAIN_WINDOW_DAYS", "50")
+    get_settings.cache_clear()
+    config = tmp_path / "models.json"
+    config.write_text(
+        json.dumps(
+            {
+                "evaluation_days": 10,
+                "min_training_days": 25,
+                "dnn": {"hidden": [32], "epochs": 12, "patience": 4},
+                "lear": {"max_iter": 500},
+            }
+        )
+    )
+    settings = get_settings()
+    for zone in ZONES:
+        write_history(settings.data_root, zone, D - timedelta(days=60), D + timedelta(days=1))
+    return settings, config
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
+    import mlflow
+
+    from tasks.evaluate import evaluate
+    from tasks.features import build_features
+    from tasks.forecast import forecast
+    from tasks.mlflow_utils import client, load_price_model
+    from tasks.register import register
+    from tasks.storage import Layout, write_parquet_atomic
+    from tasks.train import train
+
+    settings, config = small
+    mc = client(settings)
+    layout = Layout(settings.data_root)
+    for zone in ZONES:
+        trained = train(zone, D, settings, config_path=config)
+        assert trained["skipped"] is False
+        run = mc.get_run(trained["run_id"])
+        for key in ("mae", "rmae", "smape", "rmse", "pinball", "coverage_80", "lear_mae", "naive_mae"):
+            assert np.isfinite(run.data.metrics[key]), key
+        assert run.data.params["window_last"] == (D - timedelta(days=1)).isoformat()
+        assert run.data.params["n_evaluation_days"] == "10"
+        assert run.inputs is not None
+        assert run.inputs.dataset_inputs, "the training window is logged as a dataset"
+        artifacts = {a.path for a in mc.list_artifacts(trained["run_id"])}
+        assert {"forecast_vs_actual.png", "error_by_hour.png", "window.json"} <= artifacts
+        window = mlflow.artifacts.load_dict(f"runs:/{trained['run_id']}/window.json")
+        assert window["evaluation_days"][-1] == (D - timedelta(days=1)).isoformat()
+        assert not set(window["evaluation_days"]) & set(window["train_days"])
+
+        # The model reloaded from MLflow scores the evaluation window exactly as the trained one did.
+        evaluated = evaluate(zone, D, trained["run_id"], settings, config_path=config)
+        assert evaluated["challenger_mae"] == pytest.approx(run.data.metrics["mae"], rel=1e-6)
+        assert evaluated["champion_mae"] is None
+
+        registered = register(zone, D, trained["run_id"], settings, config_path=config)
+        assert (registered["model_name"], registered["version"], registered["promoted"]) == (
+            f"day_ahead_price_{zone}",
+            1,
+            True,
+        )
+
+        for day, rows in ((D, 24), (D - timedelta(days=1), 25)):
+            build_features(zone, day, settings)
+            result = forecast(zone, day, settings, config_path=config)
+            assert result["model_version"] == 1
+            out = pd.read_parquet(result["path"])
+            assert len(out) == rows
+            assert list(out.columns) == [
+                "timestamp_utc",
+                "resolution_minutes",
+                *QCOLS,
+                "load_mw",
+                "wind_mw",
+                "solar_mw",
+            ]
+            q = out[QCOLS].to_numpy()
+            assert (np.diff(q, axis=1) >= 0).all(), "quantiles must not cross"
+            assert (q >= settings.price_floor_eur_mwh).all()
+            assert (q <= settings.price_cap_eur_mwh).all()
+            sidecar = json.loads(Path(result["path"]).with_suffix(".json").read_text())
+            assert sidecar["run_id"] == trained["run_id"]
+            assert sidecar["model_name"] == f"day_ahead_price_{zone}"
+
+    # No look-ahead end to end: D's (and later) prices and later forecasts do not move D's forecast.
+    zone = "DE_LU"
+    before = pd.read_parquet(layout.forecast_file(zone, D))
+    for dataset, day, column in (
+        ("day_ahead_prices", D, "price_eur_mwh"),
+        ("day_ahead_prices", D + timedelta(days=1), "price_eur_mwh"),
+        ("load_forecast", D + timedelta(days=1), "load_mw"),
+        ("load_actual", D - timedelta(days=1), "load_mw"),
+    ):
+        path = layout.processed_file(dataset, zone, day)
+        frame = pd.read_parquet(path)
+        frame[column] = frame[column] * 5 + 100
+        write_parquet_atomic(path, frame)
+    build_features(zone, D, settings)
+    forecast(zone, D, settings, config_path=config)
+    pd.testing.assert_frame_equal(before, pd.read_parquet(layout.forecast_file(zone, D)))
+
+    # Same features in, same forecast out after a reload from the registry.
+    model = load_price_model(f"models:/day_ahead_price_{zone}@champion")
+    features = pd.read_parquet(layout.features_file(zone, D))
+    again = model.forecast_days([features])[0][features["slot"].to_numpy()]
+    np.testing.assert_allclose(again, before[QCOLS].to_numpy(), rtol=1e-6)
+
+    # Not due a day later (train_every_days = 7): the champion is reused.
+    skipped = train(zone, D + timedelta(days=1), settings, config_path=config, if_due=True)
+    assert skipped["skipped"] is True
+    assert skipped["run_id"] is None
+    assert skipped["model_uri"] == f"models:/day_ahead_price_{zone}@champion"
+
+    # A second model for the same day is compared with the champion on its own evaluation window.
+    second = train(zone, D, settings, config_path=config, if_due=False)
+    evaluated = evaluate(zone, D, second["run_id"], settings, config_path=config)
+    assert evaluated["champion_version"] == 1
+    assert evaluated["champion_mae"] is not None
+    run = mc.get_run(second["run_id"])
+    assert run.data.tags["eval_champion_version"] == "1"
+    registered = register(zone, D, second["run_id"], settings, config_path=config)
+    expected = evaluated["challenger_mae"] <= evaluated["champion_mae"] * (1 - settings.promotion_margin)
+    assert registered["promoted"] is expected
+    assert registered["version"] == 2
