@@ -33,6 +33,7 @@ from tasks.ingest_checks import (
     check_document,
     check_stale,
     local_days,
+    optional_inputs,
     required_inputs,
     severity_of,
 )
@@ -125,20 +126,21 @@ class IngestReport:
 # --------------------------------------------------------------------------- inbox
 
 
-def fill_inbox(settings: Settings, run_day: date, inbox: Path) -> list[Path]:
+def fill_inbox(settings: Settings, run_day: date, inbox: Path, zone: str | None = None) -> list[Path]:
     """Embedded mode: let the configured source publish what exists by D-1 gate closure."""
+    zones = [zone] if zone else list(settings.zones)
     if settings.ingest_mode != "embedded" or settings.source == "inbox":
         return []
     if settings.source == "simulator":
         from tasks.simulator import publish_for_run
 
-        return list(publish_for_run(settings, run_day, inbox))
+        return list(publish_for_run(settings, run_day, inbox, zones))
     if settings.source == "replay":
         if settings.replay_csv is None:
             raise ConfigError("source=replay needs DAP_REPLAY_CSV (an hourly epftoolbox-layout CSV)")
         from tasks.simulator.replay import replay_for_run
 
-        return list(replay_for_run(settings, run_day, inbox))
+        return list(replay_for_run(settings, settings.replay_csv, run_day, inbox, zones))
     raise ConfigError(f"unknown source {settings.source!r}")
 
 
@@ -394,6 +396,12 @@ class _Ingestor:
                         f"missing_required: {dataset} of {day} for zone {zone} is not in the processed zone "
                         f"(needed to schedule {self.run_day}); check the source delivery and the quarantine"
                     )
+            for dataset, day in optional_inputs(self.run_day):
+                if not self.layout.processed_file(dataset, zone, day).exists():
+                    self.report.warnings.append(
+                        f"missing_optional: {dataset} of {day} for zone {zone} is absent; downstream stages "
+                        "run without it"
+                    )
 
 
 def ingest_inbox(
@@ -427,7 +435,7 @@ def run_ingest(
     settings: Settings, run_day: date, *, zone: str | None = None, history: bool = False
 ) -> IngestReport:
     """The stage: fill the inbox (embedded mode), then ingest it."""
-    published = fill_inbox(settings, run_day, settings.inbox)
+    published = fill_inbox(settings, run_day, settings.inbox, zone)
     report = ingest_inbox(settings, run_day=run_day, history=history, zone=zone)
     report.published = len(published)
     return report

@@ -76,7 +76,12 @@ REQUIRED_FOR_RUN: tuple[tuple[str, int], ...] = (
     (ds.PRICES.name, -1),
     (ds.LOAD_FORECAST.name, 0),
     (ds.RENEWABLES_FORECAST.name, 0),
+)
+#: Inputs the run uses when present (features fill without them): a warning when absent.
+OPTIONAL_FOR_RUN: tuple[tuple[str, int], ...] = (
     (ds.WEATHER_FORECAST.name, 0),
+    (ds.LOAD_ACTUAL.name, -2),
+    (ds.METER.name, -2),
 )
 
 
@@ -97,6 +102,10 @@ def severity_of(reason: str) -> Severity:
 
 def required_inputs(run_day: date) -> list[tuple[str, date]]:
     return [(name, run_day + timedelta(days=off)) for name, off in REQUIRED_FOR_RUN]
+
+
+def optional_inputs(run_day: date) -> list[tuple[str, date]]:
+    return [(name, run_day + timedelta(days=off)) for name, off in OPTIONAL_FOR_RUN]
 
 
 def check_stale(dataset: str, day: date, run_day: date) -> Issue | None:
@@ -146,9 +155,11 @@ def check_intervals(frame: pd.DataFrame, *, dataset: str, day: date, tz: str, re
     """Duplicates, DST counts, missing and off-grid intervals of one data day."""
     spec = ds.BY_NAME[dataset]
     extra_keys = [k for k in spec.key_columns if k != "timestamp_utc"]
+    if len(extra_keys) > 1:
+        raise ValueError(f"{dataset}: at most one key column besides timestamp_utc is supported")
     issues: list[Issue] = []
     expected = _grid_ns(day, tz, resolution)
-    groups = frame.groupby(extra_keys, sort=True) if extra_keys else [("", frame)]
+    groups = frame.groupby(extra_keys[0], sort=True) if extra_keys else [("", frame)]
     for key, group in groups:
         label = f" ({', '.join(extra_keys)}={key})" if extra_keys else ""
         stamps = group["timestamp_utc"].astype("int64").to_numpy()
@@ -213,7 +224,8 @@ def check_document(
     if spec is None:
         return [Issue("unrecognised_file", f"unknown dataset {dataset!r}")]
     issues: list[Issue] = []
-    expected_units = set(spec.units)
+    # One unit per value column, comma-joined (weather: "degC,m/s,W/m2"), or one for all.
+    expected_units = {",".join(spec.units)} | ({spec.units[0]} if len(set(spec.units)) == 1 else set())
     if unit not in expected_units:
         issues.append(
             Issue(

@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from tasks.storage import Layout, atomic_path, sha256_bytes, write_bytes_atomic, write_json_atomic
+from tasks.storage import Layout, sha256_bytes, write_bytes_atomic, write_json_atomic
 
 PROVENANCE_SUFFIX = ".provenance.json"
 REASON_SUFFIX = ".reason.json"
@@ -113,14 +114,21 @@ def read_provenance(raw_path: Path) -> dict[str, Any]:
 def _write_new_immutable(target: Path, data: bytes) -> bool:
     """Create ``target`` with ``data`` unless it exists; never replaces. True if created."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target.with_name(target.name + ".incoming")) as tmp:
-        tmp.write_bytes(data)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         tmp.chmod(0o444)
         try:
             os.link(tmp, target)  # atomic create-if-absent, unlike rename
         except FileExistsError:
             return False
-    return True
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def land_raw(

@@ -14,15 +14,18 @@ from tasks.storage import Layout
 
 
 def expected_inbox_files(zones: tuple[str, ...] | list[str], run_day: date) -> list[tuple[str, str, date]]:
-    """``(file name, raw source, data day)`` of every file the run of D needs."""
+    """``(file name, raw source, data day)`` of every file the run of D needs.
+
+    The files behind tasks.ingest_checks.REQUIRED_FOR_RUN: prices of D-1, load
+    and wind/solar forecasts of D. Weather, actual load and meters are optional.
+    """
     prev = run_day - timedelta(days=1)
     out = []
     for zone in zones:
         out += [
             (f"entsoe_A44_{zone}_{prev.isoformat()}.xml", "entsoe_A44", prev),
             (f"entsoe_A65_{zone}_{run_day.isoformat()}_A01.xml", "entsoe_A65", run_day),
-            (f"entsoe_A69_{zone}_{run_day.isoformat()}.xml", "entsoe_A69", run_day),
-            (f"weather_{zone}_{run_day.isoformat()}.json", "weather", run_day),
+            (f"entsoe_A69_{zone}_{run_day.isoformat()}_A01.xml", "entsoe_A69", run_day),
         ]
     return out
 

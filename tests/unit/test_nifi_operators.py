@@ -126,8 +126,8 @@ def test_run_wait_stop_success(nifi: Replay, settings: Settings) -> None:
     _write_expected(settings)
     assert sensor.poke({}) is False  # files there, but 3 flow files queued and 2 threads active
     nifi.on("GET", group, (200, "pg_running_drained.json"))
-    (settings.inbox / f"weather_DE_LU_{RUN_DAY}.json").unlink()
-    assert sensor.poke({}) is False  # drained, but the weather file has not landed
+    (settings.inbox / f"entsoe_A69_DE_LU_{RUN_DAY}_A01.xml").unlink()
+    assert sensor.poke({}) is False  # drained, but the wind/solar forecast has not landed
     _write_expected(settings)
     assert sensor.poke({}) is True
 
@@ -233,8 +233,7 @@ def test_expected_files_count_when_already_landed(settings: Settings) -> None:
     assert names == [
         "entsoe_A44_DE_LU_2026-03-28.xml",
         "entsoe_A65_DE_LU_2026-03-29_A01.xml",
-        "entsoe_A69_DE_LU_2026-03-29.xml",
-        "weather_DE_LU_2026-03-29.json",
+        "entsoe_A69_DE_LU_2026-03-29_A01.xml",
     ]
     assert missing_expected_files(settings.inbox, settings.data_root, ["DE_LU"], RUN_DAY) == names
     raw = settings.data_root / "raw" / "entsoe_A44" / "zone=DE_LU" / "day=2026-03-28"

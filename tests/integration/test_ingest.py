@@ -1,0 +1,295 @@
+"""Ingest end to end: simulator files -> inbox -> raw landing / processed Parquet / quarantine.
+
+Real-shaped files come from the simulator and the source writers (ENTSO-E
+XML, weather JSON, meter CSV); each bad input of issue 3 is injected into
+one file and must end in the quarantine with its reason, bytes kept, while
+nothing of it reaches the processed zone.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import pytest
+
+from tasks.errors import IngestError
+from tasks.ingest import build_parser, ingest_inbox, main, run_ingest
+from tasks.landing import list_quarantine
+from tasks.simulator import publish_for_run
+from tasks.simulator.model import simulate_frames
+from tasks.simulator.publish import inbox_name, render
+from tasks.sources.entsoe import write_load_xml, write_prices_xml
+from tasks.storage import Layout
+
+if TYPE_CHECKING:
+    from tasks.config import Settings
+
+pytestmark = pytest.mark.integration
+
+ZONE = "DE_LU"
+TZ = "Europe/Berlin"
+D = date(2026, 6, 10)  # an ordinary 24-hour delivery day
+SPRING = date(2026, 3, 29)  # 23 hours
+AUTUMN = date(2026, 10, 25)  # 25 hours
+
+
+def _frames(day: date, mtu: int = 15) -> dict[str, pd.DataFrame]:
+    return simulate_frames(ZONE, day, seed=7, tz=TZ, mtu_minutes=mtu)
+
+
+def _drop(name: str, inbox: Path, data: bytes) -> Path:
+    inbox.mkdir(parents=True, exist_ok=True)
+    path = inbox / name
+    path.write_bytes(data)
+    return path
+
+
+def _only_quarantine(settings: Settings) -> dict[str, dict[str, object]]:
+    return {q["file"]: q for q in list_quarantine(Layout(settings.data_root))}
+
+
+@pytest.mark.parametrize(
+    ("day", "mtu", "rows"),
+    [(D, 15, 96), (SPRING, 15, 92), (AUTUMN, 15, 100), (SPRING, 60, 23), (AUTUMN, 60, 25)],
+)
+def test_daily_run_lands_and_processes_every_source(
+    settings: Settings, day: date, mtu: int, rows: int
+) -> None:
+    cfg = settings.model_copy(update={"mtu_minutes": mtu})
+    report = run_ingest(cfg, day)
+
+    assert report.errors == [], report.errors
+    assert report.quarantined == []
+    assert len(report.landed) == 6
+    layout = Layout(cfg.data_root)
+    prices = pd.read_parquet(layout.processed_file("day_ahead_prices", ZONE, day - timedelta(days=1)))
+    load = pd.read_parquet(layout.processed_file("load_forecast", ZONE, day))
+    assert len(load) == rows
+    assert str(load["timestamp_utc"].dtype) == "datetime64[ns, UTC]"
+    assert set(load["resolution_minutes"]) == {mtu}
+    assert list(prices.columns) == ["timestamp_utc", "resolution_minutes", "price_eur_mwh"]
+    weather = pd.read_parquet(layout.processed_file("weather_forecast", ZONE, day))
+    sizes = weather.groupby("location").size()
+    assert (sizes == sizes.iloc[0]).all()
+    assert not any(cfg.inbox.glob("*.xml")), "landed files leave the inbox"
+    prov = json.loads(Path(report.landed[0]["path"] + ".provenance.json").read_text())
+    assert {"source", "received_time", "sha256", "size", "parser_version", "revision"} <= set(prov)
+
+
+def test_reingest_is_idempotent_and_byte_identical(settings: Settings) -> None:
+    first = run_ingest(settings, D)
+    processed = {p: Path(p).read_bytes() for p in first.processed}
+    second = run_ingest(settings, D)  # the simulator publishes the same files again
+
+    assert [x["new"] for x in second.landed] == [False] * 6
+    assert {x["revision"] for x in second.landed} == {1}
+    assert {p: Path(p).read_bytes() for p in second.processed} == processed
+    raw = list((settings.data_root / "raw").rglob("*.r*.xml"))
+    assert len(raw) == 4  # A44, A65 A01, A65 A16, A69: no duplicates
+
+
+def test_changed_file_becomes_a_new_revision(settings: Settings) -> None:
+    run_ingest(settings, D)
+    prev = D - timedelta(days=1)
+    frames = _frames(prev)
+    frames["day_ahead_prices"]["price_eur_mwh"] += 1.0  # a corrected publication
+    name = inbox_name("A44", ZONE, prev)
+    _drop(name, settings.inbox, render("A44", ZONE, prev, frames, TZ))
+
+    report = ingest_inbox(settings, run_day=D)
+
+    assert report.landed == [{"file": name, "path": report.landed[0]["path"], "revision": 2, "new": True}]
+    raw_dir = Layout(settings.data_root).raw_dir("entsoe_A44", ZONE, prev)
+    assert sorted(p.name for p in raw_dir.glob("*.xml")) == [
+        name.replace(".xml", ".r001.xml"),
+        name.replace(".xml", ".r002.xml"),
+    ]
+    prices = pd.read_parquet(Layout(settings.data_root).processed_file("day_ahead_prices", ZONE, prev))
+    expected = frames["day_ahead_prices"]["price_eur_mwh"].round(2).to_numpy()
+    assert prices["price_eur_mwh"].to_numpy() == pytest.approx(expected)
+
+
+def _prices_xml(day: date, edit: object = None, curve: str = "A01") -> bytes:
+    frame = _frames(day)["day_ahead_prices"]
+    if callable(edit):
+        frame = edit(frame)
+    return write_prices_xml(ZONE, frame, tz=TZ, curve_type=curve)
+
+
+def _load_xml(day: date, edit: object = None) -> bytes:
+    frame = _frames(day)["load_forecast"]
+    if callable(edit):
+        frame = edit(frame)
+    return write_load_xml(ZONE, frame, process_type="A01", tz=TZ)
+
+
+PREV = D - timedelta(days=1)
+
+BAD_INPUTS = [
+    # (case, file name, bytes factory, expected reason)
+    ("truncated_xml", inbox_name("A44", ZONE, PREV), lambda: _prices_xml(PREV)[:1500], "malformed_xml"),
+    ("empty_file", inbox_name("A65_A01", ZONE, D), lambda: b"", "empty_file"),
+    (
+        "wrong_document_type",
+        inbox_name("A44", ZONE, PREV),
+        lambda: _prices_xml(PREV).replace(b"<type>A44</type>", b"<type>A25</type>"),
+        "wrong_document_type",
+    ),
+    (
+        "missing_intervals",
+        inbox_name("A65_A01", ZONE, D),
+        lambda: _load_xml(D, lambda f: f.drop(index=[10, 11, 12])),
+        "missing_intervals",
+    ),
+    (
+        "duplicate_intervals",
+        inbox_name("A65_A01", ZONE, D),
+        lambda: _load_xml(D, lambda f: pd.concat([f, f.iloc[[40]]]).sort_values("timestamp_utc")),
+        "duplicate_intervals",
+    ),
+    (
+        "dst_day_with_24_hours",
+        inbox_name("A65_A01", ZONE, AUTUMN),
+        lambda: _load_xml(AUTUMN, lambda f: f.iloc[:96]),
+        "dst_interval_count",
+    ),
+    (
+        "load_in_gw",
+        inbox_name("A65_A01", ZONE, D),
+        lambda: _load_xml(D).replace(b">MAW<", b">GW<"),
+        "unit_mismatch",
+    ),
+    (
+        "price_in_eur_not_eur_per_mwh",
+        inbox_name("A44", ZONE, PREV),
+        lambda: _prices_xml(PREV).replace(
+            b"<price_Measure_Unit.name>MWH</price_Measure_Unit.name>",
+            b"<price_Measure_Unit.name>MAW</price_Measure_Unit.name>",
+        ),
+        "unit_mismatch",
+    ),
+    (
+        "price_above_sdac_cap",
+        inbox_name("A44", ZONE, PREV),
+        lambda: _prices_xml(
+            PREV, lambda f: f.assign(price_eur_mwh=f["price_eur_mwh"].where(f.index != 50, 4200.0))
+        ),
+        "price_out_of_bounds",
+    ),
+    (
+        "price_below_sdac_floor",
+        inbox_name("A44", ZONE, PREV),
+        lambda: _prices_xml(
+            PREV, lambda f: f.assign(price_eur_mwh=f["price_eur_mwh"].where(f.index != 7, -612.5))
+        ),
+        "price_out_of_bounds",
+    ),
+    (
+        "malformed_weather_json",
+        inbox_name("weather", ZONE, D),
+        lambda: b'{"zone": "DE_LU", "hourly": [',
+        "malformed_json",
+    ),
+    (
+        "malformed_meter_csv",
+        inbox_name("meter", ZONE, D - timedelta(days=2)),
+        lambda: b"\x00\x01garbage",
+        "malformed_csv",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "name", "make", "reason"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_is_quarantined_with_reason(
+    settings: Settings, case: str, name: str, make, reason: str
+) -> None:
+    data = make()
+    _drop(name, settings.inbox, data)
+
+    report = ingest_inbox(settings, run_day=D)
+
+    quarantined = _only_quarantine(settings)
+    assert list(quarantined) == [name], case
+    record = quarantined[name]
+    assert record["reason"] == reason, record["message"]
+    assert record["severity"] == "error"
+    assert "\n" not in str(record["message"])
+    assert record["message"]
+    kept = next((settings.data_root / "quarantine").rglob(f"{name}.*[!n]"))
+    assert kept.read_bytes() == data, "the raw bytes are kept"
+    assert report.landed == []
+    assert not (settings.data_root / "processed").exists() or not any(
+        (settings.data_root / "processed").rglob("*.parquet")
+    )
+    assert not list(settings.inbox.glob("*")) or all(p.name.startswith(".") for p in settings.inbox.iterdir())
+    with pytest.raises(IngestError, match=reason):
+        report.raise_for_errors()
+
+
+def test_stale_file_is_a_warning_in_a_daily_run_and_lands_in_history_mode(settings: Settings) -> None:
+    old = D - timedelta(days=5)
+    name = inbox_name("A44", ZONE, old)
+    _drop(name, settings.inbox, _prices_xml(old, curve="A03"))
+    publish_for_run(settings, D, settings.inbox)
+
+    report = ingest_inbox(settings, run_day=D)
+
+    assert report.errors == []
+    assert [(q["file"], q["reason"], q["severity"]) for q in report.quarantined] == [
+        (name, "stale", "warning")
+    ]
+    assert len(report.landed) == 6
+    report.raise_for_errors()  # warnings do not fail the task
+
+    _drop(name, settings.inbox, _prices_xml(old, curve="A03"))
+    history = ingest_inbox(settings, run_day=D, history=True)
+    assert [x["file"] for x in history.landed] == [name]
+    assert Layout(settings.data_root).processed_file("day_ahead_prices", ZONE, old).exists()
+
+
+def test_missing_required_inputs_fail_the_stage(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from tasks.cli import run_stage
+    from tasks.config import get_settings
+
+    monkeypatch.setenv("DAP_SOURCE", "inbox")  # nothing publishes: the inbox stays empty
+    get_settings.cache_clear()
+    code = run_stage(main, build_parser(), ["--delivery-date", D.isoformat()])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "missing_required: day_ahead_prices of 2026-06-09" in err
+    assert "load_forecast of 2026-06-10" in err
+
+
+def test_cli_result_lists_landed_quarantined_processed(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    from tasks.cli import run_stage
+
+    monkeypatch.setenv("DAP_RESULT_FILE", str(tmp_path / "result.json"))
+    code = run_stage(main, build_parser(), ["--delivery-date", D.isoformat(), "--zone", ZONE])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert {"landed", "quarantined", "processed", "errors"} <= set(result)
+    assert len(result["landed"]) == 6
+    assert len(result["processed"]) == 6
+
+
+def test_zone_mapped_runs_take_only_their_files(settings: Settings) -> None:
+    cfg = settings.model_copy(update={"zones": ("DE_LU", "BE")})
+    publish_for_run(cfg, D, cfg.inbox)
+
+    de = ingest_inbox(cfg, run_day=D, zone="DE_LU")
+    assert all("_DE_LU_" in x["file"] for x in de.landed)
+    assert len(de.landed) == 6
+    remaining = sorted(p.name for p in cfg.inbox.iterdir() if p.is_file())
+    assert len(remaining) == 6
+    assert all("_BE_" in n for n in remaining)
+    be = ingest_inbox(cfg, run_day=D, zone="BE")
+    assert be.errors == []
+    assert len(be.landed) == 6
