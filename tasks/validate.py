@@ -254,7 +254,7 @@ def run_gate(
         result = validate_schedule(zone, day, settings, runner, schedule_dir=schedule_dir)
     data_days = {s.suite: s.data_day for s in result.suites}
     report = gate.report_file(layout, zone, day, dataset)
-    docs = runner.docs_index()
+    docs = runner.publish_docs()
     rerun = gate.rerun_hint(dataset, zone, day, data_days)
     write_json_atomic(
         report,

@@ -13,10 +13,12 @@ import json
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tasks.quality.gx_runner import CheckOutcome, SuiteOutcome
 from tasks.storage import Layout, write_json_atomic
+
+if TYPE_CHECKING:
+    from tasks.quality.gx_runner import CheckOutcome, SuiteOutcome
 
 MAX_CHECKS_IN_MESSAGE = 8
 DAG_ID = "day_ahead_daily"
@@ -60,7 +62,7 @@ def rerun_hint(dataset: str, zone: str, day: date, data_days: dict[str, str]) ->
         fix,
         f"python -m tasks.validate --delivery-date {d} --zone {zone} --dataset {dataset}",
         f"re-run the whole day in Airflow: airflow dags trigger {DAG_ID} --conf "
-        f"'{{\"delivery_date\": \"{d}\"}}' (or clear the failed task of that run)",
+        f'\'{{"delivery_date": "{d}"}}\' (or clear the failed task of that run)',
     ]
 
 

@@ -77,10 +77,7 @@ def prepare_timeseries(
     out["_grid_remainder"] = np.mod(offset, resolution)
     keys = [c for c in group_by if c in out]
     order = out.assign(_ts=ts).sort_values([*keys, "_ts"])
-    if keys:
-        nxt = order.groupby(keys, dropna=False)["_ts"].shift(-1)
-    else:
-        nxt = order["_ts"].shift(-1)
+    nxt = order.groupby(keys, dropna=False)["_ts"].shift(-1) if keys else order["_ts"].shift(-1)
     out["_gap_minutes"] = ((nxt - order["_ts"]).dt.total_seconds() / 60.0).reindex(out.index)
     return out
 

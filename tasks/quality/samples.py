@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def feature_frame(first: date, n_days: int, *, tz: str = "Europe/Berlin", mtu_minutes: int = 60, seed: int = 0) -> pd.DataFrame:
+def feature_frame(
+    first: date, n_days: int, *, tz: str = "Europe/Berlin", mtu_minutes: int = 60, seed: int = 0
+) -> pd.DataFrame:
     """Feature rows of ``n_days`` consecutive delivery days starting at ``first``."""
     import numpy as np
     import pandas as pd

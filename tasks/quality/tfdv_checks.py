@@ -19,13 +19,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks.config import Settings
 from tasks.quality.gx_runner import CheckOutcome, SuiteOutcome
 from tasks.quality.specs import EXPECTATIONS_DIR, SeverityPolicy, zone_limits
 from tasks.storage import Layout, write_bytes_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from tasks.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,9 @@ def _record_batches(frame: pd.DataFrame, chunk: int = 20000) -> list[Any]:
     return [to_record_batch(frame.iloc[i : i + chunk]) for i in range(0, len(frame), chunk)]
 
 
-def compute_training_stats(features: pd.DataFrame, settings: Settings, *, output_dir: Path | None = None) -> Any:
+def compute_training_stats(
+    features: pd.DataFrame, settings: Settings, *, output_dir: Path | None = None
+) -> Any:
     """Statistics of the training features through a Beam pipeline (runner from settings).
 
     ``output_dir`` must be storage the runner's workers can write (e.g. gs://
@@ -175,7 +178,7 @@ def curated_schema(stats: Any, zone: str = "DE_LU", settings: Settings | None = 
     limits = zone_limits(zone)
     floor = settings.price_floor_eur_mwh if settings else -500.0
     cap = settings.price_cap_eur_mwh if settings else 4000.0
-    bounds: dict[str, tuple[float, float]] = {c: (floor, cap) for c in ft.PRICE_LAG_COLUMNS}
+    bounds: dict[str, tuple[float, float]] = dict.fromkeys(ft.PRICE_LAG_COLUMNS, (floor, cap))
     for base, key in (("load_mw", "load_max_mw"), ("wind_mw", "wind_max_mw"), ("solar_mw", "solar_max_mw")):
         for column in (base, *(f"{base}_lag{k}" for k in ft.EXO_LAGS)):
             bounds[column] = (0.0, limits[key])
@@ -239,7 +242,9 @@ def anomaly_checks(anomalies: Any, policy: SeverityPolicy) -> list[CheckOutcome]
     checks: list[CheckOutcome] = []
     for feature, info in sorted(anomalies.anomaly_info.items()):
         reasons = list(info.reason)
-        drift = [r for r in reasons if "DRIFT" in r.Type.Name(r.type) or "drift" in r.short_description.lower()]
+        drift = [
+            r for r in reasons if "DRIFT" in r.Type.Name(r.type) or "drift" in r.short_description.lower()
+        ]
         for kind, items in (("drift", drift), ("anomaly", [r for r in reasons if r not in drift])):
             if not items:
                 continue
@@ -264,7 +269,9 @@ def training_stats_file(layout: Layout, zone: str) -> Path:
 
 def save_training_stats(stats: Any, zone: str, settings: Settings) -> Path:
     """Keep the training statistics where serving validation finds them."""
-    return write_bytes_atomic(training_stats_file(Layout(settings.data_root), zone), stats.SerializeToString())
+    return write_bytes_atomic(
+        training_stats_file(Layout(settings.data_root), zone), stats.SerializeToString()
+    )
 
 
 def _read_stats(path: Path) -> Any:
@@ -327,7 +334,11 @@ def serving_outcome(
 
     write_bytes_atomic(out_dir / "anomalies.pbtxt", text_format.MessageToString(anomalies).encode())
     return SuiteOutcome(
-        suite="features.tfdv", data_day=day.isoformat(), checks=checks, result_path=str(out_dir), rows=len(features)
+        suite="features.tfdv",
+        data_day=day.isoformat(),
+        checks=checks,
+        result_path=str(out_dir),
+        rows=len(features),
     )
 
 
@@ -357,7 +368,9 @@ def _main() -> None:
     from tasks.quality.samples import feature_frame
 
     parser = argparse.ArgumentParser(description=_main.__doc__)
-    parser.add_argument("--write-schema", action="store_true", help="(Re)write expectations/tfdv/features_schema.pbtxt")
+    parser.add_argument(
+        "--write-schema", action="store_true", help="(Re)write expectations/tfdv/features_schema.pbtxt"
+    )
     args = parser.parse_args()
     if args.write_schema:
         settings = get_settings()
