@@ -75,9 +75,13 @@ def day_ahead_daily() -> None:
         arguments=day_args
     )
 
+    nifi = ingest_trigger(settings)
+    if nifi:
+        _start, wait_landed, _stop = nifi
+        wait_landed >> ingest  # stop runs even if waiting failed; ingest only if it succeeded
     chain(
         [zone_args, day_args],
-        *ingest_trigger(settings),
+        *nifi,
         ingest,
         validate_inputs,
         features,

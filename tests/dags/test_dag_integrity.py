@@ -129,3 +129,23 @@ def test_daily_dag_structure() -> None:
     for t in dag.tasks:
         assert t.owner == "energy-trading-data"
     assert dag.get_task("train_if_due").retries >= 1
+
+
+def test_nifi_mode_puts_the_flow_in_front_of_ingest(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tasks.config import get_settings
+
+    monkeypatch.setenv("DAP_INGEST_MODE", "nifi")
+    get_settings.cache_clear()
+    try:
+        bag = DagBag(str(REPO / "dags"))
+    finally:
+        get_settings.cache_clear()
+    assert bag.import_errors == {}
+    dag = bag.dags["day_ahead_daily"]
+    ingest = dag.get_task("ingest")
+    assert {"nifi_wait_landed", "nifi_stop_flow"} <= ingest.upstream_task_ids
+    assert "nifi_start_flow" in dag.get_task("nifi_wait_landed").upstream_task_ids
+    assert dag.get_task("nifi_stop_flow").trigger_rule == "all_done"
+    assert dag.get_task("nifi_wait_landed").mode == "reschedule"

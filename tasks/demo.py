@@ -1,0 +1,194 @@
+"""The main job: the daily pipeline for one delivery day on the embedded defaults.
+
+``python -m tasks.demo [--delivery-date D]`` (``make demo``):
+
+1. prepares a project-local Airflow home on SQLite (``var/airflow``);
+2. bootstraps simulated history through the embedded ingestion path
+   (``python -m tasks.bootstrap``), skipping days already landed;
+3. runs the DAG ``day_ahead_daily`` with ``dag.test()`` for the run that fires on
+   D-1 at 10:15 market time, i.e. the run that schedules D;
+4. prints a summary of the schedule and where the outputs are.
+
+No external service is used. The delivery day defaults to tomorrow in market time:
+that is the one place the wall clock is read, because a person starting the demo
+means "the next delivery day"; every stage gets the day as an argument.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tasks.config import PROJECT_ROOT, Settings, get_settings
+from tasks.storage import Layout
+from tasks.timeutil import parse_day
+
+STEPS = 4
+
+
+def step(n: int, text: str) -> None:
+    print(f"[{n}/{STEPS}] {text}", flush=True)
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """Project-local Airflow: SQLite metadata DB, our dags/ folder, few workers."""
+    home = settings.data_root.parent / "airflow"
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "dags")]),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+
+
+def default_delivery_day(settings: Settings) -> date:
+    return datetime.now(ZoneInfo(settings.market_timezone)).date() + timedelta(days=1)
+
+
+def run_logical_date(settings: Settings, delivery_day: date) -> datetime:
+    """When the daily DAG fires for ``delivery_day``: D-1 at 10:15 market time."""
+    return datetime.combine(
+        delivery_day - timedelta(days=1), datetime.min.time().replace(hour=10, minute=15)
+    ).replace(tzinfo=ZoneInfo(settings.market_timezone))
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> None:
+    proc = subprocess.run(cmd, env={**os.environ, **env}, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"demo: `{' '.join(cmd[1:])}` failed with exit code {proc.returncode}")
+
+
+def run_dag(settings: Settings, delivery_day: date, env: dict[str, str]) -> str:
+    """Run the daily DAG in a child interpreter (Airflow reads its config at import)."""
+    logical = run_logical_date(settings, delivery_day)
+    code = (
+        "import sys\n"
+        "from datetime import datetime\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag({str(PROJECT_ROOT / 'dags')!r})\n"
+        "assert not bag.import_errors, bag.import_errors\n"
+        "dag = bag.dags['day_ahead_daily']\n"
+        f"run = dag.test(logical_date=datetime.fromisoformat({logical.isoformat()!r}))\n"
+        "print('DAG_RUN_STATE', run.state, flush=True)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, check=False
+    )
+    log_file = settings.data_root.parent / "airflow" / f"dag_test_{delivery_day.isoformat()}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.write_text(proc.stdout + proc.stderr)
+    states = [line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("DAG_RUN_STATE")]
+    state = states[-1] if states else "crashed"
+    if state != "success":
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        print(tail, file=sys.stderr)
+        print(f"\nDAG run {state}; full log: {log_file}", file=sys.stderr)
+    return state
+
+
+def summarise(settings: Settings, delivery_day: date) -> dict[str, Any]:
+    """Read the published schedule's manifest and totals for the closing summary."""
+    layout = Layout(settings.data_root)
+    day_dir = layout.schedule_dir(delivery_day)
+    latest = day_dir / "latest"
+    if latest.is_symlink() or latest.is_dir():
+        version_dir = latest.resolve()
+    elif (day_dir / "LATEST").exists():
+        version_dir = day_dir / (day_dir / "LATEST").read_text().strip()
+    else:
+        return {"published": False, "day_dir": str(day_dir)}
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    return {"published": True, "version_dir": str(version_dir), "manifest": manifest}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--delivery-date", type=parse_day, default=None, help="Default: tomorrow, market time."
+    )
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=None,
+        help="Days of history to bootstrap (default: training window + 28).",
+    )
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    day: date = args.delivery_date or default_delivery_day(settings)
+    history_days = args.history_days or settings.train_window_days + 28
+    env = airflow_env(settings)
+    started = time.perf_counter()
+    print(f"Day-ahead pipeline demo for delivery day {day} (zones {', '.join(settings.zones)}).", flush=True)
+
+    step(1, f"Airflow metadata DB (SQLite) under {env['AIRFLOW_HOME']}")
+    _run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        {**env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"},
+    )
+
+    first = day - timedelta(days=history_days)
+    last = day - timedelta(days=2)  # D-1 is published and ingested by the run itself
+    step(2, f"bootstrap history {first} .. {last} through the embedded ingestion path")
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "tasks.bootstrap",
+            "--first-day",
+            first.isoformat(),
+            "--last-day",
+            last.isoformat(),
+        ],
+        env,
+    )
+
+    step(3, f"run DAG day_ahead_daily for {day} (dag.test, fires {run_logical_date(settings, day)})")
+    state = run_dag(settings, day, env)
+    if state != "success":
+        return 1
+
+    step(4, "summary")
+    summary = summarise(settings, day)
+    print_summary(settings, day, summary, time.perf_counter() - started)
+    return 0 if summary["published"] else 1
+
+
+def print_summary(settings: Settings, day: date, summary: dict[str, Any], seconds: float) -> None:
+    layout = Layout(settings.data_root)
+    if not summary["published"]:
+        print(f"No schedule was published for {day}: see {summary['day_dir']}")
+        return
+    manifest = summary["manifest"]
+    totals = manifest.get("summary", {})
+    print()
+    print(f"Schedule for delivery day {day} — published")
+    for key, label, unit in (
+        ("expected_margin_eur", "expected margin", "EUR"),
+        ("energy_bought_mwh", "energy bought", "MWh"),
+        ("energy_sold_mwh", "energy sold", "MWh"),
+        ("storage_cycles", "storage cycles", ""),
+    ):
+        if key in totals:
+            print(f"  {label:<16} {totals[key]:>12,.1f} {unit}")
+    print(f"  schedule         {summary['version_dir']}")
+    print(f"  MLflow runs      {settings.tracking_uri}  (make mlflow-ui)")
+    print(f"  validation       {layout.reports_dir('gx')}")
+    print(f"  wall time        {seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
