@@ -23,7 +23,7 @@ from tasks.cli import base_parser, day_arg, run_stage
 from tasks.config import PROJECT_ROOT, Settings, get_settings
 from tasks.errors import GateClosedError, MissingInputError, ValidationFailed
 from tasks.schedule import SCHEDULE_FILES, VERSION_RE, existing_versions, version_name
-from tasks.storage import Layout, sha256_file, write_json_atomic
+from tasks.storage import Layout, atomic_path, sha256_file
 
 SCHEMA_DIR = PROJECT_ROOT / "schemas"
 POINTER_FILE = "LATEST"
@@ -112,14 +112,14 @@ def publish(day: date, settings: Settings, version: str | None = None) -> dict[s
             "not publishing — fix the inputs and rerun tasks.schedule and tasks.validate"
         )
     previous = current_pointer(day_dir)
-    write_json_atomic(
-        day_dir / POINTER_FILE,
-        {
-            "version": name,
-            "manifest_sha256": sha256_file(version_dir / "manifest.json"),
-            "delivery_date": day.isoformat(),
-        },
-    )
+    pointer = {
+        "version": name,
+        "manifest_sha256": sha256_file(version_dir / "manifest.json"),
+        "delivery_date": day.isoformat(),
+    }
+    with atomic_path(day_dir / POINTER_FILE) as tmp:
+        tmp.write_text(json.dumps(pointer, indent=2, sort_keys=True) + "\n")
+        tmp.chmod(0o644)  # readers are other users (schedulers' tools); mkstemp makes it 0600
     _replace_symlink(day_dir / POINTER_LINK, name)
     return {
         "published": True,

@@ -178,6 +178,7 @@ def test_versions_reuse_and_publish_pointer(env: Settings) -> None:
     assert publish(day, env)["previous"] == "v=001"
     assert current_pointer(day_dir) == "v=002"
     assert (day_dir / "latest").resolve().name == "v=002"
+    assert (day_dir / "LATEST").stat().st_mode & 0o777 == 0o644  # readable by schedulers' tools
     # Publishing an older version on purpose (roll back) works too.
     assert publish(day, env, "v=001")["version"] == "v=001"
 
