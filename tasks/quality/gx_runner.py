@@ -92,11 +92,21 @@ def sample_rows(frame: pd.DataFrame, index: list[Any] | None, column: str | None
     return [{str(k): _jsonable(v) for k, v in row.items()} for row in rows]
 
 
+def import_gx() -> Any:
+    """``great_expectations``, imported without google.api_core's Python-EOL FutureWarning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import great_expectations as gx
+    return gx
+
+
 class GxRunner:
     """One GX file context per process; suites run one after the other."""
 
     def __init__(self, root: Path) -> None:
-        import great_expectations as gx
+        gx = import_gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         root.mkdir(parents=True, exist_ok=True)
@@ -125,8 +135,7 @@ class GxRunner:
 
     @staticmethod
     def _expectation(spec: ExpectationSpec) -> Any:
-        import great_expectations as gx
-
+        gx = import_gx()
         cls = getattr(gx.expectations, spec.gx_class_name, None)
         if cls is None:
             raise ValueError(f"{spec.name}: GX has no expectation {spec.type}")
@@ -138,7 +147,7 @@ class GxRunner:
 
     def run(self, suite: SuiteSpec, frame: pd.DataFrame, *, run_key: str, data_day: str) -> SuiteOutcome:
         """Validate ``frame`` (already prepared) against ``suite``; ``run_key`` names the GX objects."""
-        import great_expectations as gx
+        gx = import_gx()
         from great_expectations.core.run_identifier import RunIdentifier
 
         # Build the suite in one go: add_expectation on a stored suite persists every call.
