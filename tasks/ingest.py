@@ -37,8 +37,15 @@ from tasks.ingest_checks import (
     required_inputs,
     severity_of,
 )
-from tasks.landing import Landed, land_raw, quarantine_file, received_time_of
-from tasks.storage import Layout, write_parquet_atomic
+from tasks.landing import (
+    Landed,
+    land_raw,
+    list_revisions,
+    quarantine_file,
+    read_provenance,
+    received_time_of,
+)
+from tasks.storage import Layout, sha256_bytes, write_with
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -194,21 +201,35 @@ def _parser_version() -> str:
 
 def normalise_frame(frame: pd.DataFrame, dataset: str, resolution: int) -> pd.DataFrame:
     """Processed-zone column order and dtypes; rows sorted by the dataset's keys."""
+    import numpy as np
     import pandas as pd
 
     spec = ds.BY_NAME[dataset]
     extra = [k for k in spec.key_columns if k != "timestamp_utc"]
-    out = pd.DataFrame(
-        {
-            "timestamp_utc": pd.to_datetime(frame["timestamp_utc"], utc=True).dt.tz_convert("UTC"),
-            "resolution_minutes": pd.Series(resolution, index=frame.index, dtype="int64"),
-        }
-    )
+    stamps = frame["timestamp_utc"]
+    if str(stamps.dtype) != "datetime64[ns, UTC]":
+        stamps = pd.to_datetime(stamps, utc=True)
+    columns: dict[str, Any] = {
+        "timestamp_utc": stamps.array,
+        "resolution_minutes": np.full(len(frame), resolution, dtype="int64"),
+    }
     for col in extra:
-        out[col] = frame[col].astype(str)
+        columns[col] = frame[col].astype(str).to_numpy()
     for col in spec.value_columns:
-        out[col] = frame[col].astype("float64")
-    return out.sort_values(["timestamp_utc", *extra], kind="mergesort").reset_index(drop=True)
+        columns[col] = frame[col].to_numpy(dtype="float64")
+    out = pd.DataFrame(columns)
+    if extra or not out["timestamp_utc"].is_monotonic_increasing:
+        out = out.sort_values(["timestamp_utc", *extra], kind="mergesort", ignore_index=True)
+    return out
+
+
+def write_processed(target: Path, frame: pd.DataFrame) -> Path:
+    """Atomic Parquet write with pyarrow directly (no index, deterministic bytes)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return write_with(target, lambda tmp: pq.write_table(table, tmp))
 
 
 @dataclass
@@ -302,11 +323,44 @@ class _Ingestor:
         (self.report.errors if first.severity == "error" else self.report.warnings).append(line)
         log.warning("quarantined %s", line)
 
+    def _already_landed(self, name: str, hint: NameHint, data: bytes) -> bool:
+        """Same bytes as the latest landed revision, and its processed files exist: nothing to do.
+
+        Only a shortcut (the name hint picks where to look); anything else goes
+        through the parser and the checks as usual.
+        """
+        if hint.day is None:
+            return False
+        revisions = list_revisions(self.layout.raw_dir(hint.source, hint.zone, hint.day), name)
+        if not revisions:
+            return False
+        rev, raw_path = revisions[-1]
+        try:
+            prov = read_provenance(raw_path)
+        except (OSError, ValueError):
+            return False
+        if prov.get("sha256") != sha256_bytes(data):
+            return False
+        meta = prov.get("meta", {})
+        targets = [
+            self.layout.processed_file(dataset, zone, date.fromisoformat(day))
+            for dataset in prov.get("datasets", [])
+            for zone in meta.get("zones", [prov.get("zone")])
+            for day in meta.get("days", [prov.get("day")])
+        ]
+        if not targets or not all(t.exists() for t in targets):
+            return False
+        self.report.landed.append({"file": name, "path": str(raw_path), "revision": rev, "new": False})
+        self.report.processed += [str(t) for t in targets]
+        return True
+
     def handle(self, path: Path) -> None:
         from tasks.sources import ParseError, parse_file
 
         data = path.read_bytes()
         hint = name_hint(path.name)
+        if hint is not None and self._already_landed(path.name, hint, data):
+            return
         try:
             docs = parse_file(path.name, data)
         except ParseError as exc:
@@ -381,7 +435,7 @@ class _Ingestor:
         for doc, piece in pieces:
             target = self.layout.processed_file(piece.dataset, piece.zone, piece.day)
             if landed.new or not target.exists():
-                write_parquet_atomic(
+                write_processed(
                     target, normalise_frame(piece.frame, piece.dataset, int(doc.resolution_minutes))
                 )
             self.report.processed.append(str(target))
@@ -404,6 +458,29 @@ class _Ingestor:
                     )
 
 
+def _ingest_chunk(
+    settings: Settings, run_day: date | None, history: bool, zone: str | None, paths: list[Path]
+) -> IngestReport:
+    ingestor = _Ingestor(settings, run_day, history, zone)
+    for path in paths:
+        ingestor.handle(path)
+        path.unlink()  # only now: it is landed or quarantined
+    return ingestor.report
+
+
+def _merge(into: IngestReport, part: IngestReport) -> None:
+    into.landed += part.landed
+    into.quarantined += part.quarantined
+    into.processed += part.processed
+    into.errors += part.errors
+    into.warnings += part.warnings
+
+
+#: Below this many files a worker pool costs more than it saves.
+PARALLEL_MIN_FILES = 200
+CHUNK_FILES = 60
+
+
 def ingest_inbox(
     settings: Settings,
     *,
@@ -411,24 +488,55 @@ def ingest_inbox(
     history: bool = False,
     zone: str | None = None,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> IngestReport:
     """Land, check and process every inbox file (of ``zone``, or all); never raises on bad files.
 
     ``run_day=None`` or ``history=True`` lands old days without the stale check
     and without requiring D's inputs (history bootstrap). Call
-    ``report.raise_for_errors()`` to fail like the stage does.
+    ``report.raise_for_errors()`` to fail like the stage does. Large inboxes
+    (history) are split over ``workers`` processes (default: one per CPU);
+    each file is still handled by exactly one process.
     """
+    import os
+
     if zone is not None and zone not in settings.zones:
         raise ConfigError(f"zone {zone!r} is not configured (DAP_ZONES={list(settings.zones)})")
-    ingestor = _Ingestor(settings, run_day, history, zone)
+    report = IngestReport(run_day, zone, history or run_day is None)
     files = claim_inbox_files(settings.inbox, zone, settings.zones[0])
-    for i, path in enumerate(files, 1):
-        ingestor.handle(path)
-        path.unlink()  # only now: it is landed or quarantined
-        if progress:
-            progress(i, len(files))
-    ingestor.check_required((zone,) if zone else settings.zones)
-    return ingestor.report
+    n_workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    if n_workers > 1 and len(files) >= PARALLEL_MIN_FILES:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        chunks = [files[i : i + CHUNK_FILES] for i in range(0, len(files), CHUNK_FILES)]
+        done = 0
+        # fork: workers inherit the imported parsers and pandas (spawn would re-import for seconds).
+        with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {
+                pool.submit(_ingest_chunk, settings, run_day, history, zone, c): i
+                for i, c in enumerate(chunks)
+            }
+            parts: dict[int, IngestReport] = {}
+            for future in as_completed(futures):
+                parts[futures[future]] = future.result()
+                done += len(chunks[futures[future]])
+                if progress:
+                    progress(done, len(files))
+        for i in range(len(chunks)):
+            _merge(report, parts[i])  # in file-name order, as a serial run reports
+    else:
+        ingestor = _Ingestor(settings, run_day, history, zone)
+        ingestor.report = report
+        for i, path in enumerate(files, 1):
+            ingestor.handle(path)
+            path.unlink()  # only now: it is landed or quarantined
+            if progress:
+                progress(i, len(files))
+    checker = _Ingestor(settings, run_day, history, zone)
+    checker.report = report
+    checker.check_required((zone,) if zone else settings.zones)
+    return report
 
 
 def run_ingest(

@@ -117,10 +117,8 @@ def _write_new_immutable(target: Path, data: bytes) -> bool:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "wb") as handle:  # no fsync: same guarantee as tasks.storage (atomic, not durable)
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         tmp.chmod(0o444)
         try:
             os.link(tmp, target)  # atomic create-if-absent, unlike rename
