@@ -67,7 +67,7 @@ PARAMS: dict[str, ZoneParams] = {
         ocgt=9_000,
         peakers=4_000,
         export_cap=17_000,
-        storage_flex=10_000,
+        storage_flex=7_000,
     ),
     "BE": ZoneParams(
         load_mean=9_300,
@@ -80,11 +80,11 @@ PARAMS: dict[str, ZoneParams] = {
         nuclear=500,
         lignite=0,
         coal=0,
-        ccgt=5_500,
+        ccgt=7_500,
         ocgt=1_500,
         peakers=800,
         export_cap=3_500,
-        storage_flex=1_300,
+        storage_flex=1_800,
     ),
     "NL": ZoneParams(
         load_mean=13_000,
@@ -336,8 +336,8 @@ def supply_curve(p: ZoneParams, gas: float, co2: float) -> tuple[np.ndarray, np.
     lignite = 6.0 + 1.12 * co2
     coal = 11.0 / 0.40 + 0.85 * co2
     ccgt_best = gas / 0.60 + 0.34 * co2
-    ccgt_worst = gas / 0.49 + 0.41 * co2
-    ocgt = gas / 0.36 + 0.56 * co2
+    ccgt_worst = gas / 0.42 + 0.48 * co2
+    ocgt = gas / 0.33 + 0.60 * co2
     xs = [-p.export_cap, -0.6 * p.export_cap, -0.2 * p.export_cap, 0.0]
     ys = [-0.5, 10.0, 45.0, 65.0]
     cap = 0.0
@@ -346,7 +346,7 @@ def supply_curve(p: ZoneParams, gas: float, co2: float) -> tuple[np.ndarray, np.
         ys += [18.0, 45.0]
         cap = p.nuclear
     for size, lo, hi in (
-        (p.lignite, 0.8 * lignite, lignite),
+        (p.lignite, 0.7 * lignite, lignite),
         (p.coal, 0.9 * coal, coal),
         (p.ccgt, ccgt_best, ccgt_worst),
     ):
@@ -355,7 +355,7 @@ def supply_curve(p: ZoneParams, gas: float, co2: float) -> tuple[np.ndarray, np.
             ys += [lo, hi]
             cap += size
     xs += [cap + p.ocgt, cap + p.ocgt + p.peakers]
-    ys += [ocgt, 320.0]
+    ys += [ocgt, 350.0]
     cap += p.ocgt + p.peakers
     # Imports and demand response before real scarcity, then the harmonised cap.
     xs += [cap + 0.08 * p.load_mean, cap + 0.12 * p.load_mean]
@@ -376,8 +376,9 @@ def _price(
     surplus = np.clip(-p.export_cap - thermal, 0.0, None) / 1000.0  # GW beyond export capacity
     scale = p.load_mean / 53_000
     # Beyond the export capacity, curtailment (direct marketers switch off below zero) bounds the fall:
-    # most negative hours sit a few EUR below zero, a deep surplus reaches about -150.
-    depth = 150.0 * (1.0 - np.exp(-surplus / (12.0 * max(scale, 0.05))))
+    # most negative hours sit within a few EUR of zero; only a very deep surplus goes far below.
+    rel = surplus / max(scale, 0.05)
+    depth = 15.0 * (1.0 - np.exp(-rel / 4.0)) + 9.0 * np.clip(rel - 12.0, 0.0, None)
     price = np.where(surplus > 0, -0.5 - depth, price)
     n = len(price)
     noise = ar1(rng, n, 0.9, 0.05)
