@@ -293,3 +293,47 @@ def test_zone_mapped_runs_take_only_their_files(settings: Settings) -> None:
     be = ingest_inbox(cfg, run_day=D, zone="BE")
     assert be.errors == []
     assert len(be.landed) == 6
+
+
+def test_worker_pool_gives_the_same_result_as_one_process(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tasks import ingest
+    from tasks.simulator import publish_history
+
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_FILES", 2)
+    monkeypatch.setattr(ingest, "CHUNK_FILES", 5)
+    serial_cfg = settings.model_copy(update={"data_root": tmp_path / "serial"})
+    for cfg in (settings, serial_cfg):
+        publish_history(cfg, D, D + timedelta(days=2), cfg.inbox)
+        _drop(inbox_name("A44", ZONE, D + timedelta(days=3)), cfg.inbox, b"<Publication_MarketDocument")
+    pooled = ingest_inbox(settings, run_day=None, workers=2)
+    serial = ingest_inbox(serial_cfg, run_day=None, workers=1)
+
+    def strip(rows: list[dict[str, object]], root: Path) -> list[str]:
+        return [json.dumps(r, sort_keys=True).replace(str(root), "ROOT") for r in rows]
+
+    assert strip(pooled.landed, settings.data_root) == strip(serial.landed, serial_cfg.data_root)
+    assert strip(pooled.quarantined, settings.data_root) == strip(serial.quarantined, serial_cfg.data_root)
+    assert len(pooled.landed) == 18
+    assert [q["reason"] for q in pooled.quarantined] == ["malformed_xml"]
+    for rel in (
+        p.relative_to(settings.data_root) for p in (settings.data_root / "processed").rglob("*.parquet")
+    ):
+        assert (settings.data_root / rel).read_bytes() == (serial_cfg.data_root / rel).read_bytes()
+
+
+def test_parser_bug_quarantines_instead_of_losing_the_file(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.sources
+
+    def broken(name: str, data: bytes) -> list[object]:
+        raise KeyError("resolution")
+
+    monkeypatch.setattr(tasks.sources, "parse_file", broken)
+    name = inbox_name("A44", ZONE, PREV)
+    _drop(name, settings.inbox, _prices_xml(PREV))
+    report = ingest_inbox(settings, run_day=D)
+    assert [(q["file"], q["reason"]) for q in report.quarantined] == [(name, "parser_crash")]
+    assert "KeyError" in report.quarantined[0]["message"]
