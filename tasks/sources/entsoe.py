@@ -77,21 +77,25 @@ def _periods(
     Positions come from the timestamps, so a missing or duplicated row in the
     frame becomes a missing or duplicated Point (used to inject faults in tests).
     """
+    import numpy as np
+
     from tasks.timeutil import day_bounds_utc
 
     if frame.empty:
         return []
-    local_days = frame["timestamp_utc"].dt.tz_convert(tz).dt.date
+    stamps = frame["timestamp_utc"]
+    local_days = stamps.dt.tz_convert(tz).dt.date.to_numpy()
+    ns = stamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[ns]").astype(np.int64)
+    values = frame[column].to_numpy(dtype=float)
+    minutes_all = frame["resolution_minutes"].to_numpy()
     out = []
     for day in sorted(set(local_days)):
-        part = frame[local_days == day]
-        minutes = int(part["resolution_minutes"].iloc[0])
+        mask = local_days == day
+        minutes = int(minutes_all[mask][0])
         start, end = day_bounds_utc(day, tz)
-        step = timedelta(minutes=minutes)
-        points = []
-        for ts, value in zip(part["timestamp_utc"], part[column], strict=True):
-            pos = int((ts.to_pydatetime() - start) / step) + 1
-            points.append((pos, float(value)))
+        start_ns = int(start.timestamp()) * 1_000_000_000
+        positions = (ns[mask] - start_ns) // (minutes * 60 * 1_000_000_000) + 1
+        points = [(int(pos), float(v)) for pos, v in zip(positions, values[mask], strict=True)]
         out.append((start, end, minutes, points))
     return out
 
