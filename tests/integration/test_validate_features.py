@@ -1,0 +1,138 @@
+"""Feature gate: GX suite on real feature rows, TFDV schema + drift, MLflow logging."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tasks import features as ft
+from tasks.quality import tfdv_checks
+from tasks.quality.gx_runner import GxRunner
+from tasks.quality.samples import feature_frame
+from tasks.simulator.model import simulate_day
+from tasks.validate import validate_features
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tasks.config import Settings
+
+pytestmark = [
+    pytest.mark.integration,
+    # TFDV's google-cloud dependencies warn about Python 3.11's end of life on import.
+    pytest.mark.filterwarnings("ignore::FutureWarning:google"),
+]
+
+ZONE = "DE_LU"
+TZ = "Europe/Berlin"
+DAY = date(2026, 10, 25)  # 25-hour day: 100 rows
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory: pytest.TempPathFactory) -> GxRunner:
+    return GxRunner(tmp_path_factory.mktemp("gx"))
+
+
+@pytest.fixture(scope="module")
+def day_features() -> pd.DataFrame:
+    """Feature rows built by tasks.features from simulator inputs."""
+    cache: dict[tuple[str, date], pd.DataFrame] = {}
+
+    def get(dataset: str, day: date, *, required: bool = True) -> pd.DataFrame | None:
+        if (dataset, day) not in cache:
+            cache[(dataset, day)] = simulate_day(ZONE, day, seed=3, tz=TZ, mtu_minutes=15)[dataset]
+        return cache[(dataset, day)]
+
+    return ft.build_day(ZONE, DAY, get, tz=TZ, mtu_minutes=15, holidays_=set())
+
+
+def names(result: object) -> set[str]:
+    return {c.name for c in result.failed}  # type: ignore[attr-defined]
+
+
+def test_good_feature_day_passes_gx_and_tfdv_schema(
+    settings: Settings, runner: GxRunner, day_features: pd.DataFrame
+) -> None:
+    assert len(day_features) == 100
+    result = validate_features(ZONE, DAY, settings, runner, frame=day_features)
+    assert result.passed, [(c.name, c.observed, c.sample) for c in result.failed]
+    # No training statistics yet: drift is skipped with a warning, not silently.
+    assert {c.name for c in result.warnings} == {"features.tfdv.drift_reference"}
+
+
+def test_bad_feature_days_fail_with_named_expectations(
+    settings: Settings, runner: GxRunner, day_features: pd.DataFrame
+) -> None:
+    spiked = day_features.copy()
+    spiked.loc[5, "price_lag1"] = 9999.0
+    assert names(validate_features(ZONE, DAY, settings, runner, frame=spiked, tfdv=False)) == {
+        "features.price_lag1.within_sdac_limits"
+    }
+    short = day_features.drop(index=[96, 97, 98, 99])  # 25-hour day counted as 24
+    assert names(validate_features(ZONE, DAY, settings, runner, frame=short, tfdv=False)) == {
+        "features.row_count_per_mtu"
+    }
+    holey = day_features.copy()
+    holey.loc[3, "load_mw_lag7"] = float("nan")
+    holey.loc[4, "hour"] = 24
+    assert names(validate_features(ZONE, DAY, settings, runner, frame=holey, tfdv=False)) == {
+        "features.load_mw_lag7.not_null",
+        "features.hour.valid",
+    }
+
+
+@pytest.fixture(scope="module")
+def training_stats() -> object:
+    """Statistics of 120 days of features through the Beam DirectRunner (the training path)."""
+    from tasks.config import Settings
+
+    frame = feature_frame(date(2025, 6, 1), 120, mtu_minutes=15, seed=1)
+    return tfdv_checks.compute_training_stats(frame, Settings())
+
+
+def test_drifted_feature_fails_and_normal_day_passes(
+    settings: Settings, runner: GxRunner, training_stats: object
+) -> None:
+    tfdv_checks.save_training_stats(training_stats, ZONE, settings)
+    serving = feature_frame(date(2025, 6, 1), 122, mtu_minutes=15, seed=1)
+    local_day = serving["timestamp_utc"].dt.tz_convert(TZ).dt.date
+    day = date(2025, 9, 29)  # the day after the training window
+    normal = serving[local_day == day].reset_index(drop=True)
+    ok = validate_features(ZONE, day, settings, runner, frame=normal)
+    assert ok.passed, [(c.name, c.observed) for c in ok.failed]
+    drifted = normal.assign(load_mw=normal["load_mw"] * 1.3)
+    result = validate_features(ZONE, day, settings, runner, frame=drifted)
+    assert names(result) == {"features.tfdv.drift.load_mw"}
+    (check,) = result.failed
+    assert "Jensen-Shannon" in str(check.observed) or "Jensen-Shannon" in check.why
+    report = (
+        Path(settings.data_root) / "reports" / "tfdv" / day.isoformat() / f"zone={ZONE}" / "anomalies.pbtxt"
+    )
+    assert "load_mw" in report.read_text()
+
+
+def test_stats_are_logged_to_mlflow(settings: Settings, training_stats: object) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    with mlflow.start_run() as run:
+        logged = tfdv_checks.log_to_mlflow(training_stats, None, run.info.run_id)
+    assert "tfdv/train_stats.pb" in logged
+    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "tfdv")}
+    assert {"tfdv/train_stats.pb", "tfdv/train_stats.pbtxt", "tfdv/features_schema.pbtxt"} <= artifacts
+
+
+def test_beam_runner_and_options_come_from_settings(monkeypatch: pytest.MonkeyPatch, data_root: Path) -> None:
+    from tasks.config import get_settings
+
+    monkeypatch.setenv("DAP_TFDV_BEAM_RUNNER", "FlinkRunner")
+    monkeypatch.setenv("DAP_TFDV_BEAM_OPTIONS", "--flink_master=flink:8081,--parallelism=4")
+    get_settings.cache_clear()
+    options = tfdv_checks.beam_options(get_settings()).get_all_options()
+    assert options["runner"] == "FlinkRunner"
+    assert options["flink_master"] == "flink:8081"
+    assert options["parallelism"] == 4
