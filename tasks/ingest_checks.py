@@ -55,7 +55,6 @@ REASONS: dict[str, tuple[Severity, str]] = {
     "dst_interval_count": ("error", "a 23/25-hour DST day with the wrong number of intervals"),
     "missing_values": ("error", "value cells are empty/NaN"),
     "price_out_of_bounds": ("error", "price outside the harmonised SDAC limits"),
-    "multi_day_document": ("error", "one document covers more than one delivery day"),
     "stale": ("warning", "the data day is older than this run expects (history mode lands it)"),
     "zone_not_configured": ("warning", "the zone is not one of Settings.zones"),
 }

@@ -222,3 +222,11 @@ def test_normalise_frame_orders_and_types() -> None:
     assert list(out["location"].iloc[:2]) == ["berlin", "munich"]
     assert str(out["ghi_w_m2"].dtype) == "float64"
     assert list(out.index) == list(range(len(out)))
+
+
+def test_docs_severity_table_matches_the_code() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "ingestion.md").read_text()
+    for reason, (severity, _meaning) in REASONS.items():
+        assert f"| `{reason}` | {severity} |" in text, reason

@@ -249,3 +249,10 @@ def test_module_is_cheap_to_import() -> None:
     code = "import sys, tasks.nifi; print(any(m.startswith('nipyapi') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_expected_names_are_what_the_sources_publish(settings: Settings) -> None:
+    from tasks.simulator import publish_for_run
+
+    published = {p.name for p in publish_for_run(settings, RUN_DAY, settings.inbox)}
+    assert {n for n, _, _ in expected_inbox_files(settings.zones, RUN_DAY)} <= published
