@@ -11,6 +11,7 @@ from __future__ import annotations
 from tasks.nifi.expected import expected_inbox_files, missing_expected_files
 from tasks.nifi.hook import NiFiHook
 from tasks.nifi.operators import NiFiFlowCompleteSensor, NiFiRunFlowOperator, NiFiStopFlowOperator
+from tasks.nifi.wiring import nifi_ingest_tasks
 
 __all__ = [
     "NiFiFlowCompleteSensor",
@@ -19,4 +20,5 @@ __all__ = [
     "NiFiStopFlowOperator",
     "expected_inbox_files",
     "missing_expected_files",
+    "nifi_ingest_tasks",
 ]

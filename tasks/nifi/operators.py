@@ -80,6 +80,7 @@ class NiFiFlowCompleteSensor(BaseSensorOperator):
         delivery_date: str,
         zones: Sequence[str] | None = None,
         nifi_conn_id: str | None = None,
+        check_inbox: bool = True,
         poke_interval: float = 30,
         timeout: float | timedelta = timedelta(minutes=30),
         mode: str = "reschedule",
@@ -90,13 +91,22 @@ class NiFiFlowCompleteSensor(BaseSensorOperator):
         self.delivery_date = delivery_date
         self.zones = tuple(zones) if zones else None
         self.nifi_conn_id = nifi_conn_id
+        # False where the worker cannot see the data volume (kubernetes runner): queues only.
+        self.check_inbox = check_inbox
 
     def poke(self, context: Any) -> bool:  # noqa: ARG002 - Airflow's signature
         settings = _settings()
         hook = NiFiHook(self.nifi_conn_id or settings.nifi_conn_id)
         status = hook.status(self.process_group_id)
-        missing = missing_expected_files(
-            settings.inbox, settings.data_root, self.zones or settings.zones, parse_day(self.delivery_date)
+        missing = (
+            missing_expected_files(
+                settings.inbox,
+                settings.data_root,
+                self.zones or settings.zones,
+                parse_day(self.delivery_date),
+            )
+            if self.check_inbox
+            else []
         )
         log.info(
             "NiFi %s: %d flow files queued, %d active threads, %d in / %d out; %d expected file(s) missing%s",

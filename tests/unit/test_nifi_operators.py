@@ -256,3 +256,19 @@ def test_expected_names_are_what_the_sources_publish(settings: Settings) -> None
 
     published = {p.name for p in publish_for_run(settings, RUN_DAY, settings.inbox)}
     assert {n for n, _, _ in expected_inbox_files(settings.zones, RUN_DAY)} <= published
+
+
+def test_wiring_builds_start_wait_stop_in_a_dag(settings: Settings) -> None:
+    from airflow.sdk import DAG
+
+    from tasks.nifi import nifi_ingest_tasks
+
+    with DAG(dag_id="nifi_wiring_test", schedule=None):
+        start, wait, stop = nifi_ingest_tasks(settings, "{{ ti.xcom_pull(task_ids='plan_day')[0][1] }}")
+    assert [t.task_id for t in (start, wait, stop)] == ["nifi_start", "nifi_wait", "nifi_stop"]
+    assert wait.upstream_task_ids == {"nifi_start"}
+    assert stop.upstream_task_ids == {"nifi_wait"}
+    assert "nifi_start" in stop.process_group_id
+    assert stop.trigger_rule == "all_done"
+    assert wait.mode == "reschedule"
+    assert wait.timeout == 45 * 60
