@@ -127,7 +127,7 @@ class GxRunner:
         try:
             asset = self.datasource.get_asset(asset_name)
         except LookupError:
-            asset = self.datasource.add_dataframe_asset(asset_name)  # type: ignore[attr-defined]
+            asset = self.datasource.add_dataframe_asset(asset_name)
         try:
             return asset.get_batch_definition("day")
         except (KeyError, LookupError):
