@@ -479,6 +479,48 @@ def _merge(into: IngestReport, part: IngestReport) -> None:
 #: Below this many files a worker pool costs more than it saves.
 PARALLEL_MIN_FILES = 200
 CHUNK_FILES = 60
+MAX_PASSES = 3
+
+
+def _process(
+    settings: Settings,
+    report: IngestReport,
+    files: list[Path],
+    *,
+    run_day: date | None,
+    history: bool,
+    zone: str | None,
+    n_workers: int,
+    progress: Progress | None,
+) -> None:
+    if n_workers > 1 and len(files) >= PARALLEL_MIN_FILES:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        chunks = [files[i : i + CHUNK_FILES] for i in range(0, len(files), CHUNK_FILES)]
+        done = 0
+        parts: dict[int, IngestReport] = {}
+        # fork: workers inherit the imported parsers and pandas (spawn would re-import for seconds).
+        with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {
+                pool.submit(_ingest_chunk, settings, run_day, history, zone, chunk): i
+                for i, chunk in enumerate(chunks)
+            }
+            for future in as_completed(futures):
+                parts[futures[future]] = future.result()
+                done += len(chunks[futures[future]])
+                if progress:
+                    progress(done, len(files))
+        for i in range(len(chunks)):
+            _merge(report, parts[i])  # in file-name order, as a serial run reports
+        return
+    ingestor = _Ingestor(settings, run_day, history, zone)
+    ingestor.report = report
+    for i, path in enumerate(files, 1):
+        ingestor.handle(path)
+        path.unlink()  # only now: it is landed or quarantined
+        if progress:
+            progress(i, len(files))
 
 
 def ingest_inbox(
@@ -503,36 +545,22 @@ def ingest_inbox(
     if zone is not None and zone not in settings.zones:
         raise ConfigError(f"zone {zone!r} is not configured (DAP_ZONES={list(settings.zones)})")
     report = IngestReport(run_day, zone, history or run_day is None)
-    files = claim_inbox_files(settings.inbox, zone, settings.zones[0])
     n_workers = workers if workers is not None else min(4, os.cpu_count() or 1)
-    if n_workers > 1 and len(files) >= PARALLEL_MIN_FILES:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        chunks = [files[i : i + CHUNK_FILES] for i in range(0, len(files), CHUNK_FILES)]
-        done = 0
-        # fork: workers inherit the imported parsers and pandas (spawn would re-import for seconds).
-        with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = {
-                pool.submit(_ingest_chunk, settings, run_day, history, zone, c): i
-                for i, c in enumerate(chunks)
-            }
-            parts: dict[int, IngestReport] = {}
-            for future in as_completed(futures):
-                parts[futures[future]] = future.result()
-                done += len(chunks[futures[future]])
-                if progress:
-                    progress(done, len(files))
-        for i in range(len(chunks)):
-            _merge(report, parts[i])  # in file-name order, as a serial run reports
-    else:
-        ingestor = _Ingestor(settings, run_day, history, zone)
-        ingestor.report = report
-        for i, path in enumerate(files, 1):
-            ingestor.handle(path)
-            path.unlink()  # only now: it is landed or quarantined
-            if progress:
-                progress(i, len(files))
+    # A second pass takes a delivery that waited in the inbox behind a leftover claim of the same name.
+    for _ in range(MAX_PASSES):
+        files = claim_inbox_files(settings.inbox, zone, settings.zones[0])
+        if not files:
+            break
+        _process(
+            settings,
+            report,
+            files,
+            run_day=run_day,
+            history=history,
+            zone=zone,
+            n_workers=n_workers,
+            progress=progress,
+        )
     checker = _Ingestor(settings, run_day, history, zone)
     checker.report = report
     checker.check_required((zone,) if zone else settings.zones)

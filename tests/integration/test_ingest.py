@@ -337,3 +337,16 @@ def test_parser_bug_quarantines_instead_of_losing_the_file(
     report = ingest_inbox(settings, run_day=D)
     assert [(q["file"], q["reason"]) for q in report.quarantined] == [(name, "parser_crash")]
     assert "KeyError" in report.quarantined[0]["message"]
+
+
+def test_leftover_claim_of_a_crashed_run_and_a_new_delivery_both_land(settings: Settings) -> None:
+    name = inbox_name("A44", ZONE, PREV)
+    claim = settings.inbox / ".claimed" / "zone=all"
+    _drop(name, claim, _prices_xml(PREV))  # left behind by a run that died mid-way
+    _drop(name, settings.inbox, _prices_xml(PREV, lambda f: f.assign(price_eur_mwh=f["price_eur_mwh"] + 3)))
+
+    report = ingest_inbox(settings, run_day=D)
+
+    assert [(x["file"], x["revision"], x["new"]) for x in report.landed] == [(name, 1, True), (name, 2, True)]
+    assert not any(claim.iterdir())
+    assert not any(p.is_file() for p in settings.inbox.iterdir())
