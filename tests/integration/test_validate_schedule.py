@@ -75,7 +75,8 @@ def tampered(version: Path, tmp_path: Path, name: str, edit: object) -> Path:
     target = tmp_path / "candidate" / version.name
     shutil.copytree(version, target)
     frame = pd.read_parquet(target / f"{name}.parquet")
-    frame = edit(frame) or frame  # type: ignore[operator]
+    edited = edit(frame)  # type: ignore[operator]
+    frame = frame if edited is None else edited
     frame.to_parquet(target / f"{name}.parquet", index=False)
     return target
 
