@@ -253,9 +253,10 @@ def run_gate(
     else:
         result = validate_schedule(zone, day, settings, runner, schedule_dir=schedule_dir)
     data_days = {s.suite: s.data_day for s in result.suites}
+    to_fix = {s.suite: s.data_day for s in result.suites if s.failed} or data_days
     report = gate.report_file(layout, zone, day, dataset)
     docs = runner.publish_docs()
-    rerun = gate.rerun_hint(dataset, zone, day, data_days)
+    rerun = gate.rerun_hint(dataset, zone, day, to_fix)
     write_json_atomic(
         report,
         {

@@ -96,6 +96,8 @@ def import_gx() -> Any:
     """``great_expectations``, imported without google.api_core's Python-EOL FutureWarning."""
     import warnings
 
+    # GX logs every datasource save and docs-decorator registration at INFO.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         import great_expectations as gx

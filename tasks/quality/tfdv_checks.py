@@ -365,8 +365,12 @@ def serving_outcome(
     )
 
 
-def log_to_mlflow(stats: Any, anomalies: Any | None, run_id: str) -> list[str]:
-    """Attach statistics (binary + text) and anomalies to an MLflow run under ``tfdv/``."""
+def log_to_mlflow(stats: Any, anomalies: Any | None, run_id: str, *, data_docs: str = "") -> list[str]:
+    """Attach statistics (binary + text) and anomalies to an MLflow run under ``tfdv/``.
+
+    ``data_docs`` (the GX Data Docs index of the training data's validations)
+    is set as the run tag ``quality.data_docs`` so the run links to the reports.
+    """
     import mlflow
     from google.protobuf import text_format
 
@@ -379,6 +383,9 @@ def log_to_mlflow(stats: Any, anomalies: Any | None, run_id: str) -> list[str]:
             (folder / "anomalies.pbtxt").write_text(text_format.MessageToString(anomalies))
         client = mlflow.MlflowClient()
         client.log_artifacts(run_id, str(folder), artifact_path="tfdv")
+        client.set_tag(run_id, "quality.tfdv_schema", str(SCHEMA_PATH.relative_to(EXPECTATIONS_DIR.parent)))
+        if data_docs:
+            client.set_tag(run_id, "quality.data_docs", data_docs)
         names = sorted(p.name for p in folder.iterdir())
     return [f"tfdv/{n}" for n in names]
 

@@ -119,11 +119,16 @@ def test_stats_are_logged_to_mlflow(settings: Settings, training_stats: object) 
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     with mlflow.start_run() as run:
-        logged = tfdv_checks.log_to_mlflow(training_stats, None, run.info.run_id)
+        logged = tfdv_checks.log_to_mlflow(
+            training_stats, None, run.info.run_id, data_docs="file:///x/index.html"
+        )
     assert "tfdv/train_stats.pb" in logged
     client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "tfdv")}
     assert {"tfdv/train_stats.pb", "tfdv/train_stats.pbtxt", "tfdv/features_schema.pbtxt"} <= artifacts
+    tags = client.get_run(run.info.run_id).data.tags
+    assert tags["quality.data_docs"] == "file:///x/index.html"
+    assert tags["quality.tfdv_schema"] == "expectations/tfdv/features_schema.pbtxt"
 
 
 def test_beam_runner_and_options_come_from_settings(monkeypatch: pytest.MonkeyPatch, data_root: Path) -> None:
