@@ -200,6 +200,7 @@ BAD_INPUTS = [
         lambda: b"\x00\x01garbage",
         "malformed_csv",
     ),
+    ("unknown_file", "notes.txt", lambda: b"hello", "unknown_format"),
 ]
 
 
@@ -350,3 +351,16 @@ def test_leftover_claim_of_a_crashed_run_and_a_new_delivery_both_land(settings: 
     assert [(x["file"], x["revision"], x["new"]) for x in report.landed] == [(name, 1, True), (name, 2, True)]
     assert not any(claim.iterdir())
     assert not any(p.is_file() for p in settings.inbox.iterdir())
+
+
+def test_a_zone_not_traded_is_quarantined_as_a_warning(settings: Settings) -> None:
+    be = settings.model_copy(update={"zones": ("BE",)})
+    publish_for_run(be, D, settings.inbox)  # BE files arrive, but only DE_LU is configured
+
+    report = ingest_inbox(settings, run_day=D)
+
+    assert {q["reason"] for q in report.quarantined} == {"zone_not_configured"}
+    assert len(report.quarantined) == 6
+    assert all(q["severity"] == "warning" for q in report.quarantined)
+    assert report.landed == []
+    assert any(e.startswith("missing_required") for e in report.errors)  # DE_LU got nothing
