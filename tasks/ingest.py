@@ -537,7 +537,7 @@ def ingest_inbox(
     ``run_day=None`` or ``history=True`` lands old days without the stale check
     and without requiring D's inputs (history bootstrap). Call
     ``report.raise_for_errors()`` to fail like the stage does. Large inboxes
-    (history) are split over ``workers`` processes (default: one per CPU);
+    (history) are split over ``workers`` processes (default: one per usable CPU, at most 4);
     each file is still handled by exactly one process.
     """
     import os
@@ -545,7 +545,7 @@ def ingest_inbox(
     if zone is not None and zone not in settings.zones:
         raise ConfigError(f"zone {zone!r} is not configured (DAP_ZONES={list(settings.zones)})")
     report = IngestReport(run_day, zone, history or run_day is None)
-    n_workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    n_workers = workers if workers is not None else min(4, len(os.sched_getaffinity(0)))
     # A second pass takes a delivery that waited in the inbox behind a leftover claim of the same name.
     for _ in range(MAX_PASSES):
         files = claim_inbox_files(settings.inbox, zone, settings.zones[0])
