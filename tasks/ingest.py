@@ -274,6 +274,7 @@ class _Ingestor:
         issues: list[Issue],
         *,
         source: str | None = None,
+        zone: str | None = None,
     ) -> None:
         ranked = sorted(
             issues,
@@ -296,7 +297,7 @@ class _Ingestor:
             message=first.message,
             severity=first.severity,
             received_time=received_time_of(path),
-            zone=hint.zone if hint else None,
+            zone=zone or (hint.zone if hint else None),
             run_day=self.run_day,
             details={
                 "issues": [
@@ -407,7 +408,7 @@ class _Ingestor:
                     issue.details["day_obj"] = piece.day
                 issues += found
         if issues:
-            self._quarantine(path, data, hint, issues, source=docs[0].source)
+            self._quarantine(path, data, hint, issues, source=docs[0].source, zone=docs[0].zone)
             return
         first_doc = pieces[0][0]
         days = sorted({p.day for _, p in pieces})
