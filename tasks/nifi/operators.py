@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator, BaseSensorOperator
+from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue
 
 from tasks.nifi.expected import missing_expected_files
 from tasks.nifi.hook import NiFiHook
@@ -94,7 +94,7 @@ class NiFiFlowCompleteSensor(BaseSensorOperator):
         # False where the worker cannot see the data volume (kubernetes runner): queues only.
         self.check_inbox = check_inbox
 
-    def poke(self, context: Any) -> bool:  # noqa: ARG002 - Airflow's signature
+    def poke(self, context: Any) -> PokeReturnValue:  # noqa: ARG002 - Airflow's signature
         settings = _settings()
         hook = NiFiHook(self.nifi_conn_id or settings.nifi_conn_id)
         status = hook.status(self.process_group_id)
@@ -118,7 +118,11 @@ class NiFiFlowCompleteSensor(BaseSensorOperator):
             len(missing),
             f" (e.g. {missing[0]})" if missing else "",
         )
-        return status.drained and not missing
+        done = status.drained and not missing
+        # On success the sensor's XCom carries the flow's counts for the run's record.
+        return PokeReturnValue(
+            is_done=done, xcom_value={**status.as_dict(), "missing_files": missing} if done else None
+        )
 
 
 class NiFiStopFlowOperator(BaseOperator):

@@ -124,12 +124,17 @@ def test_run_wait_stop_success(nifi: Replay, settings: Settings) -> None:
     assert sensor.mode == "reschedule"
     nifi.on("GET", group, (200, "pg_running_busy.json"))
     _write_expected(settings)
-    assert sensor.poke({}) is False  # files there, but 3 flow files queued and 2 threads active
+    assert not sensor.poke({}).is_done  # files there, but 3 flow files queued and 2 threads active
     nifi.on("GET", group, (200, "pg_running_drained.json"))
     (settings.inbox / f"entsoe_A69_DE_LU_{RUN_DAY}_A01.xml").unlink()
-    assert sensor.poke({}) is False  # drained, but the wind/solar forecast has not landed
+    assert not sensor.poke({}).is_done  # drained, but the wind/solar forecast has not landed
     _write_expected(settings)
-    assert sensor.poke({}) is True
+    done = sensor.poke({})
+    assert done.is_done
+    counts = done.xcom_value
+    assert counts is not None
+    assert counts["flow_files_in"] == 6
+    assert counts["missing_files"] == []
 
     nifi.on("PUT", f"/flow/process-groups/{PG}", (200, "schedule_stopped.json"))
     nifi.on("GET", group, (200, "pg_stopped_after_run.json"))
