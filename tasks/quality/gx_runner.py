@@ -9,7 +9,10 @@ failing, and runs through a Checkpoint whose action updates Data Docs.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,10 +119,11 @@ class GxRunner:
         self._pending: list[tuple[Any, SuiteOutcome]] = []
         self.context = gx.get_context(mode="file", project_root_dir=str(root))
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-        try:
-            self.datasource = self.context.data_sources.get(DATASOURCE)
-        except (KeyError, ValueError, LookupError):
-            self.datasource = self.context.data_sources.add_or_update_pandas(DATASOURCE)
+        with self.locked():
+            try:
+                self.datasource = self.context.data_sources.get(DATASOURCE)
+            except (KeyError, ValueError, LookupError):
+                self.datasource = self.context.data_sources.add_or_update_pandas(DATASOURCE)
 
     def docs_index(self) -> str:
         sites = self.context.get_docs_sites_urls()
@@ -147,8 +151,27 @@ class GxRunner:
             severity="critical" if spec.severity == "fail" else "warning",
         )
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Serialise writers of the shared context (zones validate in parallel processes).
+
+        GX rewrites ``great_expectations.yml`` when an asset is added and the Data
+        Docs index on every build; an advisory lock keeps concurrent tasks from
+        losing each other's changes (on shared volumes this needs working flock).
+        """
+        with (self.root / ".gx.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def run(self, suite: SuiteSpec, frame: pd.DataFrame, *, run_key: str, data_day: str) -> SuiteOutcome:
         """Validate ``frame`` (already prepared) against ``suite``; ``run_key`` names the GX objects."""
+        with self.locked():
+            return self._run(suite, frame, run_key=run_key, data_day=data_day)
+
+    def _run(self, suite: SuiteSpec, frame: pd.DataFrame, *, run_key: str, data_day: str) -> SuiteOutcome:
         gx = import_gx()
         from great_expectations.core.run_identifier import RunIdentifier
 
@@ -211,7 +234,8 @@ class GxRunner:
     def publish_docs(self) -> str:
         """Render this process's pending results into Data Docs; returns the index URL."""
         if self._pending:
-            self.context.build_data_docs(resource_identifiers=[ident for ident, _ in self._pending])
+            with self.locked():
+                self.context.build_data_docs(resource_identifiers=[ident for ident, _ in self._pending])
             for ident, outcome in self._pending:
                 urls = self.context.get_docs_sites_urls(resource_identifier=ident)
                 outcome.data_docs = str(urls[0]["site_url"]) if urls else ""

@@ -196,3 +196,26 @@ def test_severity_override_turns_a_failure_into_a_warning(
     result = run_gate("inputs", ZONE, DAY, settings, runner=runner)
     assert result["passed"] is True
     assert result["warnings"] == ["load_forecast.load_mw.non_negative"]
+
+
+def test_stage_cli_reports_result(
+    settings: Settings, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m tasks.validate`` contract: exit 0 + result file on pass, exit 2 on a failed gate."""
+    from tasks import validate
+    from tasks.cli import run_stage
+
+    layout = Layout(data_root)
+    frames = inputs_of(DAY)
+    write_inputs(layout, frames)
+    result_file = tmp_path / "result.json"
+    monkeypatch.setenv("DAP_RESULT_FILE", str(result_file))
+    argv = ["--delivery-date", DAY.isoformat(), "--zone", ZONE, "--dataset", "inputs"]
+    assert run_stage(validate.main, validate.parser(), argv) == 0
+    result = json.loads(result_file.read_text())
+    assert result["passed"] is True
+    assert Path(result["report"]).exists()
+    frames[_load(DAY)].loc[0, "load_mw"] = -5.0
+    write_inputs(layout, frames)
+    assert run_stage(validate.main, validate.parser(), argv) == 2
+    assert layout.gate_file(ZONE, DAY).exists()
