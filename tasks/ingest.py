@@ -284,6 +284,13 @@ class _Ingestor:
             ),
         )
         first = ranked[0]
+        severity = first.severity
+        message = first.message
+        kept = self._landed_revision(path.name, hint)
+        if severity == "error" and kept is not None:
+            # A bad re-delivery of a file whose earlier revision landed: that revision stays in use.
+            severity = "warning"
+            message = f"{message} (re-delivery; landed {kept} stays in use)"
         day = next(
             (i.details["day_obj"] for i in issues if "day_obj" in i.details), hint.day if hint else None
         )
@@ -294,8 +301,8 @@ class _Ingestor:
             name=path.name,
             data=data,
             reason=first.reason,
-            message=first.message,
-            severity=first.severity,
+            message=message,
+            severity=severity,
             received_time=received_time_of(path),
             zone=zone or (hint.zone if hint else None),
             run_day=self.run_day,
@@ -315,14 +322,21 @@ class _Ingestor:
             {
                 "file": path.name,
                 "reason": first.reason,
-                "message": first.message,
-                "severity": first.severity,
+                "message": message,
+                "severity": severity,
                 "path": str(record.path),
             }
         )
-        line = f"{path.name}: {first.reason}: {first.message}"
-        (self.report.errors if first.severity == "error" else self.report.warnings).append(line)
+        line = f"{path.name}: {first.reason}: {message}"
+        (self.report.errors if severity == "error" else self.report.warnings).append(line)
         log.warning("quarantined %s", line)
+
+    def _landed_revision(self, name: str, hint: NameHint | None) -> str | None:
+        """File name of the latest landed revision of ``name``, if any (found by the name hint)."""
+        if hint is None or hint.day is None:
+            return None
+        revisions = list_revisions(self.layout.raw_dir(hint.source, hint.zone, hint.day), name)
+        return revisions[-1][1].name if revisions else None
 
     def _already_landed(self, name: str, hint: NameHint, data: bytes) -> bool:
         """Same bytes as the latest landed revision, and its processed files exist: nothing to do.

@@ -364,3 +364,18 @@ def test_a_zone_not_traded_is_quarantined_as_a_warning(settings: Settings) -> No
     assert all(q["severity"] == "warning" for q in report.quarantined)
     assert report.landed == []
     assert any(e.startswith("missing_required") for e in report.errors)  # DE_LU got nothing
+
+
+def test_bad_redelivery_of_a_landed_file_is_a_warning(settings: Settings) -> None:
+    run_ingest(settings, D)
+    name = inbox_name("A44", ZONE, PREV)
+    _drop(name, settings.inbox, _prices_xml(PREV)[:900])  # truncated re-delivery
+
+    report = ingest_inbox(settings, run_day=D)
+
+    assert report.errors == []
+    [q] = report.quarantined
+    assert (q["reason"], q["severity"]) == ("malformed_xml", "warning")
+    assert "r001" in q["message"]
+    prices = Layout(settings.data_root).processed_file("day_ahead_prices", ZONE, PREV)
+    assert len(pd.read_parquet(prices)) == 96  # the landed revision stays in use
