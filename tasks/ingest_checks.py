@@ -127,7 +127,12 @@ def local_days(frame: pd.DataFrame, tz: str) -> list[date]:
     """Distinct local market days the interval starts fall on."""
     if frame.empty:
         return []
-    local = frame["timestamp_utc"].dt.tz_convert(tz)
+    stamps = frame["timestamp_utc"]
+    zone = ZoneInfo(tz)
+    first, last = stamps.min().astimezone(zone).date(), stamps.max().astimezone(zone).date()
+    if first == last:  # the usual one-day document: no per-row conversion
+        return [first]
+    local = stamps.dt.tz_convert(tz)
     return sorted({d.date() for d in local.dt.normalize().unique()})
 
 
