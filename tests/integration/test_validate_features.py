@@ -141,3 +141,25 @@ def test_beam_runner_and_options_come_from_settings(monkeypatch: pytest.MonkeyPa
     assert options["runner"] == "FlinkRunner"
     assert options["flink_master"] == "flink:8081"
     assert options["parallelism"] == 4
+
+
+def test_drift_reference_falls_back_to_recent_feature_files(settings: Settings, runner: GxRunner) -> None:
+    """Before the first training run, the weeks of features before D are the reference."""
+    from tasks.storage import Layout, write_parquet_atomic
+
+    layout = Layout(settings.data_root)
+    history = feature_frame(date(2025, 3, 1), 31, mtu_minutes=15, seed=2)
+    local_day = history["timestamp_utc"].dt.tz_convert(TZ).dt.date
+    for day, rows in history.groupby(local_day):
+        write_parquet_atomic(layout.features_file(ZONE, day), rows)
+    day = date(2025, 3, 31)
+    serving = history[local_day == day].reset_index(drop=True)
+    layout.features_file(ZONE, day).unlink()
+    ok = validate_features(ZONE, day, settings, runner, frame=serving)
+    assert ok.passed
+    assert not ok.warnings, [c.name for c in ok.warnings]
+    assert "features of the 30 days before" in str(ok.suites[-1].checks[-1].observed)
+    drifted = serving.assign(load_mw=serving["load_mw"] * 1.3)
+    assert names(validate_features(ZONE, day, settings, runner, frame=drifted)) == {
+        "features.tfdv.drift.load_mw"
+    }

@@ -138,6 +138,19 @@ def test_naive_timestamps_wind_above_capacity_and_missing_file(settings: Setting
     }
 
 
+def test_weather_in_kelvin_and_meter_in_kilowatts(settings: Settings, runner: GxRunner) -> None:
+    def units(frames: dict[tuple[str, date], pd.DataFrame]) -> None:
+        weather = frames[("weather_forecast", DAY)]
+        weather["temperature_c"] = weather["temperature_c"] + 273.15
+        meters = frames[("meter_readings", DAY - timedelta(days=2))]
+        meters.loc[meters.index[:3], "power_mw"] = meters.loc[meters.index[:3], "power_mw"] * 1000 + 1000
+
+    assert failed_names(settings, runner, DAY, units) == {
+        "weather_forecast.temperature_c.plausible",
+        "meter_readings.power_mw.within_connection",
+    }
+
+
 def write_inputs(layout: Layout, frames: dict[tuple[str, date], pd.DataFrame]) -> None:
     for (name, data_day), frame in frames.items():
         write_parquet_atomic(layout.processed_file(name, ZONE, data_day), frame)
