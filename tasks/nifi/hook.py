@@ -119,9 +119,11 @@ class NiFiHook(BaseHook):
         self.retries = int(extra.get("retries", self.retries))
         self.backoff_s = float(extra.get("backoff_s", self.backoff_s))
         config = nipyapi.config.nifi_config
+        # nipyapi's configuration is process-global: set every field, so nothing of
+        # an earlier connection (CA file, bearer token) leaks into this one.
         config.verify_ssl = bool(extra.get("verify_ssl", True))
-        if extra.get("ca_file"):
-            config.ssl_ca_cert = str(extra["ca_file"])
+        config.ssl_ca_cert = str(extra["ca_file"]) if extra.get("ca_file") else None
+        nipyapi.security.set_service_auth_token(token=None, service="nifi")
         https = scheme == "https"
         self._call(
             "connect",

@@ -10,8 +10,11 @@ runs end to end. They do not prove compatibility with a live NiFi.
 from __future__ import annotations
 
 import json
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -48,6 +51,7 @@ class Replay:
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], list[tuple[int, str]]] = {}
         self.requests: list[tuple[str, str, bytes]] = []
+        self.auth: list[str | None] = []  # Authorization header of each request
 
     def on(self, method: str, path: str, *answers: tuple[int, str]) -> None:
         self.routes[(method, "/nifi-api" + path)] = list(answers)
@@ -64,14 +68,15 @@ class Replay:
         return sum(1 for m, p, _ in self.requests if m == method and p.split("?")[0] == "/nifi-api" + path)
 
 
-@pytest.fixture
-def nifi(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Replay]:
-    replay = Replay()
+@contextmanager
+def _serve(replay: Replay, tls: ssl.SSLContext | None = None) -> Iterator[int]:
+    """A local NiFi stand-in answering from ``replay``; yields its port."""
 
     class Handler(BaseHTTPRequestHandler):
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            replay.auth.append(self.headers.get("Authorization"))
             status, payload = replay.answer(self.command, self.path, body)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -85,24 +90,38 @@ def nifi(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Replay
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    port = server.server_address[1]
-    conn = {
-        "conn_type": "http",
-        "host": "127.0.0.1",
-        "port": port,
-        "schema": "http",
-        "extra": {"retries": 2, "backoff_s": 0.01},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_NIFI_DEFAULT", json.dumps(conn))
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _standard_routes(replay: Replay) -> None:
     replay.on("GET", "/flow/about", (200, "about.json"))
     replay.on("GET", "/flow/process-groups/root", (200, "flow_root.json"))
     replay.on("GET", f"/flow/process-groups/{PG}", (200, "flow_pg.json"))
     replay.on("GET", "/process-groups/root", (200, "pg_root.json"))
-    yield replay
-    server.shutdown()
-    server.server_close()
+
+
+@pytest.fixture
+def nifi(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Replay]:
+    replay = Replay()
+    _standard_routes(replay)
+    with _serve(replay) as port:
+        conn = {
+            "conn_type": "http",
+            "host": "127.0.0.1",
+            "port": port,
+            "schema": "http",
+            "extra": {"retries": 2, "backoff_s": 0.01},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_NIFI_DEFAULT", json.dumps(conn))
+        yield replay
 
 
 def _write_expected(settings: Settings) -> None:
@@ -277,3 +296,47 @@ def test_wiring_builds_start_wait_stop_in_a_dag(settings: Settings) -> None:
     assert stop.trigger_rule == "all_done"
     assert wait.mode == "reschedule"
     assert wait.timeout == 45 * 60
+
+
+def test_https_token_login_and_ca_file(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An HTTPS NiFi with single-user login: the hook verifies TLS with the CA file and sends the token."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    replay = Replay()
+    _standard_routes(replay)
+    replay.on("POST", "/access/token", (201, "access_token.txt"))
+    replay.on("GET", f"/process-groups/{PG}", (200, "pg_running_drained.json"))
+    with _serve(replay, tls) as port:
+        conn = {
+            "conn_type": "http",
+            "host": "127.0.0.1",
+            "port": port,
+            "schema": "https",
+            "login": "day-ahead",
+            "password": "not-a-real-secret",
+            "extra": {"ca_file": str(cert), "retries": 0},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_NIFI_DEFAULT", json.dumps(conn))
+        status = NiFiHook().status(PG)
+    assert status.drained
+    token = (FIX / "access_token.txt").read_text()
+    login = next(b for m, p, b in replay.requests if p == "/nifi-api/access/token")
+    assert b"username=day-ahead" in login
+    assert replay.auth[-1] == f"Bearer {token}"
+
+
+def test_a_plain_connection_after_a_token_login_sends_no_token(nifi: Replay) -> None:
+    import nipyapi
+
+    nipyapi.security.set_service_auth_token(token="left-over", service="nifi")
+    nifi.on("GET", f"/process-groups/{PG}", (200, "pg_running_drained.json"))
+    NiFiHook().status(PG)
+    assert nifi.auth[-1] is None
