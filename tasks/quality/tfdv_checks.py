@@ -32,15 +32,16 @@ log = logging.getLogger(__name__)
 
 SCHEMA_PATH = EXPECTATIONS_DIR / "tfdv" / "features_schema.pbtxt"
 #: Key features with a Jensen–Shannon drift comparator (serving day vs training
-#: statistics). One day against years is a narrow slice of the distribution, so
-#: thresholds sit above the largest JS seen on normal days in a year of simulator
-#: days (load 0.71, solar 0.53, temperature 0.64, price lag 0.90) and below a
-#: 30 % load level shift (0.86). Wind is left to the GX range checks: weather
-#: regimes push a normal day's JS to 1.0. Recalibrate with benchmarks/validation_benchmark.py.
+#: statistics). One day against a year is a narrow slice of the distribution, so
+#: a normal day's JS is already high. Calibrated on 60 simulator days against a
+#: 365-day training window (largest normal JS: load 0.43, solar 0.60, price lag
+#: 0.91; a 20 % load level shift gives 0.81) and on the synthetic sample year
+#: (load 0.71, solar 0.53). Temperature and wind get no comparator: their normal
+#: single-day JS reaches 0.9-1.0 (weather regimes), so the GX plausibility and
+#: capacity checks guard them. Recalibrate on real data (docs/validation.md).
 DRIFT_THRESHOLDS: dict[str, float] = {
-    "load_mw": 0.8,
-    "solar_mw": 0.7,
-    "temperature_c": 0.8,
+    "load_mw": 0.75,
+    "solar_mw": 0.75,
     "price_lag1": 0.95,
 }
 #: How many days before D the fallback reference (no saved training stats) spans.
