@@ -93,6 +93,22 @@ class NiFiFlowCompleteSensor(BaseSensorOperator):
         self.nifi_conn_id = nifi_conn_id
         # False where the worker cannot see the data volume (kubernetes runner): queues only.
         self.check_inbox = check_inbox
+        self._last: tuple[Any, list[str]] | None = None  # status and missing files of the last poke
+
+    def execute(self, context: Any) -> Any:
+        from airflow.sdk.exceptions import AirflowSensorTimeout
+
+        self._last = None
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as exc:
+            if self._last is None:
+                raise
+            status, missing = self._last
+            raise AirflowSensorTimeout(
+                f"{exc} NiFi {status.name or self.process_group_id}: {status.flow_files_queued} flow files "
+                f"queued, {status.active_threads} active threads; still missing: {', '.join(missing) or 'none'}"
+            ) from exc
 
     def poke(self, context: Any) -> PokeReturnValue:  # noqa: ARG002 - Airflow's signature
         settings = _settings()
@@ -118,6 +134,7 @@ class NiFiFlowCompleteSensor(BaseSensorOperator):
             len(missing),
             f" (e.g. {missing[0]})" if missing else "",
         )
+        self._last = (status, missing)
         done = status.drained and not missing
         # On success the sensor's XCom carries the flow's counts for the run's record.
         return PokeReturnValue(

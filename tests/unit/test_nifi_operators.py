@@ -197,7 +197,9 @@ def test_sensor_times_out_when_files_never_land(nifi: Replay) -> None:
         poke_interval=0.05,
         timeout=0.3,
     )
-    with pytest.raises(AirflowSensorTimeout):
+    with pytest.raises(
+        AirflowSensorTimeout, match=r"0 flow files queued.*still missing: entsoe_A44_DE_LU_2026-03-28"
+    ):
         sensor.execute({})
     assert nifi.calls("GET", f"/process-groups/{PG}") >= 2
 
@@ -211,7 +213,7 @@ def test_sensor_reschedules_instead_of_sleeping(nifi: Replay) -> None:
 
     sensor = NiFiFlowCompleteSensor(task_id="wait", process_group_id=PG, delivery_date=RUN_DAY.isoformat())
     with pytest.raises(AirflowRescheduleException):
-        sensor.execute({"ti": TI()})  # type: ignore[typeddict-item]
+        sensor.execute({"ti": TI()})
 
 
 def test_unreachable_nifi_is_retried_then_a_clear_error(
