@@ -1,6 +1,7 @@
 """Validation speed: GX gate of one delivery day, TFDV statistics of six years of features.
 
     PYTHONPATH=. .venv/bin/python benchmarks/validation_benchmark.py [--years 6] [--repeat 3]
+    PYTHONPATH=. .venv/bin/python benchmarks/validation_benchmark.py --calibrate-drift
 
 Prints wall-clock figures (targets: GX one day <= 10 s, TFDV six years of
 hourly features <= 60 s on 2 cores). Uses a throwaway data root. Import times
@@ -14,13 +15,68 @@ import argparse
 import os
 import tempfile
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
+
+
+def calibrate_drift(train_days: int = 365, test_days: int = 60) -> None:
+    """Largest single-day JS divergence of normal simulator days, and of shifted ones.
+
+    Features come from tasks.features over tasks.simulator inputs, so the figures
+    describe what the gate sees; thresholds in the schema should sit between the two.
+    """
+    from tasks import features as ft
+    from tasks.config import get_settings
+    from tasks.quality import tfdv_checks
+    from tasks.simulator.model import simulate_day
+
+    settings = get_settings()
+    tz, zone = settings.market_timezone, settings.zones[0]
+    import pandas as pd
+
+    cache: dict[date, dict[str, pd.DataFrame]] = {}
+
+    def get(dataset: str, day: date, *, required: bool = True) -> pd.DataFrame:  # noqa: ARG001 - build_day's reader signature
+        if day not in cache:
+            cache[day] = simulate_day(zone, day, seed=7, tz=tz, mtu_minutes=settings.mtu_minutes)
+        return cache[day][dataset]
+
+    first = date(2025, 1, 8)
+    frames = [
+        ft.build_day(
+            zone, first + timedelta(days=i), get, tz=tz, mtu_minutes=settings.mtu_minutes, holidays_=set()
+        )
+        for i in range(train_days + test_days)
+    ]
+    stats = tfdv_checks.compute_training_stats(pd.concat(frames[:train_days], ignore_index=True), settings)
+    schema = tfdv_checks.load_schema()
+    for feature in schema.feature:  # measure every numeric feature, not only the curated ones
+        if not feature.HasField("drift_comparator"):
+            feature.drift_comparator.jensen_shannon_divergence.threshold = 1.0
+    worst: dict[str, float] = {}
+    for frame in frames[train_days:]:
+        for info in tfdv_checks.validate_serving(frame, schema, stats).drift_skew_info:
+            for m in info.drift_measurements:
+                worst[info.path.step[0]] = max(worst.get(info.path.step[0], 0.0), m.value)
+    print(f"largest JS of {test_days} normal days vs {train_days} training days:")
+    for name, value in sorted(worst.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:16s} {value:.3f}")
+    base = frames[train_days + 5]
+    for label, column, factor in (("load x1.2", "load_mw", 1.2), ("load x1.3", "load_mw", 1.3)):
+        shifted = base.assign(**{column: base[column] * factor})
+        js = {
+            i.path.step[0]: i.drift_measurements[0].value
+            for i in tfdv_checks.validate_serving(shifted, schema, stats).drift_skew_info
+        }
+        print(f"  {label}: {column} JS {js.get(column, float('nan')):.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--years", type=int, default=6)
+    parser.add_argument(
+        "--calibrate-drift", action="store_true", help="Only print JS drift calibration figures."
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--day", default="2026-10-25", help="Delivery day for the GX run (default: a 25-hour day)."
@@ -30,6 +86,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="dap-bench-"))
     os.environ["DAP_DATA_ROOT"] = str(tmp / "data")
     os.environ["DAP_MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
+    if args.calibrate_drift:
+        calibrate_drift()
+        return
 
     from tasks.config import get_settings
     from tasks.quality.samples import feature_frame
