@@ -138,6 +138,20 @@ def run_days(
     return out
 
 
+def residual_scenarios(point: np.ndarray, actual: np.ndarray, lag: int) -> np.ndarray:
+    """Scenarios [lag, days, 24]: day i's forecast plus each of the ``lag`` previous days' error profiles.
+
+    ``point`` and ``actual`` start ``lag`` days before the first scheduled day.
+    The errors of D-1 and earlier are known before D's gate closure (their
+    prices were published on the day before them). The expected-cost LP on
+    these scenarios is the bias-corrected forecast; with a CVaR weight it
+    also avoids trades that went wrong recently.
+    """
+    err = actual - point
+    n = point.shape[0] - lag
+    return np.stack([point[lag:] + err[lag - k : lag - k + n] for k in range(1, lag + 1)])
+
+
 def market_of(dataset: Path) -> str:
     return dataset.stem.upper()
 
@@ -152,6 +166,7 @@ def backtest(
     out_dir: Path | None = None,
     test_days: int = TEST_DAYS,
     skip_days: int = SKIP_DAYS,
+    residual_days: int = 7,
 ) -> dict[str, Any]:
     import pandas as pd
 
@@ -159,19 +174,26 @@ def backtest(
     period = evaluation_period(days, test_days, skip_days)
     eval_days = days[period]
     actual = prices[period]
+    start = period.start or 0
+    if strategy == "residual" and not 1 <= residual_days <= start:
+        raise MissingInputError(f"--residual-days must be 1..{start}, got {residual_days}")
+    lag = residual_days if strategy == "residual" else 0
+    weights: list[float] | None = None
     if forecasts is None:
         if model != "naive":
             raise MissingInputError(f"model {model!r} needs --forecasts; only 'naive' is built in")
-        if strategy != "point":
-            raise MissingInputError("the built-in weekly naive has no quantiles; use --strategy point")
-        start = period.start or 0
-        scen = prices[start - 7 : len(days) - 7][None, :, :]
-        weights: list[float] | None = None
+        if strategy not in ("point", "residual"):
+            raise MissingInputError(
+                "the built-in weekly naive has no quantiles; use --strategy point or residual"
+            )
+        point = prices[start - lag - 7 : len(days) - 7]
+        scen = point[None, lag:, :]
     else:
-        cols = load_forecasts(forecasts, eval_days, model)
-        if strategy == "point":
+        cols = load_forecasts(forecasts, days[start - lag :], model)
+        point = cols[model]
+        cols = {k: v[lag:] for k, v in cols.items()}
+        if strategy in ("point", "residual"):
             scen = cols[model][None, :, :]
-            weights = None
         else:
             if not all(q in cols for q in ("q10", "q50", "q90")):
                 raise MissingInputError(f"--strategy {strategy} needs q10/q50/q90 columns in {forecasts}")
@@ -183,6 +205,8 @@ def backtest(
                 raise MissingInputError(
                     f"'actual' in {forecasts} differs from {dataset} by up to {diff:.2f} EUR/MWh"
                 )
+    if strategy == "residual":
+        scen = residual_scenarios(point, prices[start - lag :], lag)
     covered = np.isfinite(scen).all(axis=(0, 2))
     if not covered.any():
         raise MissingInputError(
@@ -194,7 +218,7 @@ def backtest(
         actual[idx],
         scen[:, idx, :],
         weights=weights,
-        cvar_weight=cvar_weight if strategy == "cvar" else 0.0,
+        cvar_weight=cvar_weight if strategy in ("cvar", "residual") else 0.0,
     )
     realised = sum(r.realised for r in results)
     perfect = sum(r.perfect for r in results)
@@ -204,6 +228,8 @@ def backtest(
         "market": market,
         "model": model,
         "strategy": strategy,
+        "cvar_weight": cvar_weight if strategy in ("cvar", "residual") else 0.0,
+        "residual_days": residual_days if strategy == "residual" else None,
         "first_day": results[0].day,
         "last_day": results[-1].day,
         "days": len(results),
@@ -247,8 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model", default="naive", help="Forecast column to schedule on (default: built-in naive)."
     )
-    parser.add_argument("--strategy", choices=("point", "expected", "cvar"), default="point")
-    parser.add_argument("--cvar-weight", type=float, default=1.0, help="CVaR90 weight for --strategy cvar.")
+    parser.add_argument(
+        "--strategy",
+        choices=("point", "expected", "cvar", "residual"),
+        default="point",
+        help="point: the model column; expected/cvar: the q10/q50/q90 columns; "
+        "residual: the model plus its recent error profiles as scenarios (with --cvar-weight).",
+    )
+    parser.add_argument("--cvar-weight", type=float, default=1.0, help="CVaR90 weight (cvar, residual).")
+    parser.add_argument(
+        "--residual-days", type=int, default=7, help="Error profiles used by --strategy residual."
+    )
     parser.add_argument(
         "--test-days", type=int, default=TEST_DAYS, help="Length of the test period (protocol: 728)."
     )
@@ -269,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cvar_weight=args.cvar_weight,
             out_dir=args.out,
             test_days=args.test_days,
+            residual_days=args.residual_days,
         )
     except PipelineError as exc:
         print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

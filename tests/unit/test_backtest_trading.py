@@ -15,6 +15,7 @@ from tasks.backtest_trading import (
     format_report,
     load_day_matrix,
     main,
+    residual_scenarios,
 )
 from tasks.errors import MissingInputError
 
@@ -109,3 +110,21 @@ def test_weekly_naive_reproduces_the_published_de_capture() -> None:
     s = backtest(EPF / "DE.csv")  # the full protocol: 721 days
     assert s["first_day"] == "2016-01-11"
     assert s["capture_ratio"] == pytest.approx(0.703, abs=0.0005)
+
+
+def test_residual_scenarios_use_only_earlier_errors() -> None:
+    point = np.zeros((10, 24))
+    actual = np.arange(10, dtype=float)[:, None] * np.ones((1, 24))  # error of day j is j
+    scen = residual_scenarios(point, actual, lag=3)
+    assert scen.shape == (3, 7, 24)
+    # Day 3 (the first scheduled) sees the errors of days 2, 1, 0; never its own.
+    assert scen[:, 0, 0].tolist() == [2.0, 1.0, 0.0]
+    assert scen[:, -1, 0].tolist() == [8.0, 7.0, 6.0]
+
+
+def test_residual_strategy_runs_on_the_builtin_naive(tmp_path: Path) -> None:
+    data = _write_dataset(tmp_path / "DE.csv", _weekly_prices(SHORT + 10, noise=0.0))
+    s = backtest(data, strategy="residual", residual_days=5, cvar_weight=0.0, test_days=SHORT)
+    assert s["capture_ratio"] == pytest.approx(1.0, abs=1e-6)  # zero errors: nothing to correct
+    with pytest.raises(MissingInputError, match="residual-days"):
+        backtest(data, strategy="residual", residual_days=30, test_days=SHORT)
