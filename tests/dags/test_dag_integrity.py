@@ -145,7 +145,7 @@ def test_nifi_mode_puts_the_flow_in_front_of_ingest(monkeypatch: pytest.MonkeyPa
     assert bag.import_errors == {}
     dag = bag.dags["day_ahead_daily"]
     ingest = dag.get_task("ingest")
-    assert {"nifi_wait_landed", "nifi_stop_flow"} <= ingest.upstream_task_ids
-    assert "nifi_start_flow" in dag.get_task("nifi_wait_landed").upstream_task_ids
-    assert dag.get_task("nifi_stop_flow").trigger_rule == "all_done"
-    assert dag.get_task("nifi_wait_landed").mode == "reschedule"
+    assert {"nifi_wait", "nifi_stop"} <= ingest.upstream_task_ids
+    assert "nifi_start" in dag.get_task("nifi_wait").upstream_task_ids
+    assert dag.get_task("nifi_stop").trigger_rule == "all_done"
+    assert dag.get_task("nifi_wait").mode == "reschedule"
