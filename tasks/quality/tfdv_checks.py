@@ -391,6 +391,22 @@ def log_to_mlflow(stats: Any, anomalies: Any | None, run_id: str, *, data_docs: 
     return [f"tfdv/{n}" for n in names]
 
 
+def data_docs_index(settings: Settings) -> str:
+    """URL of the GX Data Docs site under the data root (where the gate reports are)."""
+    index = Layout(settings.data_root).reports_dir("gx") / "gx" / "uncommitted" / "data_docs" / "local_site"
+    return (index / "index.html").resolve().as_uri()
+
+
+def record_training_data(features: pd.DataFrame, zone: str, run_id: str, settings: Settings) -> Any:
+    """What the training stage calls once per fit: statistics via Beam, validated against the
+    curated schema, kept for serving checks and logged (with a Data Docs link) on the run."""
+    stats = compute_training_stats(features, settings)
+    anomalies = _import_tfdv().validate_statistics(stats, load_schema())
+    save_training_stats(stats, zone, settings)
+    log_to_mlflow(stats, anomalies, run_id, data_docs=data_docs_index(settings))
+    return stats
+
+
 def _main() -> None:
     """Regenerate the curated schema from simulator-shaped statistics."""
     import argparse

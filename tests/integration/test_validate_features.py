@@ -163,3 +163,22 @@ def test_drift_reference_falls_back_to_recent_feature_files(settings: Settings, 
     assert names(validate_features(ZONE, day, settings, runner, frame=drifted)) == {
         "features.tfdv.drift.load_mw"
     }
+
+
+def test_record_training_data_keeps_stats_for_serving_and_logs_them(settings: Settings) -> None:
+    import mlflow
+
+    frame = feature_frame(date(2025, 1, 1), 30, mtu_minutes=15, seed=4)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    with mlflow.start_run() as run:
+        tfdv_checks.record_training_data(frame, ZONE, run.info.run_id, settings)
+    from tasks.storage import Layout
+
+    layout = Layout(settings.data_root)
+    assert tfdv_checks.training_stats_file(layout, ZONE).exists()
+    reference, source = tfdv_checks.reference_stats(ZONE, date(2025, 2, 1), settings)
+    assert reference is not None
+    assert source.startswith("training statistics")
+    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
+    assert "tfdv/anomalies.pbtxt" in {a.path for a in client.list_artifacts(run.info.run_id, "tfdv")}
+    assert client.get_run(run.info.run_id).data.tags["quality.data_docs"].endswith("local_site/index.html")
