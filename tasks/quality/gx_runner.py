@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 DATASOURCE = "dap"
 SAMPLE_ROWS = 5
+#: Validation results listed on the Data Docs index page (newest first).
+DOCS_INDEX_LIMIT = 300
 
 
 @dataclass
@@ -119,6 +121,17 @@ class GxRunner:
         self._pending: list[tuple[Any, SuiteOutcome]] = []
         self.context = gx.get_context(mode="file", project_root_dir=str(root))
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        # The Data Docs index reads every stored validation result on each build;
+        # cap it to the newest ones so a gate stays fast after years of daily runs
+        # (older result pages stay on disk and in reports/gx/<D>/).
+        sites = dict(self.context.variables.data_docs_sites or {})
+        local = dict(sites.get("local_site", {}))
+        local["site_index_builder"] = {
+            "class_name": "DefaultSiteIndexBuilder",
+            "validation_results_limit": DOCS_INDEX_LIMIT,
+        }
+        sites["local_site"] = local
+        self.context.variables.data_docs_sites = sites
         with self.locked():
             try:
                 self.datasource = self.context.data_sources.get(DATASOURCE)
