@@ -420,7 +420,8 @@ def train(
 
         signature = infer_signature(example, output)
         with tempfile.TemporaryDirectory(prefix="dap-model-") as tmp:
-            root = Path(tmp)
+            root = Path(tmp) / "price_model"  # stable name inside the logged model
+            root.mkdir()
             dnn.save(root / "dnn")
             import json
 

@@ -78,6 +78,10 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
         window = mlflow.artifacts.load_dict(f"runs:/{trained['run_id']}/window.json")
         assert window["evaluation_days"][-1] == (D - timedelta(days=1)).isoformat()
         assert not set(window["evaluation_days"]) & set(window["train_days"])
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=trained["model_uri"]))
+        assert (local / "artifacts" / "price_model" / "dnn" / "model.keras").is_file(), (
+            "raw Keras model inside"
+        )
 
         # The model reloaded from MLflow scores the evaluation window exactly as the trained one did.
         evaluated = evaluate(zone, D, trained["run_id"], settings, config_path=config)
