@@ -125,6 +125,10 @@ def test_spring_month_is_plausible() -> None:
     night = month["local_hour"].isin([0, 1, 2, 3, 23])
     assert (month.loc[night, "solar_mw"] == 0).all()
     assert month.loc[~night, "solar_mw"].max() > 30_000
+    residual = month["load_mw"] - month["wind_mw"] - month["solar_mw"]
+    # Merit order: prices rise with residual load; negative prices only when renewables cover most load.
+    assert np.corrcoef(residual, prices)[0, 1] > 0.7
+    assert (residual[prices < 0] / month.loc[prices < 0, "load_mw"]).max() < 0.25
     p = PARAMS["DE_LU"]
     assert month["wind_mw"].between(0, p.wind_onshore + p.wind_offshore).all()
     assert month["solar_mw"].max() <= p.solar
@@ -298,3 +302,18 @@ def test_replay_of_the_committed_epf_excerpts(tmp_path: Path) -> None:
         assert len(doc.frame) in (23, 24, 25)
     (prices,) = parse_file("p.xml", paths[0].read_bytes())
     assert prices.frame["price_eur_mwh"].iloc[0] == pytest.approx(float(str(frame.iloc[0, 1])))
+
+
+def test_cli_replays_a_csv(tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    from tasks.simulator.__main__ import main
+
+    csv = _epf_csv(tmp_path / "x.csv", ",Price,Load Forecast,PV+Wind Forecast", date(2016, 5, 1), 3)
+    args = ["--replay-csv", str(csv), "--first-day", "2016-05-01", "--last-day", "2016-05-03", "--zone", "NL"]
+    assert main([*args, "--inbox", str(tmp_path / "in")]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1].split(" ", 1)[1])
+    assert (result["files"], result["source"]) == (9, "replay")
+    assert (
+        main(["--replay-csv", str(csv), "--delivery-date", "2016-05-09", "--inbox", str(tmp_path / "in")])
+        == 2
+    )
+    assert "no rows for 2016-05-08" in capsys.readouterr().err
