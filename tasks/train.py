@@ -436,6 +436,14 @@ def train(
             )
         mlflow.log_metric("log_model_seconds", time.perf_counter() - t3)
     mc.set_tag(run_id, "model_uri", info.model_uri)
+    if config.get("tfdv_statistics", True):
+        # Statistics of the fitted days (train + validation), checked against the curated
+        # schema, kept for the serving-time drift checks of tasks.validate and logged on the run.
+        from tasks.quality.tfdv_checks import record_training_data
+
+        t4 = time.perf_counter()
+        record_training_data(pd.concat(window.frames[:n_fit], ignore_index=True), zone, run_id, settings)
+        mc.log_metric(run_id, "tfdv_seconds", time.perf_counter() - t4)
     model_uri = str(info.model_uri)
     log.info("trained %s in %.1f s: run %s", zone, time.perf_counter() - t0, run_id)
     return {
