@@ -150,8 +150,8 @@ def test_drift_reference_falls_back_to_recent_feature_files(settings: Settings, 
     layout = Layout(settings.data_root)
     history = feature_frame(date(2025, 3, 1), 31, mtu_minutes=15, seed=2)
     local_day = history["timestamp_utc"].dt.tz_convert(TZ).dt.date
-    for day, rows in history.groupby(local_day):
-        write_parquet_atomic(layout.features_file(ZONE, day), rows)
+    for data_day, rows in history.groupby(local_day):
+        write_parquet_atomic(layout.features_file(ZONE, data_day), rows)  # type: ignore[arg-type]
     day = date(2025, 3, 31)
     serving = history[local_day == day].reset_index(drop=True)
     layout.features_file(ZONE, day).unlink()

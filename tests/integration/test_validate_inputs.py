@@ -61,7 +61,7 @@ def failed_names(
 def test_good_days_pass_including_dst_days(settings: Settings, runner: GxRunner) -> None:
     for day in (DAY, date(2026, 3, 29), FALL_BACK):
         frames = inputs_of(day)
-        result = validate_inputs(ZONE, day, settings, runner, read=lambda n, d, f=frames: f.get((n, d)))
+        result = validate_inputs(ZONE, day, settings, runner, read=lambda n, d: frames.get((n, d)))  # noqa: B023
         assert result.passed, [(c.name, c.observed, c.sample) for c in result.failed]
         assert not result.warnings, [c.name for c in result.warnings]
         assert {s.suite for s in result.suites} == set(input_days(day))

@@ -99,7 +99,8 @@ def test_schedule_from_the_optimiser_passes(settings: Settings, runner: GxRunner
 
 def test_broken_energy_balance(settings: Settings, runner: GxRunner, version: Path, tmp_path: Path) -> None:
     def edit(frame: pd.DataFrame) -> None:
-        frame.loc[frame.index[frame["asset"] == f"portfolio-{ZONE}"][7], "position_mw"] += 5.0
+        rows = np.flatnonzero(frame["asset"] == f"portfolio-{ZONE}")
+        frame["position_mw"] += np.where(np.arange(len(frame)) == rows[7], 5.0, 0.0)
 
     assert failed(settings, runner, tampered(version, tmp_path, "schedule", edit)) == {
         "schedule.energy_balance"
@@ -135,10 +136,11 @@ def test_bids_not_monotone_or_beyond_exchange_limits(
     settings: Settings, runner: GxRunner, version: Path, tmp_path: Path
 ) -> None:
     def edit(frame: pd.DataFrame) -> None:
-        curve = frame.index[frame["mtu_index"] == 12]
-        frame.loc[curve[0], "volume_mw"] = (
-            frame.loc[curve[1], "volume_mw"] - 50.0
-        )  # buys more at a higher price
+        # Buys more at a higher price: the first point's volume drops below the second's.
+        first, second = np.flatnonzero(frame["mtu_index"] == 12)[:2]
+        volume = frame["volume_mw"].to_numpy(dtype=float, copy=True)
+        volume[first] = volume[second] - 50.0
+        frame["volume_mw"] = volume
         last = frame.index[frame["mtu_index"] == 30][-1]
         frame.loc[last, "price_eur_mwh"] = 4500.0
 
@@ -165,7 +167,7 @@ def test_failed_gate_publishes_nothing_and_keeps_previous_schedules(
     bad = Path(run_schedule(DAY, settings, log_mlflow=False)["version_dir"])
     assert bad.name == "v=002"
     frame = pd.read_parquet(bad / "schedule.parquet")
-    frame.loc[0, "position_mw"] += 3.0
+    frame["position_mw"] += np.where(np.arange(len(frame)) == 0, 3.0, 0.0)
     frame.to_parquet(bad / "schedule.parquet", index=False)
     manifest = json.loads((bad / "manifest.json").read_text())
     manifest["files"]["schedule.parquet"]["sha256"] = sha256_file(bad / "schedule.parquet")

@@ -167,7 +167,7 @@ def test_schedule_residuals_are_zero_for_a_consistent_schedule() -> None:
 
 def test_schedule_residuals_catch_broken_physics() -> None:
     bad = _schedule(date(2026, 6, 1))
-    bad.loc[3, "position_mw"] += 2.0  # portfolio balance
+    bad["position_mw"] += np.where(bad.index == 3, 2.0, 0.0)  # portfolio balance
     bad.loc[bad["asset"] == "bess", "soc_mwh"] += np.r_[np.zeros(20), [12.0] * 4]  # SoC jump above max
     bad.loc[bad.index[-1], "charge_mw"] = 12.0  # above rating
     bad.loc[0, "price_q10"] = 5.0  # crossed quantiles
