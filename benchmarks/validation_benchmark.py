@@ -132,7 +132,7 @@ def main() -> None:
     t0 = time.perf_counter()
     from tasks.quality import tfdv_checks
 
-    tfdv_checks._import_tfdv()
+    tfdv_checks.import_tfdv()
     print(f"TFDV import {time.perf_counter() - t0:.1f} s (once per process)")
     first = date(2019, 1, 1)
     n_days = (first.replace(year=first.year + args.years) - first).days

@@ -212,7 +212,22 @@ def validate_features(
     if tfdv:
         from tasks.quality import tfdv_checks
 
-        result.suites.append(tfdv_checks.serving_outcome(frame, zone, day, settings, policy))
+        try:
+            tfdv_checks.import_tfdv()
+        except ImportError as exc:  # e.g. a slim orchestrator image without TFDV
+            name = "features.tfdv.available"
+            check = CheckOutcome(
+                name=name,
+                expectation_type="tfdv_schema",
+                severity=policy(name),
+                success=False,
+                error=f"tensorflow_data_validation cannot be imported ({exc}); schema and drift not checked",
+            )
+            result.suites.append(
+                SuiteOutcome(suite="features.tfdv", data_day=day.isoformat(), checks=[check])
+            )
+        else:
+            result.suites.append(tfdv_checks.serving_outcome(frame, zone, day, settings, policy))
     return result
 
 

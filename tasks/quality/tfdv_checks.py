@@ -49,7 +49,8 @@ REFERENCE_DAYS = 56
 MIN_REFERENCE_DAYS = 14
 
 
-def _import_tfdv() -> Any:
+def import_tfdv() -> Any:
+    """``tensorflow_data_validation`` without google.api_core's Python-EOL FutureWarning."""
     import warnings
 
     with warnings.catch_warnings():
@@ -79,7 +80,7 @@ def to_tfdv_frame(features: pd.DataFrame) -> pd.DataFrame:
 
 
 def stats_options(schema: Any = None) -> Any:
-    tfdv = _import_tfdv()
+    tfdv = import_tfdv()
     return tfdv.StatsOptions(schema=schema, num_histogram_buckets=20, num_quantiles_histogram_buckets=10)
 
 
@@ -131,7 +132,7 @@ def compute_training_stats(
     """
     import apache_beam as beam
 
-    tfdv = _import_tfdv()
+    tfdv = import_tfdv()
     frame = to_tfdv_frame(features)
     with tempfile.TemporaryDirectory(prefix="tfdv-stats-") as tmp:
         out = str((output_dir or Path(tmp)) / "train_stats.pb")
@@ -153,7 +154,7 @@ def compute_training_stats_from_parquet(file_pattern: str, settings: Settings, o
     """
     import apache_beam as beam
 
-    tfdv = _import_tfdv()
+    tfdv = import_tfdv()
 
     def to_batch(table: Any) -> Any:
         return to_record_batch(to_tfdv_frame(table.to_pandas()))
@@ -172,12 +173,12 @@ def compute_training_stats_from_parquet(file_pattern: str, settings: Settings, o
 
 def local_stats(features: pd.DataFrame) -> Any:
     """In-process statistics (one day of serving features: no pipeline needed)."""
-    tfdv = _import_tfdv()
+    tfdv = import_tfdv()
     return tfdv.generate_statistics_from_dataframe(to_tfdv_frame(features), stats_options(), n_jobs=1)
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> Any:
-    return _import_tfdv().load_schema_text(str(path))
+    return import_tfdv().load_schema_text(str(path))
 
 
 def curated_schema(stats: Any, zone: str = "DE_LU", settings: Settings | None = None) -> Any:
@@ -192,7 +193,7 @@ def curated_schema(stats: Any, zone: str = "DE_LU", settings: Settings | None = 
 
     from tasks import features as ft
 
-    tfdv = _import_tfdv()
+    tfdv = import_tfdv()
     schema = tfdv.infer_schema(stats, infer_feature_shape=True)
     limits = zone_limits(zone)
     floor = settings.price_floor_eur_mwh if settings else -500.0
@@ -249,7 +250,7 @@ def write_schema(schema: Any, path: Path = SCHEMA_PATH) -> Path:
 
 def validate_serving(features: pd.DataFrame, schema: Any, training_stats: Any | None) -> Any:
     """Anomalies of one day's serving features: schema, then drift against training stats."""
-    tfdv = _import_tfdv()
+    tfdv = import_tfdv()
     serving = local_stats(features)
     if training_stats is None:
         return tfdv.validate_statistics(serving, schema)
@@ -401,7 +402,7 @@ def record_training_data(features: pd.DataFrame, zone: str, run_id: str, setting
     """What the training stage calls once per fit: statistics via Beam, validated against the
     curated schema, kept for serving checks and logged (with a Data Docs link) on the run."""
     stats = compute_training_stats(features, settings)
-    anomalies = _import_tfdv().validate_statistics(stats, load_schema())
+    anomalies = import_tfdv().validate_statistics(stats, load_schema())
     save_training_stats(stats, zone, settings)
     log_to_mlflow(stats, anomalies, run_id, data_docs=data_docs_index(settings))
     return stats

@@ -182,3 +182,15 @@ def test_record_training_data_keeps_stats_for_serving_and_logs_them(settings: Se
     client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
     assert "tfdv/anomalies.pbtxt" in {a.path for a in client.list_artifacts(run.info.run_id, "tfdv")}
     assert client.get_run(run.info.run_id).data.tags["quality.data_docs"].endswith("local_site/index.html")
+
+
+def test_missing_tfdv_is_reported_not_fatal(
+    settings: Settings, runner: GxRunner, day_features: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_tfdv() -> None:
+        raise ImportError("No module named 'tensorflow_data_validation'")
+
+    monkeypatch.setattr(tfdv_checks, "import_tfdv", no_tfdv)
+    result = validate_features(ZONE, DAY, settings, runner, frame=day_features)
+    assert result.passed
+    assert {c.name for c in result.warnings} == {"features.tfdv.available"}
