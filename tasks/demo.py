@@ -102,11 +102,9 @@ def summarise(settings: Settings, delivery_day: date) -> dict[str, Any]:
     """Read the published schedule's manifest and totals for the closing summary."""
     layout = Layout(settings.data_root)
     day_dir = layout.schedule_dir(delivery_day)
-    latest = day_dir / "latest"
-    if latest.is_symlink() or latest.is_dir():
-        version_dir = latest.resolve()
-    elif (day_dir / "LATEST").exists():
-        version_dir = day_dir / (day_dir / "LATEST").read_text().strip()
+    pointer = day_dir / "LATEST"  # the published version (docs/schedule.md)
+    if pointer.exists():
+        version_dir = day_dir / json.loads(pointer.read_text())["version"]
     else:
         return {"published": False, "day_dir": str(day_dir)}
     manifest = json.loads((version_dir / "manifest.json").read_text())
@@ -173,17 +171,14 @@ def print_summary(settings: Settings, day: date, summary: dict[str, Any], second
         print(f"No schedule was published for {day}: see {summary['day_dir']}")
         return
     manifest = summary["manifest"]
-    totals = manifest.get("summary", {})
     print()
-    print(f"Schedule for delivery day {day} — published")
-    for key, label, unit in (
-        ("expected_margin_eur", "expected margin", "EUR"),
-        ("energy_bought_mwh", "energy bought", "MWh"),
-        ("energy_sold_mwh", "energy sold", "MWh"),
-        ("storage_cycles", "storage cycles", ""),
-    ):
-        if key in totals:
-            print(f"  {label:<16} {totals[key]:>12,.1f} {unit}")
+    print(f"Schedule for delivery day {day} — published ({manifest['rows']['schedule']} rows)")
+    for zone, figures in manifest.get("figures", {}).items():
+        print(
+            f"  {zone:<6} expected margin {figures['expected_margin_eur']:>12,.0f} EUR   "
+            f"bought {figures['energy_bought_mwh']:>10,.1f} MWh   sold {figures['energy_sold_mwh']:>10,.1f} MWh   "
+            f"storage cycles {figures['storage_cycles']:.2f}"
+        )
     print(f"  schedule         {summary['version_dir']}")
     print(f"  MLflow runs      {settings.tracking_uri}  (make mlflow-ui)")
     print(f"  validation       {layout.reports_dir('gx')}")
