@@ -94,7 +94,7 @@ def test_backtest_cli_with_dnn_writes_quantile_columns(
     out = tmp_path / "bt"
     rc = cli(
         [
-            "--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "7", "--retrain-every", "7",
+            "--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "8", "--retrain-every", "8",
             "--lear-windows", "28,56", "--dnn-hidden", "16", "--dnn-epochs", "10",
             "--models", "naive,lear,dnn,ensemble", "--out", str(out),
         ]
@@ -105,7 +105,7 @@ def test_backtest_cli_with_dnn_writes_quantile_columns(
     assert 0.0 <= metrics["metrics"]["dnn_quantiles"]["coverage_q10_q90"] <= 1.0
     with (out / "forecasts.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 7 * 24
+    assert len(rows) == 8 * 24
     assert {"q10", "q50", "q90", "dnn", "ensemble"} <= set(rows[0])
     assert all(float(r["q10"]) <= float(r["q50"]) <= float(r["q90"]) for r in rows)
     assert "DNN pinball" in capsys.readouterr().out

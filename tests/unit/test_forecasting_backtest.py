@@ -26,7 +26,9 @@ def test_identify_market_by_columns_and_last_day() -> None:
     de = design.load_csv(FIX / "DE_excerpt.csv")
     assert backtest.identify_market(de) == "DE"
     assert backtest.identify_market(design.load_csv(FIX / "BE_excerpt.csv")) == "BE"
-    other = design.DayData(de.dates - np.timedelta64(1, "D"), de.prices, de.exog, de.price_name, de.exog_names)
+    other = design.DayData(
+        de.dates - np.timedelta64(1, "D"), de.prices, de.exog, de.price_name, de.exog_names
+    )
     assert backtest.identify_market(other) is None
 
 
@@ -65,7 +67,13 @@ def test_cli_explains_an_impossible_test_period(capsys: pytest.CaptureFixture[st
     assert "too little history" in capsys.readouterr().err
 
 
+def test_a_test_period_of_one_week_or_less_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = backtest.cli(["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "7", "--models", "naive"])
+    assert rc == 2
+    assert "must exceed 7" in capsys.readouterr().err
+
+
 def test_unknown_model_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
-    rc = backtest.cli(["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "7", "--models", "arima"])
+    rc = backtest.cli(["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "9", "--models", "arima"])
     assert rc == 2
     assert "unknown models" in capsys.readouterr().err
