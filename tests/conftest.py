@@ -33,3 +33,25 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 @pytest.fixture
 def settings(data_root: Path) -> Settings:
     return get_settings()
+
+
+@pytest.fixture(autouse=True)
+def _isolate_mlflow_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """MLflow keeps the tracking URI, active experiment and run in process globals
+    (and MLFLOW_EXPERIMENT_ID in the environment); reset them so each test's own
+    throwaway store is the only one it sees."""
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield
+    import sys
+
+    if "mlflow" in sys.modules:
+        import mlflow
+        import mlflow.tracking.fluent as fluent
+
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        fluent._active_experiment_id = None
+        mlflow.set_tracking_uri("")
+        mlflow.set_registry_uri("")
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)

@@ -10,6 +10,5 @@ REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 if str(DAGS) not in sys.path:
     sys.path.insert(0, str(DAGS))
