@@ -47,11 +47,11 @@ def _isolate_mlflow_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     if "mlflow" in sys.modules:
         import mlflow
-        import mlflow.tracking.fluent as fluent
+        from mlflow.tracking import fluent
 
         while mlflow.active_run() is not None:
             mlflow.end_run()
         fluent._active_experiment_id = None
-        mlflow.set_tracking_uri("")
-        mlflow.set_registry_uri("")
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None resets to the default
+        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
     os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
