@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: demo test test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui backtest-de backtest-be
+.PHONY: demo test test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui
 
 $(STAMP): requirements-dev.lock overrides.txt
 	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
