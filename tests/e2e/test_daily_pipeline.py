@@ -26,12 +26,12 @@ def _demo(data_root: Path) -> subprocess.CompletedProcess[str]:
         **os.environ,
         "DAP_DATA_ROOT": str(data_root),
         "DAP_ZONES": "DE_LU,BE",
-        "DAP_TRAIN_WINDOW_DAYS": "56",
+        "DAP_TRAIN_WINDOW_DAYS": "84",
     }
     for key in ("DAP_MLFLOW_TRACKING_URI", "DAP_MLFLOW_ARTIFACT_ROOT"):
         env.pop(key, None)  # the demo's own project-local store under the data root's parent
     return subprocess.run(
-        [sys.executable, "-m", "tasks.demo", "--delivery-date", DAY, "--history-days", "84"],
+        [sys.executable, "-m", "tasks.demo", "--delivery-date", DAY, "--history-days", "100"],
         cwd=REPO,
         env=env,
         capture_output=True,
