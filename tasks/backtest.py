@@ -215,6 +215,80 @@ def _rolling_dnn(
     return out
 
 
+def _read_run(run: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], list[str]]:
+    """metrics.json and the forecasts.csv columns (as [n_test, slots] matrices) of one earlier run."""
+    import json
+
+    import pandas as pd
+
+    meta_path, fc_path = run / "metrics.json", run / "forecasts.csv"
+    if not meta_path.is_file() or not fc_path.is_file():
+        raise BacktestError(
+            f"--merge: {run} lacks metrics.json or forecasts.csv (the --out of a backtest run)"
+        )
+    meta = json.loads(meta_path.read_text())
+    frame = pd.read_csv(fc_path)
+    days = list(dict.fromkeys(frame["date"].astype(str)))
+    slots = len(frame) // len(days)
+    skip = {"date", "hour", "minute"}
+    cols = {
+        c: frame[c].to_numpy(dtype=float).reshape(len(days), slots) for c in frame.columns if c not in skip
+    }
+    return meta, cols, days
+
+
+def merge_runs(data: design.DayData, runs: Sequence[Path], cfg: BacktestConfig) -> BacktestResult:
+    """Rebuild the LEAR/DNN/ensemble forecasts from shards run as separate processes.
+
+    A run on a 2-core box is bound by single-threaded LEAR fits and by DNN fits that
+    use both cores poorly, so members (DNN seeds, LEAR windows on another cadence) can
+    run side by side and be merged here. LEAR members are the ``lear_<days>`` columns
+    (a later run overrides an earlier one's window); each DNN member is a run's
+    q-columns, weighted by its ``dnn_seeds`` so the result equals ``--dnn-seeds`` in
+    one process up to the CSV's 4-decimal rounding. Seeds must not overlap.
+    """
+    start = data.n_days - cfg.test_days
+    dates = [str(d) for d in data.dates[start:]]
+    res = BacktestResult(dates=data.dates[start:], actual=design.targets(data, np.arange(start, data.n_days)))
+    res.forecasts["naive"] = weekly_naive(res.actual)
+    lear: dict[str, np.ndarray] = {}
+    dnn_q: list[np.ndarray] = []
+    dnn_w: list[float] = []
+    seeds: set[int] = set()
+    qnames = [f"q{round(100 * q)}" for q in cfg.quantiles]
+    for run in runs:
+        meta, cols, days = _read_run(run)
+        if meta.get("merged_from"):
+            raise BacktestError(f"--merge: {run} is itself a merge; list the runs it was merged from")
+        if days != dates:
+            raise BacktestError(f"--merge: {run} covers {days[0]} … {days[-1]}, not {dates[0]} … {dates[-1]}")
+        if not np.allclose(cols["actual"], res.actual, atol=1e-3, equal_nan=True):
+            raise BacktestError(f"--merge: {run} was run on another dataset than {meta.get('dataset')}")
+        lear.update({name: fc for name, fc in cols.items() if name.startswith("lear_")})
+        for name in ("lear", "dnn", "wall", "cpu"):
+            key = name if name in ("lear", "dnn") else f"shards_{name}"
+            res.seconds[key] = res.seconds.get(key, 0.0) + float(meta["seconds"].get(name, 0.0))
+        if all(q in cols for q in qnames):
+            conf = meta["config"]
+            members = set(range(conf["seed"], conf["seed"] + max(1, conf["dnn_seeds"])))
+            if seeds & members:
+                raise BacktestError(f"--merge: DNN seeds {sorted(seeds & members)} appear in two runs")
+            seeds |= members
+            dnn_q.append(np.stack([cols[q] for q in qnames], axis=2))
+            dnn_w.append(float(len(members)))
+    if lear:
+        for name in sorted(lear, key=lambda n: int(n.split("_")[1])):
+            res.forecasts[name] = lear[name]
+        res.forecasts["lear"] = combine(list(lear.values()), "mean")
+    if dnn_q:
+        res.quantiles = combine(dnn_q, "mean", weights=dnn_w)
+        q = res.quantiles
+        res.forecasts["dnn"] = q[:, :, cfg.quantiles.index(0.5)] if 0.5 in cfg.quantiles else q.mean(axis=2)
+    if "lear" in res.forecasts and "dnn" in res.forecasts:
+        res.forecasts["ensemble"] = combine([res.forecasts["lear"], res.forecasts["dnn"]], cfg.ensemble_how)
+    return res
+
+
 def score(res: BacktestResult, quantiles: Sequence[float]) -> dict[str, Any]:
     """epftoolbox point metrics per model, plus pinball loss and q10–q90 coverage of the DNN."""
     naive = res.forecasts["naive"]
@@ -321,6 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="How the ensemble combines the LEAR and DNN forecasts.",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--merge",
+        type=lambda s: tuple(Path(x) for x in _csv_list(s)),
+        default=(),
+        help="Comma list of earlier --out dirs: merge their LEAR windows and DNN seeds instead of training.",
+    )
     p.add_argument("--out", type=Path, default=None, help="Write metrics.json and forecasts.csv here.")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -329,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     from tasks.storage import write_bytes_atomic, write_json_atomic
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     data = design.load_csv(args.dataset)
     cfg = BacktestConfig(
         test_days=args.test_days,
@@ -347,9 +427,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
     )
     market = identify_market(data)
-    res = run_backtest(data, cfg)
+    res = merge_runs(data, args.merge, cfg) if args.merge else run_backtest(data, cfg)
     metrics = score(res, cfg.quantiles)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     summary: dict[str, Any] = {
         "dataset": str(args.dataset),
         "market": market,
@@ -358,12 +438,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "test_days": cfg.test_days,
         "slots": data.slots,
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()},
+        "merged_from": [str(r) for r in args.merge],
         "metrics": metrics,
         "published": PUBLISHED.get(market or "", {}),
-        "seconds": {**res.seconds, "wall": wall},
+        "seconds": {**res.seconds, "wall": wall, "cpu": cpu},
     }
     print(format_table(metrics, market, cfg.test_days == 728))
-    print(f"test period {res.dates[0]} … {res.dates[-1]} ({cfg.test_days} days), wall time {wall:.0f} s")
+    print(
+        f"test period {res.dates[0]} … {res.dates[-1]} ({cfg.test_days} days), "
+        f"wall time {wall:.0f} s, CPU time {cpu:.0f} s"
+    )
     result: dict[str, Any] = {
         "test_start": summary["test_start"],
         "test_end": summary["test_end"],

@@ -77,3 +77,58 @@ def test_unknown_model_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     rc = backtest.cli(["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "9", "--models", "arima"])
     assert rc == 2
     assert "unknown models" in capsys.readouterr().err
+
+
+def _run(tmp_path: Path, name: str, *extra: str) -> Path:
+    out = tmp_path / name
+    args = ["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "14", "--retrain-every", "7"]
+    assert backtest.cli([*args, "--models", "naive,lear", *extra, "--out", str(out)]) == 0
+    return out
+
+
+def _with_dnn_member(run: Path, out: Path, seed: int) -> Path:
+    """A copy of a LEAR run posing as a one-seed DNN run (q-columns = lear_56 ± 1)."""
+    out.mkdir()
+    meta = json.loads((run / "metrics.json").read_text())
+    meta["config"].update(seed=seed, dnn_seeds=1)
+    (out / "metrics.json").write_text(json.dumps(meta))
+    with (run / "forecasts.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    with (out / "forecasts.csv").open("w") as fh:
+        writer = csv.DictWriter(fh, [*rows[0], "q10", "q50", "q90"])
+        writer.writeheader()
+        for r in rows:
+            v = float(r["lear_56"])
+            writer.writerow({**r, "q10": v - 1, "q50": v, "q90": v + 1})
+    return out
+
+
+def test_merge_equals_one_run_with_the_same_members(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weekly = _run(tmp_path, "weekly", "--lear-windows", "28,56")
+    daily = _run(tmp_path, "daily", "--lear-windows", "28,56", "--retrain-every", "1")
+    whole = _run(tmp_path, "whole", "--lear-windows", "28,56", "--short-retrain-every", "1")
+    merged = tmp_path / "merged"
+    base = ["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "14"]
+    assert backtest.cli([*base, "--merge", f"{weekly},{daily}", "--out", str(merged)]) == 0
+    got = json.loads((merged / "metrics.json").read_text())
+    want = json.loads((whole / "metrics.json").read_text())
+    assert got["merged_from"] == [str(weekly), str(daily)]
+    for name in ("lear", "lear_28", "lear_56"):  # the later (daily) run's windows replace the weekly ones
+        assert got["metrics"][name]["rmae"] == pytest.approx(want["metrics"][name]["rmae"], abs=1e-6)
+    assert got["metrics"]["lear_28"]["rmae"] != pytest.approx(
+        json.loads((weekly / "metrics.json").read_text())["metrics"]["lear_28"]["rmae"], abs=1e-9
+    )
+
+    dnn = _with_dnn_member(weekly, tmp_path / "dnn0", seed=0)
+    both = tmp_path / "both"
+    assert backtest.cli([*base, "--merge", f"{weekly},{dnn}", "--out", str(both)]) == 0
+    m = json.loads((both / "metrics.json").read_text())["metrics"]
+    assert m["dnn"]["rmae"] == pytest.approx(m["lear_56"]["rmae"], abs=1e-6)
+    assert set(m) >= {"lear", "dnn", "ensemble", "dnn_quantiles"}
+    capsys.readouterr()
+    assert backtest.cli([*base, "--merge", f"{dnn},{dnn}"]) == 2
+    assert "seeds [0] appear in two runs" in capsys.readouterr().err
+    assert backtest.cli([*base, "--merge", str(both)]) == 2
+    assert "itself a merge" in capsys.readouterr().err
