@@ -15,11 +15,19 @@ or a column of the forecasting backtest's ``forecasts.csv`` (``date``,
 ``hour``, ``actual``, one column per model, optional ``q10``/``q50``/``q90``).
 With quantiles, ``--strategy expected`` schedules on Swanson's mean and
 ``--strategy cvar`` adds a CVaR term over the three quantile paths.
+
+``--strategy adaptive`` is decision-focused: a set of candidate forecasts
+("experts": convex combinations of ``--members`` on a weight grid, each with
+its intraday shape stretched by a factor from ``--scales``) is scored by the
+money each would have made on the last ``--lookback`` days, and day D is
+scheduled on the best one. Only days up to D-1 are scored (their prices are
+known before D's gate closure), so there is no look-ahead.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 from collections.abc import Sequence
@@ -152,6 +160,76 @@ def residual_scenarios(point: np.ndarray, actual: np.ndarray, lag: int) -> np.nd
     return np.stack([point[lag:] + err[lag - k : lag - k + n] for k in range(1, lag + 1)])
 
 
+def expert_forecasts(
+    members: dict[str, np.ndarray], weight_step: float, scales: Sequence[float]
+) -> tuple[list[str], np.ndarray]:
+    """Candidate forecasts [E, days, 24]: member mixes on a simplex grid, each shape-scaled.
+
+    A scale ``k`` keeps each day's mean price and multiplies the deviations from
+    it: ``mean + k * (p - mean)``. Point forecasts that minimise absolute error
+    are smoother than prices; ``k > 1`` undoes that where it pays, ``k < 1``
+    trades less on a noisy shape. The equal-weight mix with ``k = 1`` is first.
+    """
+    names = list(members)
+    steps = round(1.0 / weight_step)
+    if steps < 1 or abs(steps * weight_step - 1.0) > 1e-9:
+        raise ValueError(f"weight step must divide 1, got {weight_step}")
+    grids = [g for g in itertools.product(range(steps + 1), repeat=len(names)) if sum(g) == steps]
+    equal = tuple(steps / len(names) for _ in names)
+    grids.sort(key=lambda g: sum(abs(a - b) for a, b in zip(g, equal, strict=True)))
+    ordered_scales = sorted(scales, key=lambda k: abs(k - 1.0))
+    labels: list[str] = []
+    out: list[np.ndarray] = []
+    stack = np.stack([members[n] for n in names])
+    for g in grids:
+        w = np.asarray(g, dtype=float) / steps
+        mix = np.tensordot(w, stack, axes=1)
+        mean = mix.mean(axis=1, keepdims=True)
+        for k in ordered_scales:
+            out.append(mean + k * (mix - mean))
+            labels.append(",".join(f"{n}={x:.2f}" for n, x in zip(names, w, strict=True)) + f",k={k:g}")
+    return labels, np.stack(out)
+
+
+def follow_the_leader(profit: np.ndarray, lookback: int, min_history: int, default: int = 0) -> np.ndarray:
+    """Index of the expert to use each day: best summed profit over the previous ``lookback`` days.
+
+    ``profit`` is [E, days] (NaN where a day had no forecast). Day i sees days
+    ``i - lookback .. i - 1`` only. With fewer than ``min_history`` scored days,
+    or when the default expert ties with the best, the default is kept.
+    """
+    n_e, n_d = profit.shape
+    finite = np.isfinite(profit).all(axis=0)
+    filled = np.where(finite[None, :], profit, 0.0)
+    cum = np.concatenate([np.zeros((n_e, 1)), np.cumsum(filled, axis=1)], axis=1)
+    cnt = np.concatenate([[0], np.cumsum(finite)])
+    chosen = np.full(n_d, default, dtype=int)
+    for i in range(n_d):
+        lo = max(0, i - lookback)
+        if cnt[i] - cnt[lo] < min_history:
+            continue
+        score = cum[:, i] - cum[:, lo]
+        best = int(np.argmax(score))
+        if score[default] < score[best] - 1e-9:
+            chosen[i] = best
+    return chosen
+
+
+def expert_profits(actual: np.ndarray, experts: np.ndarray) -> np.ndarray:
+    """Realised profit [E, days] of scheduling each day on each expert (NaN without a forecast)."""
+    battery = [protocol_battery()]
+    zeros = np.zeros(actual.shape[1])
+    n_e, n_d, _ = experts.shape
+    out = np.full((n_e, n_d), np.nan)
+    for e in range(n_e):
+        for i in range(n_d):
+            if not (np.isfinite(experts[e, i]).all() and np.isfinite(actual[i]).all()):
+                continue
+            plan = optimise_zone(experts[e, i], zeros, battery, 60)
+            out[e, i] = arbitrage_profit(plan.charge_mw, plan.discharge_mw, actual[i], 60)
+    return out
+
+
 def market_of(dataset: Path) -> str:
     return dataset.stem.upper()
 
@@ -167,14 +245,45 @@ def backtest(
     test_days: int = TEST_DAYS,
     skip_days: int = SKIP_DAYS,
     residual_days: int = 7,
+    members: Sequence[str] | None = None,
+    weight_step: float = 0.25,
+    scales: Sequence[float] = (1.0,),
+    lookback: int = 56,
+    min_history: int = 7,
 ) -> dict[str, Any]:
-    import pandas as pd
 
     days, prices = load_day_matrix(dataset)
     period = evaluation_period(days, test_days, skip_days)
     eval_days = days[period]
     actual = prices[period]
     start = period.start or 0
+    extra: dict[str, Any] = {}
+    if strategy == "adaptive":
+        if forecasts is None:
+            raise MissingInputError("--strategy adaptive needs --forecasts (the experts mix its columns)")
+        names = list(members) if members else [model]
+        results, covered, extra = _adaptive_days(
+            days,
+            prices,
+            start,
+            forecasts,
+            names=names,
+            weight_step=weight_step,
+            scales=scales,
+            lookback=lookback,
+            min_history=min_history,
+        )
+        return _summary(
+            dataset,
+            model=model,
+            strategy=strategy,
+            results=results,
+            covered=covered,
+            cvar_weight=cvar_weight,
+            residual_days=residual_days,
+            out_dir=out_dir,
+            extra=extra,
+        )
     if strategy == "residual" and not 1 <= residual_days <= start:
         raise MissingInputError(f"--residual-days must be 1..{start}, got {residual_days}")
     lag = residual_days if strategy == "residual" else 0
@@ -220,6 +329,93 @@ def backtest(
         weights=weights,
         cvar_weight=cvar_weight if strategy in ("cvar", "residual") else 0.0,
     )
+    return _summary(
+        dataset,
+        model=model,
+        strategy=strategy,
+        results=results,
+        covered=covered,
+        cvar_weight=cvar_weight,
+        residual_days=residual_days,
+        out_dir=out_dir,
+        extra=extra,
+    )
+
+
+def _adaptive_days(
+    days: Sequence[str],
+    prices: np.ndarray,
+    start: int,
+    forecasts: Path,
+    *,
+    names: Sequence[str],
+    weight_step: float,
+    scales: Sequence[float],
+    lookback: int,
+    min_history: int,
+) -> tuple[list[DayResult], np.ndarray, dict[str, Any]]:
+    """Schedule each evaluation day on the expert that earned most on the days before it."""
+    if lookback < 1 or min_history < 1:
+        raise MissingInputError("--lookback and --min-history must be at least 1 day")
+    first = max(0, start - lookback)
+    span = days[first:]
+    cols: dict[str, np.ndarray] = {}
+    for name in names:
+        loaded = load_forecasts(forecasts, span, name)
+        cols[name] = loaded[name]
+        if "actual" in loaded:
+            diff = np.nanmax(np.abs(loaded["actual"] - prices[first:]))
+            if diff > 0.01:
+                raise MissingInputError(
+                    f"'actual' in {forecasts} differs from the dataset by up to {diff:.2f} EUR/MWh"
+                )
+    labels, experts = expert_forecasts(cols, weight_step, scales)
+    profit = expert_profits(prices[first:], experts)
+    chosen = follow_the_leader(profit, lookback, min_history)
+    off = start - first
+    covered = np.isfinite(profit[0, off:])
+    battery = [protocol_battery()]
+    zeros = np.zeros(prices.shape[1])
+    results = []
+    for i in np.flatnonzero(covered):
+        day = off + i
+        best = optimise_zone(prices[first + day], zeros, battery, 60)
+        perfect = arbitrage_profit(best.charge_mw, best.discharge_mw, prices[first + day], 60)
+        results.append(DayResult(span[day], float(profit[chosen[day], day]), perfect))
+    picks = np.bincount(chosen[off:][covered], minlength=len(labels))
+    top = np.argsort(-picks)[:5]
+    eval_profit = np.nansum(profit[:, off:], axis=1)
+    extra = {
+        "members": list(names),
+        "experts": len(labels),
+        "lookback_days": lookback,
+        "scales": list(scales),
+        "weight_step": weight_step,
+        "default_expert": labels[0],
+        "default_expert_capture_basis_eur": round(float(eval_profit[0]), 2),
+        "best_fixed_expert_in_hindsight": labels[int(np.argmax(eval_profit))],
+        "best_fixed_expert_profit_eur": round(float(eval_profit.max()), 2),
+        "most_chosen": {labels[e]: int(picks[e]) for e in top if picks[e]},
+    }
+    return results, covered, extra
+
+
+def _summary(
+    dataset: Path,
+    *,
+    model: str,
+    strategy: str,
+    results: list[DayResult],
+    covered: np.ndarray,
+    cvar_weight: float,
+    residual_days: int,
+    out_dir: Path | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    import pandas as pd
+
+    if not results:
+        raise MissingInputError("no day of the test period has a full forecast")
     realised = sum(r.realised for r in results)
     perfect = sum(r.perfect for r in results)
     market = market_of(dataset)
@@ -239,7 +435,13 @@ def backtest(
         "capture_ratio": round(realised / perfect, 4) if perfect else None,
         "target": ref.get("target"),
         "published_reference": {k: v for k, v in ref.items() if k != "target"},
+        **extra,
     }
+    if extra.get("best_fixed_expert_profit_eur") is not None and perfect:
+        summary["default_expert_capture"] = round(extra["default_expert_capture_basis_eur"] / perfect, 4)
+        summary["best_fixed_expert_capture_in_hindsight"] = round(
+            extra["best_fixed_expert_profit_eur"] / perfect, 4
+        )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         daily = pd.DataFrame([r.__dict__ for r in results])
@@ -266,6 +468,17 @@ def format_report(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(t) for t in _names(text)]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, type=Path, help="epftoolbox-layout CSV (e.g. DE.csv).")
@@ -275,10 +488,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--strategy",
-        choices=("point", "expected", "cvar", "residual"),
+        choices=("point", "expected", "cvar", "residual", "adaptive"),
         default="point",
         help="point: the model column; expected/cvar: the q10/q50/q90 columns; "
-        "residual: the model plus its recent error profiles as scenarios (with --cvar-weight).",
+        "residual: the model plus its recent error profiles as scenarios (with --cvar-weight); "
+        "adaptive: each day the member mix and shape scale that earned most over --lookback days.",
+    )
+    parser.add_argument(
+        "--members", type=_names, default=None, help="adaptive: forecast columns to mix (default: --model)."
+    )
+    parser.add_argument("--weight-step", type=float, default=0.25, help="adaptive: mixing weight grid step.")
+    parser.add_argument(
+        "--scales", type=_floats, default=(1.0,), help="adaptive: intraday shape scales, e.g. 1,1.1,1.25."
+    )
+    parser.add_argument("--lookback", type=int, default=56, help="adaptive: days each expert is scored on.")
+    parser.add_argument(
+        "--min-history", type=int, default=7, help="adaptive: scored days needed before leaving the default."
     )
     parser.add_argument("--cvar-weight", type=float, default=1.0, help="CVaR90 weight (cvar, residual).")
     parser.add_argument(
@@ -305,6 +530,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             out_dir=args.out,
             test_days=args.test_days,
             residual_days=args.residual_days,
+            members=args.members,
+            weight_step=args.weight_step,
+            scales=args.scales,
+            lookback=args.lookback,
+            min_history=args.min_history,
         )
     except PipelineError as exc:
         print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

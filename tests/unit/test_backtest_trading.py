@@ -12,6 +12,8 @@ from tasks.backtest_trading import (
     TEST_DAYS,
     backtest,
     evaluation_period,
+    expert_forecasts,
+    follow_the_leader,
     format_report,
     load_day_matrix,
     main,
@@ -128,3 +130,79 @@ def test_residual_strategy_runs_on_the_builtin_naive(tmp_path: Path) -> None:
     assert s["capture_ratio"] == pytest.approx(1.0, abs=1e-6)  # zero errors: nothing to correct
     with pytest.raises(MissingInputError, match="residual-days"):
         backtest(data, strategy="residual", residual_days=30, test_days=SHORT)
+
+
+def test_experts_start_with_the_equal_mix_and_scales_keep_the_daily_mean() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(40, 10, (5, 24)), rng.normal(40, 10, (5, 24))
+    labels, experts = expert_forecasts({"a": a, "b": b}, 0.25, [1.0, 1.5])
+    assert len(labels) == 5 * 2  # weights 0, .25, .5, .75, 1 for 'a'; two scales
+    assert labels[0] == "a=0.50,b=0.50,k=1"
+    assert np.allclose(experts[0], (a + b) / 2)
+    stretched = experts[labels.index("a=1.00,b=0.00,k=1.5")]
+    assert np.allclose(stretched.mean(axis=1), a.mean(axis=1))
+    assert np.allclose(
+        stretched - stretched.mean(axis=1, keepdims=True), 1.5 * (a - a.mean(axis=1, keepdims=True))
+    )
+    with pytest.raises(ValueError, match="divide 1"):
+        expert_forecasts({"a": a}, 0.3, [1.0])
+
+
+def test_follow_the_leader_uses_only_earlier_days() -> None:
+    rng = np.random.default_rng(1)
+    profit = rng.normal(100, 30, (4, 40))
+    profit[2, :] += 20  # expert 2 is better on average
+    profit[:, 5] = np.nan  # a day without forecast is not scored
+    chosen = follow_the_leader(profit, lookback=10, min_history=7)
+    assert (chosen[:8] == 0).all()  # fewer than 7 scored days before day 8: keep the default
+    assert (chosen[20:] == 2).mean() > 0.5
+    for day in (10, 25, 39):
+        future = profit.copy()
+        future[:, day:] = rng.normal(0, 500, future[:, day:].shape)
+        assert follow_the_leader(future, lookback=10, min_history=7)[day] == chosen[day]
+    # Ties keep the default.
+    assert (follow_the_leader(np.ones((3, 20)), lookback=5, min_history=1) == 0).all()
+
+
+def test_adaptive_prefers_the_member_that_earns(tmp_path: Path) -> None:
+    prices = _weekly_prices(SHORT + 10, noise=8.0, seed=3)
+    data = _write_dataset(tmp_path / "DE.csv", prices)
+    days, matrix = load_day_matrix(data)
+    rng = np.random.default_rng(7)
+    rows = []
+    for d in range(len(days) - SHORT, len(days)):
+        for h in range(24):
+            a = matrix[d, h]
+            rows.append(
+                {
+                    "date": days[d],
+                    "hour": h,
+                    "actual": a,
+                    "good": a + rng.normal(0, 2),
+                    "bad": a + rng.normal(0, 25),
+                }
+            )
+    fc_path = tmp_path / "forecasts.csv"
+    pd.DataFrame(rows).to_csv(fc_path, index=False)
+    common = {"forecasts": fc_path, "test_days": SHORT}
+    good = backtest(data, model="good", **common)
+    bad = backtest(data, model="bad", **common)
+    mixed = backtest(data, model="good", strategy="point", **common)
+    adaptive = backtest(
+        data,
+        model="ens",
+        strategy="adaptive",
+        members=["good", "bad"],
+        scales=[1.0],
+        lookback=14,
+        min_history=3,
+        **common,
+    )
+    assert adaptive["days"] == good["days"] == mixed["days"]
+    assert adaptive["experts"] == 5
+    assert adaptive["default_expert"] == "good=0.50,bad=0.50,k=1"
+    assert bad["capture_ratio"] < adaptive["capture_ratio"] <= good["capture_ratio"] + 1e-9
+    assert adaptive["capture_ratio"] > adaptive["default_expert_capture"]
+    assert next(iter(adaptive["most_chosen"])).startswith("good=1.00")
+    with pytest.raises(MissingInputError, match="needs --forecasts"):
+        backtest(data, strategy="adaptive", test_days=SHORT)
