@@ -39,7 +39,7 @@ import numpy as np
 
 from tasks.cli import emit_result, setup_logging
 from tasks.errors import MissingInputError, PipelineError
-from tasks.optimise import Storage, arbitrage_profit, optimise_zone
+from tasks.optimise import Storage, arbitrage_profit, dispatch_days, optimise_zone
 
 TEST_DAYS = 728
 SKIP_DAYS = 7
@@ -217,16 +217,14 @@ def follow_the_leader(profit: np.ndarray, lookback: int, min_history: int, defau
 
 def expert_profits(actual: np.ndarray, experts: np.ndarray) -> np.ndarray:
     """Realised profit [E, days] of scheduling each day on each expert (NaN without a forecast)."""
-    battery = [protocol_battery()]
-    zeros = np.zeros(actual.shape[1])
+    battery = protocol_battery()
     n_e, n_d, _ = experts.shape
     out = np.full((n_e, n_d), np.nan)
     for e in range(n_e):
-        for i in range(n_d):
-            if not (np.isfinite(experts[e, i]).all() and np.isfinite(actual[i]).all()):
-                continue
-            plan = optimise_zone(experts[e, i], zeros, battery, 60)
-            out[e, i] = arbitrage_profit(plan.charge_mw, plan.discharge_mw, actual[i], 60)
+        ok = np.isfinite(experts[e]).all(axis=1) & np.isfinite(actual).all(axis=1)
+        if ok.any():
+            charge, discharge = dispatch_days(experts[e, ok], battery, 60)
+            out[e, ok] = ((discharge - charge) * actual[ok]).sum(axis=1)
     return out
 
 
@@ -374,14 +372,12 @@ def _adaptive_days(
     chosen = follow_the_leader(profit, lookback, min_history)
     off = start - first
     covered = np.isfinite(profit[0, off:])
-    battery = [protocol_battery()]
-    zeros = np.zeros(prices.shape[1])
-    results = []
-    for i in np.flatnonzero(covered):
-        day = off + i
-        best = optimise_zone(prices[first + day], zeros, battery, 60)
-        perfect = arbitrage_profit(best.charge_mw, best.discharge_mw, prices[first + day], 60)
-        results.append(DayResult(span[day], float(profit[chosen[day], day]), perfect))
+    scored = off + np.flatnonzero(covered)
+    perfect = expert_profits(prices[first:][scored], prices[first:][scored][None])[0]
+    results = [
+        DayResult(span[day], float(profit[chosen[day], day]), float(best))
+        for day, best in zip(scored, perfect, strict=True)
+    ]
     picks = np.bincount(chosen[off:][covered], minlength=len(labels))
     top = np.argsort(-picks)[:5]
     eval_profit = np.nansum(profit[:, off:], axis=1)

@@ -10,7 +10,7 @@ import pytest
 
 from tasks.config import StorageAsset
 from tasks.errors import InfeasibleScheduleError
-from tasks.optimise import Storage, arbitrage_profit, optimise_zone
+from tasks.optimise import Storage, arbitrage_profit, dispatch_days, optimise_zone
 from tasks.timeutil import mtu_count
 
 pytestmark = pytest.mark.unit
@@ -167,3 +167,23 @@ def test_nan_prices_are_refused() -> None:
     prices[5] = np.nan
     with pytest.raises(ValueError, match="finite"):
         optimise_zone(prices, np.zeros(24), [battery()], 60)
+
+
+def test_dispatch_days_matches_one_lp_per_day() -> None:
+    rng = np.random.default_rng(4)
+    prices = 40 + 20 * np.sin(np.arange(24) / 24 * 2 * np.pi) + rng.normal(0, 15, (30, 24))
+    prices[::7, 3] = -60.0  # negative hours: burning energy pays
+    leg = math.sqrt(0.9)
+    battery = Storage("b", 10.0, 20.0, leg, leg, 0.0, 20.0, 10.0, 10.0)
+    charge, discharge = dispatch_days(prices, battery, 60)
+    for day in range(30):
+        one = optimise_zone(prices[day], np.zeros(24), [battery], 60)
+        assert arbitrage_profit(charge[day], discharge[day], prices[day], 60) == pytest.approx(
+            arbitrage_profit(one.charge_mw, one.discharge_mw, prices[day], 60), abs=1e-6
+        )
+        soc = 10.0 + np.cumsum(leg * charge[day] - discharge[day] / leg)
+        assert soc[-1] == pytest.approx(10.0, abs=1e-6)
+        assert soc.min() >= -1e-6
+        assert soc.max() <= 20.0 + 1e-6
+    with pytest.raises(ValueError, match="finite"):
+        dispatch_days(np.full((2, 24), np.nan), battery, 60)
