@@ -49,9 +49,14 @@ class AsinhScaler:
 class LEAR:
     """Per-slot LASSO day-ahead model; ``fit(X[n, f], Y[n, s])`` uses the last ``calibration_window_days`` rows (or all, if fewer)."""
 
-    def __init__(self, calibration_window_days: int | None = None, max_iter: int = 2500) -> None:
+    def __init__(
+        self, calibration_window_days: int | None = None, max_iter: int = 2500, penalty: str = "plain"
+    ) -> None:
+        if penalty not in ("plain", "published"):
+            raise ValueError(f"penalty must be 'plain' or 'published', got {penalty!r}")
         self.calibration_window_days = calibration_window_days
         self.max_iter = max_iter
+        self.penalty = penalty
         self.coef_: np.ndarray | None = None  # [s, f] in scaled space
         self.intercept_: np.ndarray | None = None  # [s]
         self.alphas_: np.ndarray | None = None
@@ -79,6 +84,14 @@ class LEAR:
         self._xs.fit(X[:, ~self._dummy])
         self._ys.fit(Y)
         xs, ys = self._scale_x(X), self._ys.transform(Y)
+        xs_ic = xs
+        if self.penalty == "published":
+            # scikit-learn < 1.1's LassoLarsIC normalised the (centred) columns to unit L2
+            # norm before the LARS path; the published procedure then refits Lasso with
+            # that alpha on the unnormalised inputs, i.e. a weaker penalty.
+            centred = xs - xs.mean(axis=0)
+            norms = np.sqrt((centred**2).sum(axis=0))
+            xs_ic = centred / np.where(norms > 0, norms, 1.0)
         n_slots = Y.shape[1]
         coef = np.zeros((n_slots, X.shape[1]))
         intercept = np.zeros(n_slots)
@@ -92,7 +105,7 @@ class LEAR:
                     intercept[s] = float(y[0])
                     continue
                 ic = LassoLarsIC(criterion="aic", max_iter=self.max_iter, noise_variance=var)
-                alpha = float(ic.fit(xs, y).alpha_)
+                alpha = float(ic.fit(xs_ic, y).alpha_)
                 model = Lasso(alpha=alpha, max_iter=self.max_iter).fit(xs, y)
                 coef[s], intercept[s], alphas[s] = model.coef_, model.intercept_, alpha
         self.coef_, self.intercept_, self.alphas_ = coef, intercept, alphas
