@@ -62,9 +62,6 @@ def _fake_training_run(
 
 
 @pytest.mark.integration
-# The throwaway Constant pyfunc is untyped on purpose (its input is whatever the test passes);
-# MLflow's advice to add type hints is noise here.
-@pytest.mark.filterwarnings("ignore:.*Add type hints to the `predict` method:UserWarning")
 def test_challenger_wins_loses_and_first_model(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     from tasks.config import get_settings
     from tasks.mlflow_utils import champion_version, client
