@@ -50,7 +50,7 @@ class LEAR:
     """Per-slot LASSO day-ahead model; ``fit(X[n, f], Y[n, s])`` uses the last ``calibration_window_days`` rows (or all, if fewer)."""
 
     def __init__(
-        self, calibration_window_days: int | None = None, max_iter: int = 2500, penalty: str = "plain"
+        self, calibration_window_days: int | None = None, max_iter: int = 2500, penalty: str = "published"
     ) -> None:
         if penalty not in ("plain", "published"):
             raise ValueError(f"penalty must be 'plain' or 'published', got {penalty!r}")

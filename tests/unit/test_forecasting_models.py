@@ -97,6 +97,21 @@ def test_lear_window_uses_only_the_last_days() -> None:
     assert mae(y[150:], pred) < 0.1
 
 
+def test_published_penalty_is_weaker_than_plain(de: design.DayData) -> None:
+    # scikit-learn < 1.1 chose alpha on unit-norm columns and the refit applied it to the
+    # unnormalised inputs: a much smaller effective penalty, hence more active inputs.
+    train = np.arange(design.MAX_LAG, design.MAX_LAG + 84)
+    x, y = design.build_design(de, train), design.targets(de, train)
+    published = LEAR(calibration_window_days=84).fit(x, y)
+    plain = LEAR(calibration_window_days=84, penalty="plain").fit(x, y)
+    assert published.penalty == "published"
+    assert published.coef_ is not None
+    assert plain.coef_ is not None
+    assert (published.coef_ != 0).sum() > (plain.coef_ != 0).sum()
+    with pytest.raises(ValueError, match="penalty"):
+        LEAR(penalty="sklearn-1.5")
+
+
 def test_asinh_scaler_round_trip_and_constant_column() -> None:
     x = np.array([[1.0, 5.0], [2.0, 5.0], [40.0, 5.0]])
     sc = AsinhScaler().fit(x)
