@@ -68,6 +68,9 @@ class BacktestConfig:
     dnn_hidden: tuple[int, ...] = (256, 128)
     dnn_epochs: int = 300
     dnn_patience: int = 20
+    dnn_finetune_every: int | None = None
+    dnn_finetune_days: int = 91
+    dnn_finetune_epochs: int = 3
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     ensemble_how: str = "mean"
     seed: int = 0
@@ -219,8 +222,17 @@ def _rolling_dnn(
             epochs=cfg.dnn_epochs,
             patience=cfg.dnn_patience,
         ).fit(design.build_design(data, train), design.targets(data, train))
-        block = np.arange(t, t_end)
-        out[block - start] = model.predict(design.build_design(data, block))
+        # Between full re-trainings, optionally fine-tune on the most recent days.
+        for u, u_end in _origins(t, t_end, cfg.dnn_finetune_every or (t_end - t)):
+            if u > t:
+                recent = np.arange(max(design.MAX_LAG, u - cfg.dnn_finetune_days), u)
+                model.fine_tune(
+                    design.build_design(data, recent),
+                    design.targets(data, recent),
+                    epochs=cfg.dnn_finetune_epochs,
+                )
+            block = np.arange(u, u_end)
+            out[block - start] = model.predict(design.build_design(data, block))
         log.info(
             "DNN seed %d: origin %s (%d/%d days, %d epochs) %.0f s",
             seed,
@@ -402,6 +414,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="LEAR calibration windows in days; the LEAR forecast is their mean.",
     )
     p.add_argument(
+        "--dnn-finetune-every",
+        type=int,
+        default=None,
+        help="Between full DNN re-trainings, fine-tune every N days on the last --dnn-finetune-days days.",
+    )
+    p.add_argument("--dnn-finetune-days", type=int, default=91, help="Recent days a fine-tuning step sees.")
+    p.add_argument("--dnn-finetune-epochs", type=int, default=3, help="Epochs of each fine-tuning step.")
+    p.add_argument(
         "--lear-penalty",
         choices=("published", "plain"),
         default="published",
@@ -444,6 +464,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         models=tuple(args.models),
         lear_windows=tuple(args.lear_windows),
         lear_penalty=args.lear_penalty,
+        dnn_finetune_every=args.dnn_finetune_every,
+        dnn_finetune_days=args.dnn_finetune_days,
+        dnn_finetune_epochs=args.dnn_finetune_epochs,
         dnn_train_days=args.dnn_train_days,
         dnn_seeds=args.dnn_seeds,
         dnn_hidden=tuple(args.dnn_hidden),

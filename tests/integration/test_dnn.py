@@ -109,3 +109,42 @@ def test_backtest_cli_with_dnn_writes_quantile_columns(
     assert {"q10", "q50", "q90", "dnn", "ensemble"} <= set(rows[0])
     assert all(float(r["q10"]) <= float(r["q50"]) <= float(r["q90"]) for r in rows)
     assert "DNN pinball" in capsys.readouterr().out
+
+
+def test_fine_tune_moves_the_model_keeps_quantiles_ordered_and_is_repeatable(de: design.DayData) -> None:
+    from tasks.forecasting.dnn import QuantileDNN
+
+    train, recent, test = np.arange(7, 90), np.arange(60, 100), np.arange(100, 110)
+
+    def tuned() -> np.ndarray:
+        model = QuantileDNN(quantiles=QS, hidden=(16,), seed=1, epochs=10, patience=3).fit(
+            design.build_design(de, train), design.targets(de, train)
+        )
+        before = model.predict(design.build_design(de, test))
+        model.fine_tune(design.build_design(de, recent), design.targets(de, recent), epochs=2)
+        after = model.predict(design.build_design(de, test))
+        assert not np.allclose(before, after)
+        assert (np.diff(after, axis=2) >= 0).all()
+        return after
+
+    np.testing.assert_array_equal(tuned(), tuned())
+    with pytest.raises(RuntimeError, match="fit"):
+        QuantileDNN(quantiles=QS).fine_tune(design.build_design(de, recent), design.targets(de, recent))
+
+
+def test_backtest_dnn_fine_tuning_between_retrainings(tmp_path: Path) -> None:
+    from tasks.backtest import cli
+
+    out = tmp_path / "bt"
+    rc = cli(
+        [
+            "--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "8", "--dnn-retrain-every", "8",
+            "--dnn-finetune-every", "2", "--dnn-finetune-days", "28", "--dnn-finetune-epochs", "1",
+            "--dnn-hidden", "16", "--dnn-epochs", "5", "--models", "naive,dnn", "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert config["dnn_finetune_every"] == 2
+    with (out / "forecasts.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) == 8 * 24
