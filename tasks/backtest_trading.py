@@ -252,8 +252,6 @@ def backtest(
 
     days, prices = load_day_matrix(dataset)
     period = evaluation_period(days, test_days, skip_days)
-    eval_days = days[period]
-    actual = prices[period]
     start = period.start or 0
     extra: dict[str, Any] = {}
     if strategy == "adaptive":
@@ -271,17 +269,45 @@ def backtest(
             lookback=lookback,
             min_history=min_history,
         )
-        return _summary(
-            dataset,
+    else:
+        results, covered = _scheduled_days(
+            days,
+            prices,
+            period,
+            forecasts,
             model=model,
             strategy=strategy,
-            results=results,
-            covered=covered,
             cvar_weight=cvar_weight,
             residual_days=residual_days,
-            out_dir=out_dir,
-            extra=extra,
         )
+    return _summary(
+        dataset,
+        model=model,
+        strategy=strategy,
+        results=results,
+        covered=covered,
+        cvar_weight=cvar_weight,
+        residual_days=residual_days,
+        out_dir=out_dir,
+        extra=extra,
+    )
+
+
+def _scheduled_days(
+    days: Sequence[str],
+    prices: np.ndarray,
+    period: slice,
+    forecasts: Path | None,
+    *,
+    model: str,
+    strategy: str,
+    cvar_weight: float,
+    residual_days: int,
+) -> tuple[list[DayResult], np.ndarray]:
+    """Schedule each evaluation day on its forecast (point, quantile or residual scenarios)."""
+    eval_days = days[period]
+    actual = prices[period]
+    start = period.start or 0
     if strategy == "residual" and not 1 <= residual_days <= start:
         raise MissingInputError(f"--residual-days must be 1..{start}, got {residual_days}")
     lag = residual_days if strategy == "residual" else 0
@@ -310,7 +336,7 @@ def backtest(
             diff = np.nanmax(np.abs(cols["actual"] - actual))
             if diff > 0.01:
                 raise MissingInputError(
-                    f"'actual' in {forecasts} differs from {dataset} by up to {diff:.2f} EUR/MWh"
+                    f"'actual' in {forecasts} differs from the dataset by up to {diff:.2f} EUR/MWh"
                 )
     if strategy == "residual":
         scen = residual_scenarios(point, prices[start - lag :], lag)
@@ -327,17 +353,7 @@ def backtest(
         weights=weights,
         cvar_weight=cvar_weight if strategy in ("cvar", "residual") else 0.0,
     )
-    return _summary(
-        dataset,
-        model=model,
-        strategy=strategy,
-        results=results,
-        covered=covered,
-        cvar_weight=cvar_weight,
-        residual_days=residual_days,
-        out_dir=out_dir,
-        extra=extra,
-    )
+    return results, covered
 
 
 def _adaptive_days(
