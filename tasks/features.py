@@ -317,8 +317,19 @@ def slot_index(frame: pd.DataFrame) -> np.ndarray:
     return frame["slot"].to_numpy(dtype=int)
 
 
-def target_slots(prices: pd.DataFrame, day: date, tz: str, mtu_minutes: int) -> np.ndarray:
-    """Day-ahead prices of one day on the slot grid (the training target)."""
+def target_slots(
+    source: pd.DataFrame,
+    day: date,
+    tz: str,
+    mtu_minutes: int,
+    *,
+    column: str = "price_eur_mwh",
+    dataset: str = "day_ahead_prices",
+) -> np.ndarray:
+    """One day of a processed dataset's ``column`` on the slot grid (a training target).
+
+    Day-ahead prices for the price models, actual load for the load model.
+    """
     import numpy as np
     import pandas as pd
 
@@ -326,10 +337,10 @@ def target_slots(prices: pd.DataFrame, day: date, tz: str, mtu_minutes: int) -> 
     local = starts.tz_convert(tz)
     wall = np.asarray(local.hour * 60 + local.minute)
     frame = pd.DataFrame({"slot": wall // mtu_minutes})
-    frame["price"] = _by_time(prices, "price_eur_mwh", starts, mtu_minutes)
-    if frame["price"].isna().any():
-        raise MissingInputError(f"day_ahead_prices of day {day.isoformat()} do not cover the whole day")
-    return slot_values(frame, ["price"], n_slots(mtu_minutes))[:, 0]
+    frame["value"] = _by_time(source, column, starts, mtu_minutes)
+    if frame["value"].isna().any():
+        raise MissingInputError(f"{dataset} of day {day.isoformat()} do not cover the whole day")
+    return slot_values(frame, ["value"], n_slots(mtu_minutes))[:, 0]
 
 
 # --- CLI ---------------------------------------------------------------------

@@ -5,9 +5,13 @@
 Loads ``models:/<name>@champion`` (the pyfunc of tasks.mlflow_utils, so the
 features are flattened by the same code as in training), predicts the
 quantiles of every MTU of D from ``features/zone=Z/<D>.parquet``, clips them to
-the SDAC price limits and adds the zone's load, wind and solar forecasts of D
-(the TSO forecasts; they are the volume forecast). Writes
-``forecasts/zone=Z/<D>.parquet`` and ``<D>.json`` (model name, version, run id).
+the SDAC price limits and adds the volume forecasts of D: wind and solar (TSO),
+the TSO load forecast (``load_tso_mw``), the model's load quantiles
+(``load_qNN``, when the champion has a load network) and ``load_mw``, the load
+the schedule uses: the model's median where it beat the TSO forecast on its
+evaluation window, the TSO forecast otherwise. Writes
+``forecasts/zone=Z/<D>.parquet`` and ``<D>.json`` (model name, version, run id,
+load source).
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ def forecast(
     uri = f"models:/{name}@{CHAMPION}"
     model = mlflow.pyfunc.load_model(uri)
     pred = model.predict(model_input(features))
+    inner = model.unwrap_python_model()
+    load_meta: dict[str, Any] = dict(getattr(inner, "load_meta", None) or {})
     wanted = [f"price_q{round(100 * q)}" for q in settings.quantiles]
     missing = [c for c in wanted if c not in pred.columns]
     if missing:
@@ -72,6 +78,16 @@ def forecast(
         out[column] = values[:, i]
     for column in ("load_mw", "wind_mw", "solar_mw"):
         out[column] = features[column].to_numpy(dtype=float)
+    out["load_tso_mw"] = out["load_mw"]
+    load_columns = [f"load_q{round(100 * q)}" for q in settings.quantiles]
+    load_source = "tso"
+    if all(c in pred.columns for c in load_columns):
+        loads = np.maximum.accumulate(np.clip(pred[load_columns].to_numpy(dtype=float), 0.0, None), axis=1)
+        for i, column in enumerate(load_columns):
+            out[column] = loads[:, i]
+        if load_meta.get("use_model"):
+            out["load_mw"] = out[f"load_q{round(100 * _median(settings.quantiles))}"]
+            load_source = "load_dnn"
     path = write_parquet_atomic(layout.forecast_file(zone, day), out)
     sidecar = {
         "zone": zone,
@@ -83,6 +99,8 @@ def forecast(
         "quantiles": list(settings.quantiles),
         "rows": len(out),
         "features": str(layout.features_file(zone, day)),
+        "load_source": load_source,
+        "load_decision": load_meta.get("reason", "champion has no load network"),
     }
     write_json_atomic(path.with_suffix(".json"), sidecar)
     return {
@@ -91,7 +109,13 @@ def forecast(
         "model_name": name,
         "run_id": version.run_id,
         "rows": len(out),
+        "load_source": load_source,
     }
+
+
+def _median(quantiles: Any) -> float:
+    """The configured quantile closest to 0.5 (the point forecast)."""
+    return float(min(quantiles, key=lambda q: abs(float(q) - 0.5)))
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:

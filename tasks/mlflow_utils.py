@@ -40,6 +40,8 @@ CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
 WINDOW_ARTIFACT = "window.json"
 DESIGN_FILE = "design.json"
+LOAD_DIR = "load_dnn"  # the load network inside the model directory (absent in price-only models)
+LOAD_META_FILE = "load.json"
 
 
 def load_config(path: Path | None = None) -> dict[str, Any]:
@@ -156,11 +158,18 @@ class Design:
 
 
 class DayAheadPriceModel(PythonModel):
-    """Pyfunc: a day's feature rows in, quantile prices per row out (clipped to SDAC limits)."""
+    """Pyfunc: a day's feature rows in, quantile prices (and loads) per row out.
+
+    Prices are clipped to the SDAC limits. A model trained with a load network
+    also returns ``load_qNN`` (MW, non-negative) and carries ``load_meta``
+    (whether its median beat the TSO forecast on the evaluation window).
+    """
 
     def __init__(self) -> None:
         self.design: Design | None = None
         self.dnn: Any = None
+        self.load_dnn: Any = None
+        self.load_meta: dict[str, Any] | None = None
 
     def load_context(self, context: Any) -> None:
         from tasks.forecasting.dnn import QuantileDNN
@@ -168,11 +177,32 @@ class DayAheadPriceModel(PythonModel):
         root = Path(context.artifacts["model_dir"])
         self.design = Design(**json.loads((root / DESIGN_FILE).read_text()))
         self.dnn = QuantileDNN.load(root / "dnn")
+        if (root / LOAD_META_FILE).is_file():
+            self.load_meta = json.loads((root / LOAD_META_FILE).read_text())
+            self.load_dnn = QuantileDNN.load(root / LOAD_DIR)
 
-    def attach(self, design: Design, dnn: Any) -> DayAheadPriceModel:
+    def attach(
+        self, design: Design, dnn: Any, *, load_dnn: Any = None, load_meta: dict[str, Any] | None = None
+    ) -> DayAheadPriceModel:
         """Use in-process (training) without a round trip through MLflow."""
         self.design, self.dnn = design, dnn
+        self.load_dnn, self.load_meta = load_dnn, load_meta
         return self
+
+    @property
+    def load_columns(self) -> list[str]:
+        assert self.design is not None
+        if self.load_dnn is None:
+            return []
+        return [f"load_q{round(100 * q)}" for q in self.design.quantiles]
+
+    def forecast_load_days(self, frames: list[pd.DataFrame]) -> np.ndarray:
+        """``[n_days, slots, q]`` load quantiles (MW) on the slot grid, non-negative and ordered."""
+        assert self.design is not None, "load the model first"
+        if self.load_dnn is None:
+            raise ModelNotFoundError("this model was trained without a load network")
+        pred = np.clip(self.load_dnn.predict(self.design.matrix(frames)), 0.0, None)
+        return np.maximum.accumulate(pred, axis=-1)
 
     @property
     def quantile_columns(self) -> list[str]:
@@ -192,9 +222,12 @@ class DayAheadPriceModel(PythonModel):
         """One delivery day's feature rows (one per MTU) → one row of quantiles per MTU."""
         del context, params
         frame = pd.DataFrame(model_input).reset_index(drop=True)
-        pred = self.forecast_days([frame])[0]  # [slots, q]
-        per_row = pred[frame["slot"].to_numpy(dtype=int)]
-        return pd.DataFrame(per_row, columns=self.quantile_columns)
+        slots = frame["slot"].to_numpy(dtype=int)
+        out = pd.DataFrame(self.forecast_days([frame])[0][slots], columns=self.quantile_columns)
+        if self.load_dnn is not None:
+            load = self.forecast_load_days([frame])[0][slots]
+            out[self.load_columns] = load
+        return out
 
 
 def model_input(frame: pd.DataFrame) -> pd.DataFrame:

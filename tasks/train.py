@@ -14,8 +14,13 @@ Models: the quantile DNN (registered candidate), a LEAR baseline and the weekly
 naive forecast, each logged to its family's experiment with MAE, rMAE (against
 the weekly naive), sMAPE, RMSE, pinball loss and 80 %-interval coverage.
 
-Load: the TSO's day-ahead load forecast of D is the volume forecast (see
-docs/models.md); no load model is trained here.
+Load: a quantile DNN of the zone's actual load on the same features (so it
+post-processes the TSO's day-ahead load forecast with calendar, weather and
+lags), trained on days whose actuals are complete at gate closure (≤ D-2),
+scored against the TSO forecast on the same evaluation window and logged to the
+load family's experiment. It travels inside the registered price model; the
+forecast uses its median as the volume forecast only where it beat the TSO
+forecast on that window (docs/models.md).
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ class WindowData:
     y: np.ndarray  # [n_days, slots]
     naive: np.ndarray  # [n_days, slots] weekly naive (price of D-7 at the same clock position)
     skipped: dict[str, str]
+    load: np.ndarray  # [n_days, slots] actual load (NaN rows: no complete actuals for the day)
+    load_tso: np.ndarray  # [n_days, slots] TSO day-ahead load forecast (the load baseline)
 
 
 def load_window(
@@ -68,7 +75,7 @@ def load_window(
     inputs = Inputs(layout, zone)
     slots = n_slots(settings.mtu_minutes)
     kept: list[date] = []
-    frames, ys, naive = [], [], []
+    frames, ys, naive, loads, tso = [], [], [], [], []
     for day in day_range(first, last):
         key = day.isoformat()
         if key in skipped:
@@ -88,12 +95,31 @@ def load_window(
         frames.append(frame)
         ys.append(y)
         naive.append(slot_values(frame, ["price_lag7"], slots)[:, 0])
+        tso.append(slot_values(frame, ["load_mw"], slots)[:, 0])
+        actual = inputs.get("load_actual", day, required=False)
+        try:
+            if actual is None:
+                raise MissingInputError("no actual load")
+            loads.append(
+                target_slots(
+                    actual,
+                    day,
+                    settings.market_timezone,
+                    settings.mtu_minutes,
+                    column="load_mw",
+                    dataset="load_actual",
+                )
+            )
+        except MissingInputError:
+            loads.append(np.full(slots, np.nan))
     return WindowData(
         days=kept,
         frames=frames,
         y=np.array(ys).reshape(len(kept), slots),
         naive=np.array(naive).reshape(len(kept), slots),
         skipped=dict(sorted(skipped.items())),
+        load=np.array(loads).reshape(len(kept), slots),
+        load_tso=np.array(tso).reshape(len(kept), slots),
     )
 
 
@@ -173,6 +199,99 @@ def informative_columns(x: np.ndarray) -> np.ndarray:
     return np.sort(varying[first])
 
 
+def load_split(
+    days: list[date], has_actual: list[bool], delivery_day: date, n_fit: int, validation_fraction: float
+) -> tuple[list[int], list[int], list[int]]:
+    """Train, validation and evaluation day indices of the load model.
+
+    Only days with complete actuals that are at least two days before D: at
+    gate closure on D-1 the actual load of D-1 is not complete yet, so a model
+    trained on it could not be re-trained the same way in production. The
+    evaluation days are the price model's evaluation window (indices ≥ ``n_fit``)
+    so both models are judged on the same days.
+    """
+    last_known = delivery_day - timedelta(days=2)
+    usable = [i for i, (d, ok) in enumerate(zip(days, has_actual, strict=True)) if ok and d <= last_known]
+    fit = [i for i in usable if i < n_fit]
+    evaluation = [i for i in usable if i >= n_fit]
+    n_val = max(1, round(validation_fraction * len(fit))) if len(fit) > 1 else 0
+    return fit[: len(fit) - n_val], fit[len(fit) - n_val :], evaluation
+
+
+@dataclass
+class LoadFit:
+    """The load model of a training run (``dnn`` None when there was too little history)."""
+
+    dnn: Any
+    scores: dict[str, float]  # load DNN median and quantiles on the evaluation days
+    tso_scores: dict[str, float]  # the TSO day-ahead forecast on the same days
+    use_model: bool  # the model's median beat the TSO forecast (MAE) on the evaluation days
+    train_days: list[str]
+    evaluation_days: list[str]
+    reason: str
+    seconds: float = 0.0
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "use_model": self.use_model,
+            "eval_mae": self.scores.get("mae"),
+            "tso_eval_mae": self.tso_scores.get("mae"),
+            "evaluation_days": self.evaluation_days,
+            "reason": self.reason,
+        }
+
+
+def fit_load_model(
+    window: WindowData,
+    x_all: np.ndarray,
+    delivery_day: date,
+    *,
+    n_fit: int,
+    quantiles: list[float],
+    config: dict[str, Any],
+) -> LoadFit:
+    """Fit the load quantile DNN and score it against the TSO forecast (see module docstring)."""
+    import numpy as np
+
+    from tasks.forecasting.dnn import QuantileDNN
+
+    t0 = time.perf_counter()
+    params = {k: v for k, v in dict(config.get("load_dnn", {})).items() if k != "enabled"}
+    has_actual = [bool(np.isfinite(row).all()) for row in window.load]
+    tr, va, ev = load_split(
+        window.days, has_actual, delivery_day, n_fit, float(config["validation_fraction"])
+    )
+    names = [window.days[i].isoformat() for i in ev]
+    need = int(config["min_training_days"])
+    if len(tr) < need or not va or not ev:
+        reason = (
+            f"too little load history: {len(tr)} training days with complete actuals ≤ D-2 "
+            f"(need {need}), {len(ev)} evaluation days; the TSO forecast is the volume forecast"
+        )
+        return LoadFit(None, {}, {}, False, [], names, reason)
+    dnn = QuantileDNN(quantiles=quantiles, seed=int(config["seed"]), **params)
+    dnn.fit(x_all[tr], window.load[tr], x_all[va], window.load[va])
+    q_eval = np.maximum.accumulate(np.clip(dnn.predict(x_all[ev]), 0.0, None), axis=-1)
+    y_eval, tso_eval = window.load[ev], window.load_tso[ev]
+    scores = score(y_eval, q_eval, tso_eval, quantiles)
+    tso_scores = score_point(y_eval, tso_eval, tso_eval)
+    use_model = scores["mae"] < tso_scores["mae"]
+    reason = (
+        f"load DNN MAE {scores['mae']:.1f} MW vs TSO forecast {tso_scores['mae']:.1f} MW on "
+        f"{len(ev)} evaluation days: volume forecast = {'load DNN median' if use_model else 'TSO forecast'}"
+    )
+    return LoadFit(
+        dnn,
+        scores,
+        tso_scores,
+        use_model,
+        [window.days[i].isoformat() for i in tr + va],
+        names,
+        reason,
+        time.perf_counter() - t0,
+    )
+
+
 def is_due(settings: Settings, zone: str, day: date, config: dict[str, Any]) -> tuple[bool, str]:
     """Whether a new model is needed: no champion, or one trained ≥ train_every_days before D."""
     from tasks.mlflow_utils import champion_version, client
@@ -248,6 +367,8 @@ def train(
     from tasks.forecasting.dnn import QuantileDNN
     from tasks.forecasting.lear import LEAR
     from tasks.mlflow_utils import (
+        LOAD_DIR,
+        LOAD_META_FILE,
         MODEL_ARTIFACT,
         PIP_REQUIREMENTS,
         WINDOW_ARTIFACT,
@@ -300,7 +421,16 @@ def train(
     dnn = QuantileDNN(quantiles=design.quantiles, seed=seed, **config["dnn"])
     dnn.fit(x_all[tr], y_all[tr], x_all[va], y_all[va])
     t_dnn = time.perf_counter() - t1
-    wrapped = DayAheadPriceModel().attach(design, dnn)
+    load_fit = None
+    if dict(config.get("load_dnn", {})).get("enabled", True):
+        load_fit = fit_load_model(window, x_all, day, n_fit=n_fit, quantiles=design.quantiles, config=config)
+        log.info("zone %s load model: %s", zone, load_fit.reason)
+    wrapped = DayAheadPriceModel().attach(
+        design,
+        dnn,
+        load_dnn=load_fit.dnn if load_fit else None,
+        load_meta=load_fit.meta() if load_fit and load_fit.dnn is not None else None,
+    )
     q_eval = wrapped.forecast_days(window.frames[n_fit:])
 
     t2 = time.perf_counter()
@@ -381,6 +511,31 @@ def train(
         mlflow.log_metrics({**lear_scores, "fit_seconds": t_lear})
         lear_run = r.info.run_id
 
+    load_run = None
+    if load_fit is not None:
+        with mlflow.start_run(
+            experiment_id=experiment_id(settings, "load_dnn", config), run_name=f"load {zone} {day}"
+        ) as r:
+            _log_common("load_quantile_dnn")
+            if load_fit.dnn is not None:
+                mlflow.log_params({f"load_dnn_{k}": v for k, v in load_fit.dnn.params().items()})
+            mlflow.log_params(
+                {
+                    "load_n_train_days": len(load_fit.train_days),
+                    "load_n_evaluation_days": len(load_fit.evaluation_days),
+                }
+            )
+            mlflow.log_metrics({**load_fit.scores, "fit_seconds": load_fit.seconds})
+            mlflow.log_metrics({f"tso_{k}": v for k, v in load_fit.tso_scores.items()})
+            mlflow.log_dict(load_fit.meta() | {"train_days": load_fit.train_days}, "load_window.json")
+            mlflow.set_tags(
+                {
+                    "volume_forecast": "load_dnn" if load_fit.use_model else "tso",
+                    "load_decision": load_fit.reason,
+                }
+            )
+            load_run = r.info.run_id
+
     t3 = time.perf_counter()
     with mlflow.start_run(
         experiment_id=experiment_id(settings, "price_dnn", config), run_name=f"dnn {zone} {day}"
@@ -393,6 +548,16 @@ def train(
         mlflow.log_metrics(dnn_scores)
         mlflow.log_metrics({f"lear_{k}": v for k, v in lear_scores.items()})
         mlflow.log_metrics({f"naive_{k}": v for k, v in naive_scores.items()})
+        if load_fit is not None and load_run is not None:
+            mlflow.set_tags(
+                {
+                    "load_run_id": load_run,
+                    "load_decision": load_fit.reason,
+                    "volume_forecast": "load_dnn" if load_fit.use_model else "tso",
+                }
+            )
+            mlflow.log_metrics({f"load_{k}": v for k, v in load_fit.scores.items()})
+            mlflow.log_metrics({f"load_tso_{k}": v for k, v in load_fit.tso_scores.items()})
         mlflow.log_metrics(
             {
                 "epochs_run": len(dnn.history_.get("loss", [])),
@@ -426,6 +591,9 @@ def train(
             import json
 
             (root / "design.json").write_text(json.dumps(design.to_json(), indent=2))
+            if wrapped.load_dnn is not None:
+                wrapped.load_dnn.save(root / LOAD_DIR)
+                (root / LOAD_META_FILE).write_text(json.dumps(wrapped.load_meta, indent=2))
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT,
                 python_model=DayAheadPriceModel(),
@@ -454,6 +622,9 @@ def train(
         "rmae": dnn_scores["rmae"],
         "lear_mae": lear_scores["mae"],
         "naive_mae": naive_scores["mae"],
+        "load_run_id": load_run,
+        "load_mae": load_fit.scores.get("mae") if load_fit else None,
+        "load_tso_mae": load_fit.tso_scores.get("mae") if load_fit else None,
     }
 
 
@@ -465,7 +636,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = base_parser("Train the day-ahead price models of one zone (DNN + LEAR + weekly naive) into MLflow.")
+    p = base_parser(
+        "Train the day-ahead models of one zone (price DNN + LEAR + weekly naive, load DNN) into MLflow."
+    )
     p.add_argument(
         "--if-due", action="store_true", help="Skip when the champion is younger than train_every_days."
     )

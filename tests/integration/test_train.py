@@ -22,6 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:google")
 D = date(2026, 10, 26)  # D-1 is the 25-hour autumn day
 ZONES = ("DE_LU", "BE")
 QCOLS = ["price_q10", "price_q50", "price_q90"]
+LCOLS = ["load_q10", "load_q50", "load_q90"]
 
 
 @pytest.fixture
@@ -40,6 +41,7 @@ def small(monkeypatch: pytest.MonkeyPatch, data_root: Path, tmp_path: Path) -> t
                 "evaluation_days": 10,
                 "min_training_days": 25,
                 "dnn": {"hidden": [32], "epochs": 12, "patience": 4},
+                "load_dnn": {"hidden": [16], "epochs": 30, "patience": 5},
                 "lear": {"max_iter": 500},
                 "tfdv_statistics": False,
             }
@@ -76,6 +78,17 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
         run = mc.get_run(trained["run_id"])
         for key in ("mae", "rmae", "smape", "rmse", "pinball", "coverage_80", "lear_mae", "naive_mae"):
             assert np.isfinite(run.data.metrics[key]), key
+        # The load model: its own run in the load family's experiment, scored against the TSO.
+        load_run = mc.get_run(run.data.tags["load_run_id"])
+        assert mc.get_experiment(load_run.info.experiment_id).name == "day-ahead-load-dnn"
+        for key in ("mae", "rmae", "pinball", "coverage_80", "tso_mae"):
+            assert np.isfinite(load_run.data.metrics[key]), key
+        assert run.data.metrics["load_mae"] == load_run.data.metrics["mae"]
+        load_window = mlflow.artifacts.load_dict(f"runs:/{load_run.info.run_id}/load_window.json")
+        assert max(load_window["train_days"]) <= (D - timedelta(days=2)).isoformat(), (
+            "actual load of D-1 is incomplete at gate closure"
+        )
+        assert load_window["evaluation_days"][-1] == (D - timedelta(days=2)).isoformat()
         assert run.data.params["window_last"] == (D - timedelta(days=1)).isoformat()
         assert run.data.params["n_evaluation_days"] == "10"
         assert run.inputs is not None
@@ -92,6 +105,7 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
         assert (local / "artifacts" / "price_model" / "dnn" / "model.keras").is_file(), (
             "raw Keras model inside"
         )
+        assert (local / "artifacts" / "price_model" / "load_dnn" / "model.keras").is_file()
 
         # The model reloaded from MLflow scores the evaluation window exactly as the trained one did.
         evaluated = evaluate(zone, D, trained["run_id"], settings, config_path=config)
@@ -118,12 +132,23 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
                 "load_mw",
                 "wind_mw",
                 "solar_mw",
+                "load_tso_mw",
+                *LCOLS,
             ]
             q = out[QCOLS].to_numpy()
             assert (np.diff(q, axis=1) >= 0).all(), "quantiles must not cross"
             assert (q >= settings.price_floor_eur_mwh).all()
             assert (q <= settings.price_cap_eur_mwh).all()
+            loads = out[LCOLS].to_numpy()
+            assert (np.diff(loads, axis=1) >= 0).all(), "load quantiles must not cross"
+            assert (loads >= 0).all()
             sidecar = json.loads(Path(result["path"]).with_suffix(".json").read_text())
+            used = "load_q50" if sidecar["load_source"] == "load_dnn" else "load_tso_mw"
+            assert sidecar["load_source"] == (
+                "load_dnn" if load_run.data.tags["volume_forecast"] == "load_dnn" else "tso"
+            )
+            assert run.data.tags["volume_forecast"] == load_run.data.tags["volume_forecast"]
+            np.testing.assert_array_equal(out["load_mw"], out[used])
             assert sidecar["run_id"] == trained["run_id"]
             assert sidecar["model_name"] == f"day_ahead_price_{zone}"
 
@@ -169,3 +194,37 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
     expected = evaluated["challenger_mae"] <= evaluated["champion_mae"] * (1 - settings.promotion_margin)
     assert registered["promoted"] is expected
     assert registered["version"] == 2
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_load_model_replaces_a_biased_tso_forecast(small: tuple[Settings, Path]) -> None:
+    """A TSO forecast 10 % too low: the load DNN learns the bias, wins and becomes the volume forecast."""
+    from tasks.features import backfill
+    from tasks.forecast import forecast
+    from tasks.mlflow_utils import client
+    from tasks.register import register
+    from tasks.storage import Layout, write_parquet_atomic
+    from tasks.timeutil import days
+    from tasks.train import train
+
+    settings, config = small
+    zone = "BE"
+    layout = Layout(settings.data_root)
+    for day in days(D - timedelta(days=60), D + timedelta(days=1)):
+        path = layout.processed_file("load_forecast", zone, day)
+        frame = pd.read_parquet(path)
+        frame["load_mw"] *= 0.9
+        write_parquet_atomic(path, frame)
+    backfill(zone, D - timedelta(days=60), D, settings, overwrite=True)
+    trained = train(zone, D, settings, config_path=config)
+    mc = client(settings)
+    load_run = mc.get_run(trained["load_run_id"])
+    assert load_run.data.metrics["mae"] < 0.5 * load_run.data.metrics["tso_mae"], load_run.data.metrics
+    assert load_run.data.tags["volume_forecast"] == "load_dnn"
+    register(zone, D, trained["run_id"], settings, config_path=config)
+    result = forecast(zone, D, settings, config_path=config)
+    assert result["load_source"] == "load_dnn"
+    out = pd.read_parquet(result["path"])
+    np.testing.assert_array_equal(out["load_mw"], out["load_q50"])
+    assert (out["load_mw"] > out["load_tso_mw"]).mean() > 0.9, "the median corrects the low TSO forecast"

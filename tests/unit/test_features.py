@@ -282,3 +282,19 @@ def test_cli_backfill(two_zone_settings: Settings) -> None:
     assert result["skipped"] == {}
     with pytest.raises(MissingInputError, match=r"tasks.features --delivery-date 2026-06-01 --zone BE"):
         read_features("BE", date(2026, 6, 1), two_zone_settings)
+
+
+@pytest.mark.unit
+def test_load_split_uses_complete_actuals_up_to_d_minus_2_and_the_price_evaluation_days() -> None:
+    from tasks.train import load_split
+
+    delivery = date(2026, 3, 31)
+    window = [delivery - timedelta(days=k) for k in range(30, 0, -1)]  # D-30 … D-1
+    has_actual = [True] * 30
+    has_actual[3] = False  # a day with a gap in the meter/TSO actuals
+    n_fit = 24  # the last 6 days are the price model's evaluation window
+    train_idx, val_idx, eval_idx = load_split(window, has_actual, delivery, n_fit, 0.2)
+    assert 3 not in train_idx + val_idx
+    assert eval_idx == [24, 25, 26, 27, 28], "D-1 (index 29) has no complete actuals at gate closure"
+    assert max(train_idx) < min(val_idx) and max(val_idx) < n_fit, "time order, no evaluation day fitted"
+    assert len(val_idx) == round(0.2 * 23)
