@@ -106,6 +106,15 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
             "raw Keras model inside"
         )
         assert (local / "artifacts" / "price_model" / "load_dnn" / "model.keras").is_file()
+        # Signature and input example: a day's feature rows in, price and load quantiles out.
+        info = mlflow.models.get_model_info(trained["model_uri"])
+        assert info.signature is not None
+        assert {"slot", "price_lag1", "load_mw"} <= set(info.signature.inputs.input_names())
+        assert set(info.signature.outputs.input_names()) == {*QCOLS, *LCOLS}
+        assert info.saved_input_example_info is not None
+        example = mlflow.models.Model.load(trained["model_uri"]).load_input_example(str(local))
+        assert example is not None
+        assert len(example) == 25  # the last training day, D-1, is the 25-hour autumn day
 
         # The model reloaded from MLflow scores the evaluation window exactly as the trained one did.
         evaluated = evaluate(zone, D, trained["run_id"], settings, config_path=config)
@@ -228,3 +237,30 @@ def test_load_model_replaces_a_biased_tso_forecast(small: tuple[Settings, Path])
     out = pd.read_parquet(result["path"])
     np.testing.assert_array_equal(out["load_mw"], out["load_q50"])
     assert (out["load_mw"] > out["load_tso_mw"]).mean() > 0.9, "the median corrects the low TSO forecast"
+
+
+@pytest.mark.integration
+def test_gated_days_are_left_out_of_training_and_refused_by_forecast(small: tuple[Settings, Path]) -> None:
+    """A day that failed a gate is neither a training day nor forecast (issue: quarantine)."""
+    from tasks.errors import GateClosedError
+    from tasks.forecast import forecast
+    from tasks.storage import Layout, write_json_atomic
+    from tasks.train import load_window
+
+    settings, config = small
+    zone = "DE_LU"
+    layout = Layout(settings.data_root)
+    gated = D - timedelta(days=20)
+    first, last = D - timedelta(days=settings.train_window_days), D - timedelta(days=1)
+    before = load_window(zone, first, last, settings)
+    assert gated in before.days
+    write_json_atomic(layout.gate_file(zone, gated), {"zone": zone, "delivery_date": gated.isoformat()})
+    after = load_window(zone, first, last, settings)
+    assert gated not in after.days
+    assert after.skipped[gated.isoformat()].startswith("GateClosedError")
+    assert len(after.days) == len(before.days) - 1
+
+    write_json_atomic(layout.gate_file(zone, D), {"zone": zone, "delivery_date": D.isoformat()})
+    with pytest.raises(GateClosedError, match="failed a gate"):
+        forecast(zone, D, settings, config_path=config)
+    assert not layout.forecast_file(zone, D).exists()
