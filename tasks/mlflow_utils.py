@@ -85,7 +85,11 @@ def experiment_id(settings: Settings, family: str, config: dict[str, Any] | None
     found = mc.get_experiment_by_name(name)
     if found is not None:
         return str(found.experiment_id)
-    location = f"{settings.artifact_root.rstrip('/')}/{name}"
+    location: str | None = f"{settings.artifact_root.rstrip('/')}/{name}"
+    if settings.tracking_uri.startswith(("http://", "https://")) and not settings.mlflow_artifact_root:
+        # A tracking server stores artifacts where it is configured to (its proxied
+        # mlflow-artifacts store): a local path of this worker would not exist in other pods.
+        location = None
     return str(mc.create_experiment(name, artifact_location=location, tags=config.get("tags", {})))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -264,3 +265,87 @@ def test_gated_days_are_left_out_of_training_and_refused_by_forecast(small: tupl
     with pytest.raises(GateClosedError, match="failed a gate"):
         forecast(zone, D, settings, config_path=config)
     assert not layout.forecast_file(zone, D).exists()
+
+
+@pytest.fixture
+def tracking_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real ``mlflow server`` (SQLite backend, proxied artifact store) on a free local port."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    artifacts = tmp_path / "server-artifacts"
+    cmd = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination", str(artifacts),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "mlflow server did not start: " + (tmp_path / "server.log").read_text()[-2000:]
+                )
+            time.sleep(1)
+        yield url, artifacts
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_train_register_forecast_against_a_tracking_server(
+    small: tuple[Settings, Path], tracking_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same stages with ``DAP_MLFLOW_TRACKING_URI`` pointing at a tracking server."""
+    from mlflow import MlflowClient
+
+    from tasks.config import get_settings
+    from tasks.evaluate import evaluate
+    from tasks.features import build_features
+    from tasks.forecast import forecast
+    from tasks.register import register
+    from tasks.train import train
+
+    url, artifacts = tracking_server
+    _, config = small
+    monkeypatch.setenv("DAP_MLFLOW_TRACKING_URI", url)
+    monkeypatch.delenv("DAP_MLFLOW_ARTIFACT_ROOT")
+    get_settings.cache_clear()
+    settings = get_settings()
+    zone = "BE"
+    trained = train(zone, D, settings, config_path=config)
+    evaluate(zone, D, trained["run_id"], settings, config_path=config)
+    registered = register(zone, D, trained["run_id"], settings, config_path=config)
+    assert registered["promoted"] is True
+    build_features(zone, D, settings)
+    result = forecast(zone, D, settings, config_path=config)
+    assert result["run_id"] == trained["run_id"]
+
+    server = MlflowClient(tracking_uri=url, registry_uri=url)
+    assert (
+        server.get_model_version_by_alias(f"day_ahead_price_{zone}", "champion").run_id == trained["run_id"]
+    )
+    experiment = server.get_experiment_by_name("day-ahead-price-dnn")
+    assert experiment is not None
+    assert experiment.artifact_location.startswith("mlflow-artifacts:"), experiment.artifact_location
+    # The model went through the server into its artifact store, not into a local path of the worker.
+    assert list(artifacts.rglob("model.keras")), "no model artifact on the server side"
