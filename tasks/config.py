@@ -98,6 +98,15 @@ class Settings(BaseSettings):
         default=None, description="Hourly epftoolbox-layout CSV for source=replay."
     )
     simulator_seed: int = Field(default=7, description="Seed of the embedded market simulator.")
+    simulator_faults: dict[str, Literal["load_above_capacity", "price_above_cap", "missing_interval"]] = (
+        Field(
+            default_factory=dict,
+            description=(
+                "Drills: bad deliveries the simulator publishes, {'DAY' or 'ZONE:DAY': fault}, e.g. "
+                'DAP_SIMULATOR_FAULTS=\'{"BE:2026-10-26": "load_above_capacity"}\' (docs/sources.md).'
+            ),
+        )
+    )
     ingest_mode: Literal["embedded", "nifi"] = Field(default="embedded", description="Who fills the inbox.")
     nifi_conn_id: str = Field(default="nifi_default", description="Airflow connection of the NiFi API.")
     nifi_process_group: str = Field(default="day-ahead-ingest", description="NiFi process group to run.")

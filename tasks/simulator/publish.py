@@ -92,7 +92,7 @@ def _retail_share(settings: Settings, zone: str) -> float | None:
 def _frames(settings: Settings, zone: str, day: date, share: float | None) -> dict[str, pd.DataFrame]:
     from tasks.simulator.model import simulate_frames
 
-    return simulate_frames(
+    frames = simulate_frames(
         zone,
         day,
         seed=settings.simulator_seed,
@@ -100,6 +100,34 @@ def _frames(settings: Settings, zone: str, day: date, share: float | None) -> di
         mtu_minutes=settings.mtu_minutes,
         retail_share=share,
     )
+    fault = settings.simulator_faults.get(f"{zone}:{day.isoformat()}") or settings.simulator_faults.get(
+        day.isoformat()
+    )
+    return apply_fault(frames, fault) if fault else frames
+
+
+def apply_fault(frames: dict[str, pd.DataFrame], fault: str) -> dict[str, pd.DataFrame]:
+    """A bad delivery for drills, each caught by a different defence (docs/sources.md).
+
+    * ``load_above_capacity``: the TSO load forecast ×4 — well-formed, so ingest lands
+      it, and the input quality gate (GX, physical limits) stops the day;
+    * ``price_above_cap``: one price at 4500 EUR/MWh, above the SDAC cap — ingest
+      quarantines the A44 document;
+    * ``missing_interval``: one interval of the load forecast dropped — ingest
+      quarantines the A65 document (incomplete day).
+    """
+    out = {name: frame.copy() for name, frame in frames.items()}
+    if fault == "load_above_capacity":
+        out["load_forecast"]["load_mw"] = out["load_forecast"]["load_mw"] * 4
+    elif fault == "price_above_cap":
+        prices = out["day_ahead_prices"]
+        prices.loc[prices.index[len(prices) // 2], "price_eur_mwh"] = 4500.0
+    elif fault == "missing_interval":
+        load = out["load_forecast"]
+        out["load_forecast"] = load.drop(index=load.index[len(load) // 2]).reset_index(drop=True)
+    else:
+        raise ValueError(f"unknown simulator fault {fault!r}")
+    return out
 
 
 def publish_for_run(

@@ -21,17 +21,18 @@ DAY = "2026-10-25"
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def _demo(data_root: Path) -> subprocess.CompletedProcess[str]:
+def _demo(data_root: Path, day: str = DAY, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "DAP_DATA_ROOT": str(data_root),
         "DAP_ZONES": "DE_LU,BE",
         "DAP_TRAIN_WINDOW_DAYS": "84",
+        **extra_env,
     }
     for key in ("DAP_MLFLOW_TRACKING_URI", "DAP_MLFLOW_ARTIFACT_ROOT"):
         env.pop(key, None)  # the demo's own project-local store under the data root's parent
     return subprocess.run(
-        [sys.executable, "-m", "tasks.demo", "--delivery-date", DAY, "--history-days", "100"],
+        [sys.executable, "-m", "tasks.demo", "--delivery-date", day, "--history-days", "100"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -82,3 +83,21 @@ def test_daily_run_publishes_a_valid_schedule_and_is_repeatable(tmp_path: Path) 
     again = _latest(data_root)
     after = {p.name: p.read_bytes() for p in again.iterdir() if p.suffix in {".parquet", ".csv"}}
     assert after == before
+
+    # A bad day: BE's load forecast for the next day is 4x its real size (well-formed XML, so it
+    # lands); the input gate stops the run, nothing is published, the previous day is untouched.
+    bad_day = "2026-10-26"
+    latest_before = (data_root / "schedules" / f"day={DAY}" / "LATEST").read_bytes()
+    bad = _demo(data_root, bad_day, DAP_SIMULATOR_FAULTS=json.dumps({f"BE:{bad_day}": "load_above_capacity"}))
+    assert bad.returncode != 0, bad.stdout[-3000:]
+    assert "DAG run failed" in bad.stderr
+    marker = json.loads((data_root / "gates" / "zone=BE" / f"{bad_day}.json").read_text())
+    failed = [e["name"] for e in marker["datasets"]["inputs"]["failed_expectations"]]
+    assert "load_forecast.load_mw.below_capacity" in failed, failed
+    assert not (data_root / "gates" / "zone=DE_LU" / f"{bad_day}.json").exists()
+    assert not (data_root / "schedules" / f"day={bad_day}" / "LATEST").exists()
+    assert not list((data_root / "schedules" / f"day={bad_day}").glob("v=*/schedule.parquet"))
+    assert not (data_root / "forecasts" / "zone=BE" / f"{bad_day}.parquet").exists()
+    assert (data_root / "schedules" / f"day={DAY}" / "LATEST").read_bytes() == latest_before
+    untouched = {p.name: p.read_bytes() for p in again.iterdir() if p.suffix in {".parquet", ".csv"}}
+    assert untouched == before

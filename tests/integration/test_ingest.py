@@ -379,3 +379,43 @@ def test_bad_redelivery_of_a_landed_file_is_a_warning(settings: Settings) -> Non
     assert "r001" in q["message"]
     prices = Layout(settings.data_root).processed_file("day_ahead_prices", ZONE, PREV)
     assert len(pd.read_parquet(prices)) == 96  # the landed revision stays in use
+
+
+@pytest.mark.parametrize(
+    ("fault", "data_day", "quarantined_file", "reason"),
+    [
+        (
+            "price_above_cap",
+            D - timedelta(days=1),
+            f"entsoe_A44_{ZONE}_{D - timedelta(days=1)}.xml",
+            "price_out_of_bounds",
+        ),
+        ("missing_interval", D, f"entsoe_A65_{ZONE}_{D}_A01.xml", "missing_intervals"),
+        ("load_above_capacity", D, None, None),
+    ],
+)
+def test_simulator_fault_drills(
+    settings: Settings, fault: str, data_day: date, quarantined_file: str | None, reason: str | None
+) -> None:
+    """DAP_SIMULATOR_FAULTS publishes a bad delivery; each reaches its defence (docs/sources.md)."""
+    clean = run_ingest(settings, D)
+    assert clean.quarantined == []
+    layout = Layout(settings.data_root)
+    load_before = pd.read_parquet(layout.processed_file("load_forecast", ZONE, D))
+
+    drill = settings.model_copy(update={"simulator_faults": {f"{ZONE}:{data_day}": fault}})
+    report = run_ingest(drill, D)
+    quarantine = _only_quarantine(drill)
+    if quarantined_file is None:
+        # Well-formed: ingest lands it as a new revision; the input gate (GX limits) must stop it.
+        assert report.quarantined == []
+        load_after = pd.read_parquet(layout.processed_file("load_forecast", ZONE, D))
+        ratio = load_after["load_mw"] / load_before["load_mw"]
+        assert ratio.between(3.999, 4.001).all()  # the XML carries whole MW
+        assert load_after["load_mw"].max() > 100000.0  # DE_LU load_max_mw in expectations/limits.json
+    else:
+        assert quarantine[quarantined_file]["reason"] == reason
+        # Nothing of the bad delivery reached the processed zone: the clean revision stays.
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(layout.processed_file("load_forecast", ZONE, D)), load_before
+        )
