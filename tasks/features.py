@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from tasks.cli import base_parser, day_arg, run_stage
 from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError, GateClosedError, MissingInputError
-from tasks.storage import Layout, write_parquet_atomic
+from tasks.storage import Layout, read_lineage, write_parquet_atomic
 from tasks.timeutil import days, mtu_starts_utc
 
 if TYPE_CHECKING:
@@ -130,6 +130,7 @@ class Inputs:
     layout: Layout
     zone: str
     cache: dict[tuple[str, date], Any] = field(default_factory=dict)
+    lineage: dict[tuple[str, date], Any] = field(default_factory=dict)  # raw revision per file read
 
     def get(self, dataset: str, day: date, *, required: bool = True) -> pd.DataFrame | None:
         import pandas as pd
@@ -138,6 +139,7 @@ class Inputs:
         if key not in self.cache:
             path = self.layout.processed_file(dataset, self.zone, day)
             self.cache[key] = pd.read_parquet(path) if path.exists() else None
+            self.lineage[key] = read_lineage(path) if path.exists() else None
         frame = self.cache[key]
         if frame is None or len(frame) == 0:
             if required:
@@ -234,15 +236,27 @@ def build_features(
             f"zone {zone} day {day.isoformat()} failed a gate ({gate}); fix its inputs and remove the marker"
         )
     inputs = inputs or Inputs(layout, zone)
+    used: set[tuple[str, date]] = set()
+
+    def get(dataset: str, data_day: date, *, required: bool = True) -> pd.DataFrame | None:
+        frame = inputs.get(dataset, data_day, required=required)
+        if frame is not None:
+            used.add((dataset, data_day))
+        return frame
+
     frame = build_day(
         zone,
         day,
-        inputs.get,
+        get,
         tz=settings.market_timezone,
         mtu_minutes=settings.mtu_minutes,
         holidays_=holiday_dates(zone, [day.year]),
     )
-    return write_parquet_atomic(layout.features_file(zone, day), frame)
+    sources = [
+        {"dataset": dataset, "day": data_day.isoformat(), **(inputs.lineage.get((dataset, data_day)) or {})}
+        for dataset, data_day in sorted(used)
+    ]
+    return write_parquet_atomic(layout.features_file(zone, day), frame, lineage={"inputs": sources})
 
 
 def backfill(

@@ -25,7 +25,7 @@ from typing import Any
 from tasks.cli import base_parser, day_arg, run_stage
 from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError, GateClosedError
-from tasks.storage import Layout, write_json_atomic, write_parquet_atomic
+from tasks.storage import Layout, read_lineage, write_json_atomic, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,8 @@ def forecast(
         "features": str(layout.features_file(zone, day)),
         "load_source": load_source,
         "load_decision": load_meta.get("reason", "champion has no load network"),
+        # Processed inputs behind the features (dataset, data day, raw file, revision, sha256).
+        "inputs": (read_lineage(layout.features_file(zone, day)) or {}).get("inputs", []),
     }
     write_json_atomic(path.with_suffix(".json"), sidecar)
     return {

@@ -45,7 +45,7 @@ from tasks.landing import (
     read_provenance,
     received_time_of,
 )
-from tasks.storage import Layout, sha256_bytes, write_with
+from tasks.storage import Layout, sha256_bytes, with_lineage, write_with
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -223,12 +223,19 @@ def normalise_frame(frame: pd.DataFrame, dataset: str, resolution: int) -> pd.Da
     return out
 
 
-def write_processed(target: Path, frame: pd.DataFrame) -> Path:
-    """Atomic Parquet write with pyarrow directly (no index, deterministic bytes)."""
+def write_processed(target: Path, frame: pd.DataFrame, lineage: dict[str, Any] | None = None) -> Path:
+    """Atomic Parquet write with pyarrow directly (no index, deterministic bytes).
+
+    ``lineage`` names the raw revision the rows were parsed from (file, revision,
+    sha256); it is kept in the Parquet metadata and carried on to the features,
+    the forecast and the schedule manifest.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    if lineage is not None:
+        table = with_lineage(table, lineage)
     return write_with(target, lambda tmp: pq.write_table(table, tmp))
 
 
@@ -447,11 +454,12 @@ class _Ingestor:
         self.report.landed.append(
             {"file": path.name, "path": str(landed.path), "revision": landed.revision, "new": landed.new}
         )
+        lineage = {"raw_file": landed.path.name, "revision": landed.revision, "sha256": sha256_bytes(data)}
         for doc, piece in pieces:
             target = self.layout.processed_file(piece.dataset, piece.zone, piece.day)
             if landed.new or not target.exists():
                 write_processed(
-                    target, normalise_frame(piece.frame, piece.dataset, int(doc.resolution_minutes))
+                    target, normalise_frame(piece.frame, piece.dataset, int(doc.resolution_minutes)), lineage
                 )
             self.report.processed.append(str(target))
 

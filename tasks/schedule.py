@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tasks.schedule")
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"  # 1.1: inputs[zone].sources (raw revisions behind the forecast)
 SCHEDULE_FILES = ("schedule.parquet", "schedule.csv", "bids.parquet", "bids.csv", "summary.png")
 VERSION_RE = re.compile(r"^v=(\d{3,})$")
 MLFLOW_EXPERIMENT = "day_ahead_schedules"
@@ -385,6 +385,7 @@ def run_schedule(
             "model_name": meta.get("model_name"),
             "model_version": meta.get("model_version"),
             "run_id": meta.get("run_id"),
+            "sources": meta.get("inputs", []),
         }
     schedule = pd.concat(schedules, ignore_index=True)
     bid_frame = pd.concat(bids, ignore_index=True)

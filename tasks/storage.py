@@ -105,10 +105,36 @@ def write_json_atomic(target: Path, obj: Any) -> Path:
     return write_bytes_atomic(target, text.encode())
 
 
-def write_parquet_atomic(target: Path, frame: pd.DataFrame) -> Path:
+LINEAGE_KEY = b"dap.lineage"  # Parquet schema metadata: where a file's rows came from (JSON)
+
+
+def write_parquet_atomic(target: Path, frame: pd.DataFrame, *, lineage: Any = None) -> Path:
+    """Atomic Parquet write; ``lineage`` (JSON-able) goes into the schema metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if lineage is not None:
+        table = with_lineage(table, lineage)
     with atomic_path(target) as tmp:
-        frame.to_parquet(tmp, index=False)
+        pq.write_table(table, tmp)
     return target
+
+
+def with_lineage(table: Any, lineage: Any) -> Any:
+    """A pyarrow table carrying ``lineage`` as JSON in its schema metadata."""
+    meta = dict(table.schema.metadata or {})
+    meta[LINEAGE_KEY] = json.dumps(lineage, sort_keys=True).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def read_lineage(path: Path) -> Any:
+    """The lineage stored in a Parquet file by this project, or None (older files)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(LINEAGE_KEY)
+    return json.loads(raw) if raw else None
 
 
 def write_with(target: Path, writer: Callable[[Path], object]) -> Path:

@@ -66,6 +66,13 @@ def test_daily_run_publishes_a_valid_schedule_and_is_repeatable(tmp_path: Path) 
     assert set(schedule["zone"]) == {"DE_LU", "BE"}
     manifest = json.loads((version / "manifest.json").read_text())
     assert manifest["delivery_date"] == DAY
+    # Input data revisions: every processed file behind each zone's forecast, down to the raw revision.
+    for zone in ("DE_LU", "BE"):
+        sources = manifest["inputs"][zone]["sources"]
+        datasets = {s["dataset"] for s in sources}
+        assert {"day_ahead_prices", "load_forecast", "renewables_forecast"} <= datasets, datasets
+        assert all(s["raw_file"].endswith((".xml", ".json")) and s["revision"] >= 1 for s in sources), sources
+        assert {s["day"] for s in sources if s["dataset"] == "load_forecast"} >= {DAY}
     assert (version / "bids.parquet").exists()
     assert not (data_root / "gates" / "zone=DE_LU" / f"{DAY}.json").exists()
 

@@ -23,7 +23,7 @@ from tasks.simulator import publish_for_run
 from tasks.simulator.model import simulate_frames
 from tasks.simulator.publish import inbox_name, render
 from tasks.sources.entsoe import write_load_xml, write_prices_xml
-from tasks.storage import Layout
+from tasks.storage import Layout, read_lineage
 
 if TYPE_CHECKING:
     from tasks.config import Settings
@@ -108,9 +108,17 @@ def test_changed_file_becomes_a_new_revision(settings: Settings) -> None:
         name.replace(".xml", ".r001.xml"),
         name.replace(".xml", ".r002.xml"),
     ]
-    prices = pd.read_parquet(Layout(settings.data_root).processed_file("day_ahead_prices", ZONE, prev))
+    processed = Layout(settings.data_root).processed_file("day_ahead_prices", ZONE, prev)
+    prices = pd.read_parquet(processed)
     expected = frames["day_ahead_prices"]["price_eur_mwh"].round(2).to_numpy()
     assert prices["price_eur_mwh"].to_numpy() == pytest.approx(expected)
+    # The processed file names the raw revision it was parsed from (lineage up to the manifest).
+    provenance = json.loads((raw_dir / (name.replace(".xml", ".r002.xml") + ".provenance.json")).read_text())
+    assert read_lineage(processed) == {
+        "raw_file": name.replace(".xml", ".r002.xml"),
+        "revision": 2,
+        "sha256": provenance["sha256"],
+    }
 
 
 def _prices_xml(day: date, edit: object = None, curve: str = "A01") -> bytes:

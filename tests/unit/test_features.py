@@ -296,5 +296,6 @@ def test_load_split_uses_complete_actuals_up_to_d_minus_2_and_the_price_evaluati
     train_idx, val_idx, eval_idx = load_split(window, has_actual, delivery, n_fit, 0.2)
     assert 3 not in train_idx + val_idx
     assert eval_idx == [24, 25, 26, 27, 28], "D-1 (index 29) has no complete actuals at gate closure"
-    assert max(train_idx) < min(val_idx) and max(val_idx) < n_fit, "time order, no evaluation day fitted"
+    assert max(train_idx) < min(val_idx), "validation days follow the training days"
+    assert max(val_idx) < n_fit, "no evaluation day is fitted"
     assert len(val_idx) == round(0.2 * 23)
