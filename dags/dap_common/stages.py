@@ -1,10 +1,12 @@
 """Build one Airflow task per pipeline stage, for the configured runner.
 
 ``local``: an ``@task`` that runs ``python -m tasks.<stage> ARGS`` on the
-worker (tasks.runner). ``kubernetes``: a KubernetesPodOperator running the same
-command in the task image, with image, resources, service account and data
-volume from the settings. Either way the task returns the stage's JSON result
-(XCom holds references only) and can be mapped over zones.
+worker (tasks.runner). ``kubernetes``: a KubernetesPodOperator
+(dap_common.pod_operator) running the same command in the task image, with
+image, resources, service account and data volume from the settings. Either way
+the task returns the stage's JSON result (XCom holds references only) and can be
+mapped over zones, and a stage exiting 2 (a PipelineError: gate, bad input,
+missing model) fails the task without retry; other failures retry with backoff.
 
 This module is imported at DAG parse time: airflow.sdk, the standard library
 and tasks.config/tasks.runner only. The Kubernetes provider is imported only
@@ -153,11 +155,10 @@ def stage_env(settings: Settings) -> dict[str, str]:
 def _pod_stage(
     settings: Settings, task_id: str, stage_name: str, extra: tuple[str, ...], **task_kwargs: Any
 ) -> Any:
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    # Imports the provider: only when the kubernetes runner is configured.
+    from dap_common.pod_operator import StagePodOperator
 
-    return KubernetesPodOperator.partial(
-        task_id=task_id, **pod_kwargs(settings, stage_name, extra), **task_kwargs
-    )
+    return StagePodOperator.partial(task_id=task_id, **pod_kwargs(settings, stage_name, extra), **task_kwargs)
 
 
 def pod_kwargs(settings: Settings, stage_name: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:

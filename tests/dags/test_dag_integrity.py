@@ -44,7 +44,9 @@ def test_no_heavy_import_at_top_level(path: Path) -> None:
 # A fresh interpreter: Airflow and the provider imported first (as in a DAG processor),
 # then the whole dags/ folder parsed. It reports parse time, import errors, the heavy
 # modules that parsing pulled in, and whether parsing touched the metadata DB or a
-# connection (both are patched to raise).
+# connection (both are patched to raise). A DAG with a cycle lands in the import errors
+# (DagBag.bag_dag runs check_cycle), so "errors" == {} covers cycles for every DAG;
+# test_daily_dag_structure also sorts the daily DAG topologically.
 PARSE_PROBE = r"""
 import json, sys, time, os
 sys.path.insert(0, {dags!r})
@@ -71,7 +73,6 @@ print("PROBE " + json.dumps({{
     "dags": sorted(bag.dag_ids),
     "heavy": sorted(after),
     "touched": touched,
-    "cycles": [d for d in bag.dags.values() if d.has_task("__none__")] and [],
     "tasks": {{d.dag_id: len(d.tasks) for d in bag.dags.values()}},
 }}))
 """
@@ -128,11 +129,12 @@ def test_daily_dag_structure() -> None:
     assert dag.max_active_runs == 1
     for t in dag.tasks:
         assert t.owner == "energy-trading-data"
-    assert dag.get_task("train_if_due").retries >= 1
+    assert (dag.get_task("train_if_due").retries or 0) >= 1
 
 
 def test_nifi_mode_puts_the_flow_in_front_of_ingest(monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import BaseSensorOperator
 
     from tasks.config import get_settings
 
@@ -148,4 +150,6 @@ def test_nifi_mode_puts_the_flow_in_front_of_ingest(monkeypatch: pytest.MonkeyPa
     assert {"nifi_wait", "nifi_stop"} <= ingest.upstream_task_ids
     assert "nifi_start" in dag.get_task("nifi_wait").upstream_task_ids
     assert dag.get_task("nifi_stop").trigger_rule == "all_done"
-    assert dag.get_task("nifi_wait").mode == "reschedule"
+    wait = dag.get_task("nifi_wait")
+    assert isinstance(wait, BaseSensorOperator)
+    assert wait.mode == "reschedule"

@@ -21,18 +21,20 @@ pytestmark = pytest.mark.integration
 
 STUB = """
 import json, os, sys
-stage = os.path.basename(os.path.dirname(__file__)) if False else __spec__.name.split(".")[-1]
+stage = __spec__.name.split(".")[-1]
 args = sys.argv[1:]
 record = os.environ["STUB_RECORD"]
 with open(record, "a") as f:
     f.write(json.dumps({"stage": stage, "args": args}) + "\\n")
 zone = args[args.index("--zone") + 1] if "--zone" in args else None
+dataset = args[args.index("--dataset") + 1] if "--dataset" in args else None
 result = {"stage": stage, "zone": zone}
 if stage == "train":
     result["run_id"] = None if zone == "BE" else f"run-{zone}"
     result["skipped"] = zone == "BE"
-fail = os.environ.get("STUB_FAIL_STAGE")
-if fail == stage:
+# STUB_FAIL="stage[:dataset[:zone]]" fails that call as tasks.cli does on a PipelineError.
+fail = (os.environ.get("STUB_FAIL") or "").split(":")
+if fail[0] == stage and fail[1:2] in ([], [dataset]) and fail[2:3] in ([], [zone]):
     print("ERROR ValidationFailed: stub gate failed", file=sys.stderr)
     sys.exit(2)
 with open(os.environ["DAP_RESULT_FILE"], "w") as f:
@@ -69,21 +71,26 @@ def stub_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return record
 
 
-def _run_dag(tmp_path: Path, extra_env: dict[str, str]) -> tuple[str, list[dict]]:
-    """Run the DAG in a fresh interpreter (Airflow reads its config at import)."""
+def _run_dag(tmp_path: Path, extra_env: dict[str, str]) -> tuple[str, list[dict], dict[str, list[str]]]:
+    """Run the DAG in a fresh interpreter (Airflow reads its config at import).
+
+    Returns the run state, the recorded stage calls and each task's final
+    ``state/try_number`` per map index.
+    """
     import subprocess
 
     code = f"""
-import sys
+import json, sys
 sys.path[:0] = [{str(REPO)!r}, {str(REPO / "dags")!r}]
 from datetime import datetime
 from zoneinfo import ZoneInfo
-from airflow.utils.db import resetdb
 from airflow.dag_processing.dagbag import DagBag
-resetdb(skip_init=False) if False else None
-import subprocess as sp
 dag = DagBag({str(REPO / "dags")!r}).dags["day_ahead_daily"]
 run = dag.test(logical_date=datetime(2026, 3, 28, 10, 15, tzinfo=ZoneInfo("Europe/Berlin")))
+tis = {{}}
+for ti in sorted(run.get_task_instances(), key=lambda t: (t.task_id, t.map_index)):
+    tis.setdefault(ti.task_id, []).append(f"{{ti.state}}/{{ti.try_number}}")
+print("TIS", json.dumps(tis))
 print("STATE", run.state)
 """
     env = {**os.environ, **extra_env, "PYTHONPATH": f"{REPO}:{REPO / 'dags'}"}
@@ -93,13 +100,14 @@ print("STATE", run.state)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     state = next((line.split()[-1] for line in out.stdout.splitlines() if line.startswith("STATE")), "")
     assert state, out.stdout[-2000:] + out.stderr[-4000:]
+    tis_line = next(line for line in out.stdout.splitlines() if line.startswith("TIS "))
     record = Path(os.environ["STUB_RECORD"])
     calls = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
-    return state, calls
+    return state, calls, json.loads(tis_line[len("TIS ") :])
 
 
 def test_stage_arguments_flow_through_the_dag(stub_tasks: Path, tmp_path: Path) -> None:
-    state, calls = _run_dag(tmp_path, {})
+    state, calls, _ = _run_dag(tmp_path, {})
     assert state == "success"
     by_stage: dict[str, list[list[str]]] = {}
     for call in calls:
@@ -123,8 +131,18 @@ def test_stage_arguments_flow_through_the_dag(stub_tasks: Path, tmp_path: Path) 
 
 
 def test_failed_gate_stops_the_run_before_publishing(stub_tasks: Path, tmp_path: Path) -> None:
-    state, calls = _run_dag(tmp_path, {"STUB_FAIL_STAGE": "features"})
+    """BE's features gate exits 2 (PipelineError): it fails once, without retry, and nothing
+    downstream runs — no training, forecast, schedule, schedule gate or publish for the day.
+    """
+    # A zero retry delay: were the gate failure retried, the retry would show here at once.
+    state, calls, tis = _run_dag(
+        tmp_path, {"STUB_FAIL": "validate:features:BE", "DAP_RETRY_DELAY_MINUTES": "0"}
+    )
     assert state == "failed"
-    stages = {c["stage"] for c in calls}
-    assert "features" in stages
-    assert not stages & {"train", "forecast", "schedule", "publish"}
+    gate_calls = [c["args"] for c in calls if c["stage"] == "validate" and "features" in c["args"]]
+    assert sorted(a[-1] for a in gate_calls) == ["BE", "DE_LU"], "each zone's gate ran exactly once"
+    assert sorted(tis["validate_features"]) == ["failed/1", "success/1"]  # BE failed on try 1, no retry
+    assert {c["stage"] for c in calls} == {"ingest", "validate", "features"}
+    assert not [c for c in calls if c["stage"] == "validate" and "schedule" in c["args"]]
+    for task_id in ("train_if_due", "forecast", "optimise_schedule", "validate_schedule", "publish_schedule"):
+        assert set(tis[task_id]) == {"upstream_failed/0"}, (task_id, tis[task_id])

@@ -1,10 +1,15 @@
-"""Contract tests of the kubernetes runner: the pod spec each stage would get.
+"""Contract tests of the kubernetes runner: the pod spec each stage would get, and
+how a finished pod's exit code becomes the task's outcome.
 
 No Kubernetes API server can run on these machines, so these tests render the
-pod request offline (``dry_run``) and check it; they do not start a pod.
+pod request offline (``dry_run``) and feed hand-built pod statuses to the
+operator; they do not start a pod.
 """
 
 from __future__ import annotations
+
+from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -72,6 +77,8 @@ def test_stage_pod_runs_the_same_command(k8s_settings: Settings) -> None:
 def test_daily_dag_maps_pods_over_zones(k8s_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.sdk.definitions._internal.expandinput import DictOfListsExpandInput
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
 
     from tasks.config import get_settings
 
@@ -83,9 +90,111 @@ def test_daily_dag_maps_pods_over_zones(k8s_settings: Settings, monkeypatch: pyt
     assert bag.import_errors == {}
     dag = bag.dags["day_ahead_daily"]
     train = dag.get_task("train_if_due")
-    assert (
-        train.operator_class is KubernetesPodOperator
-        or train.operator_class.__name__ == "KubernetesPodOperator"
-    )
+    assert isinstance(train, MappedOperator)  # one pod per zone at run time
+    # The runner's subclass (exit code 2 fails without retry), still a KubernetesPodOperator.
+    assert train.operator_class.__name__ == "StagePodOperator"
+    assert issubclass(train.operator_class, KubernetesPodOperator)
     assert train.partial_kwargs["cmds"] == ["python", "-m", "tasks.train", "--if-due"]
-    assert "arguments" in train.expand_input.value  # one pod per zone at run time
+    assert isinstance(train.expand_input, DictOfListsExpandInput)  # .expand(arguments=...)
+    assert "arguments" in train.expand_input.value
+    # The scheduler gets the DAG serialized; the subclass must round-trip.
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    restored = DagSerialization.from_dict(DagSerialization.to_dict(dag)).get_task("train_if_due")
+    assert restored.task_type == "StagePodOperator"
+
+
+def _stage_operator(settings: Settings) -> Any:
+    """The validate_inputs pod operator of one zone, built through the runner switch."""
+    from airflow.sdk import DAG
+    from dap_common.stages import default_args, stage
+
+    arguments = ["--delivery-date", "2026-11-29", "--zone", "BE"]
+    with DAG("contract", schedule=None, default_args=default_args(settings)):
+        mapped = stage(settings, "validate_inputs", "validate", ("--dataset", "inputs")).expand(
+            arguments=[arguments]
+        )
+    return mapped.unmap({"arguments": arguments})  # what the worker runs for map index 0
+
+
+def _finished_pod(exit_code: int) -> Any:
+    """A remote pod as the API returns it after the base container terminated with ``exit_code``."""
+    from kubernetes.client import models as k8s
+
+    terminated = k8s.V1ContainerStateTerminated(
+        exit_code=exit_code, reason="Completed" if exit_code == 0 else "Error"
+    )
+    sidecar_done = k8s.V1ContainerStateTerminated(exit_code=0, reason="Completed")
+    return k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name="dap-validate-x1", namespace="day-ahead"),
+        spec=k8s.V1PodSpec(
+            containers=[k8s.V1Container(name="base"), k8s.V1Container(name="airflow-xcom-sidecar")]
+        ),
+        status=k8s.V1PodStatus(
+            phase="Succeeded" if exit_code == 0 else "Failed",
+            container_statuses=[
+                k8s.V1ContainerStatus(
+                    name=name,
+                    image="registry.example/day-ahead-tasks:1.2.3",
+                    image_id="",
+                    ready=False,
+                    restart_count=0,
+                    state=k8s.V1ContainerState(terminated=state),
+                )
+                for name, state in (("base", terminated), ("airflow-xcom-sidecar", sidecar_done))
+            ],
+        ),
+    )
+
+
+def _finish(op: Any, remote_pod: Any) -> None:
+    """Run the provider's end-of-pod path (``post_complete_action`` -> ``cleanup``).
+
+    Both the sync ``execute`` and the deferrable ``trigger_reentry`` end there. The
+    Kubernetes API is stubbed at the provider's own seams (``pod_manager``, ``client``).
+    """
+    op.pod_manager = mock.MagicMock(name="pod_manager")  # cached_property: this sets the cached value
+    op.pod_manager.read_pod.return_value = remote_pod
+    op.client = mock.MagicMock(name="client")
+    op.post_complete_action(
+        pod=remote_pod, remote_pod=remote_pod, context={"ti": mock.MagicMock()}, result=None
+    )
+
+
+def test_gate_failure_in_a_pod_fails_the_task_without_retry(k8s_settings: Settings) -> None:
+    """Contract-level test: exit code 2 of the base container -> AirflowFailException (no retry).
+
+    No pod runs (no API server here): a finished V1Pod status is fed to the operator the
+    kubernetes runner builds, as the provider would after the pod ended. Parity with the
+    local runner, where a stage exiting 2 (PipelineError: failed gate, bad input, missing
+    model) raises AirflowFailException too.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    op = _stage_operator(k8s_settings)
+    assert op.retries >= 1, "the task does retry other failures"
+    with pytest.raises(AirflowFailException, match="exited 2") as info:
+        _finish(op, _finished_pod(2))
+    assert "dap-validate-x1 returned a failure" in str(info.value)  # the provider's message is kept
+    op.pod_manager.delete_pod.assert_not_called()  # failed pods stay for inspection (delete_succeeded_pod)
+    op.client.patch_namespaced_pod.assert_called_once()  # the provider still labels the pod as checked
+
+
+@pytest.mark.parametrize("exit_code", [1, 137])
+def test_other_pod_failures_keep_the_providers_retryable_error(
+    k8s_settings: Settings, exit_code: int
+) -> None:
+    """Contract-level test: any other non-zero exit -> the provider's AirflowException (retried)."""
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    op = _stage_operator(k8s_settings)
+    with pytest.raises(AirflowException, match="returned a failure") as info:
+        _finish(op, _finished_pod(exit_code))
+    assert not isinstance(info.value, AirflowFailException)
+
+
+def test_succeeded_pod_is_cleaned_up_without_error(k8s_settings: Settings) -> None:
+    """Contract-level test: exit 0 -> no exception, the pod is deleted (delete_succeeded_pod)."""
+    op = _stage_operator(k8s_settings)
+    _finish(op, _finished_pod(0))
+    op.pod_manager.delete_pod.assert_called_once()
