@@ -228,6 +228,40 @@ def expert_profits(actual: np.ndarray, experts: np.ndarray) -> np.ndarray:
     return out
 
 
+def capture_diagnostics(actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
+    """Where the lost profit comes from: the capture when one part of the forecast is the truth.
+
+    ``forecast_ranks_actual_values``: the forecast's order of the hours, filled with
+    the day's actual prices (sorted) — what a perfect spread and level with our
+    ranking would earn; ``actual_ranks_forecast_values``: the true order filled
+    with our forecast values; ``actual_shape_forecast_level``: the actual prices
+    shifted to our daily mean. Each settles at ``actual`` [days, T] with the
+    protocol battery; 1.0 = perfect foresight.
+    """
+    battery = protocol_battery()
+
+    def capture(plan_prices: np.ndarray) -> float:
+        charge, discharge = dispatch_days(plan_prices, battery, 60)
+        return float(((discharge - charge) * actual).sum() / perfect)
+
+    best_c, best_d = dispatch_days(actual, battery, 60)
+    perfect = float(((best_d - best_c) * actual).sum())
+    f_rank = np.argsort(np.argsort(forecast, axis=1, kind="stable"), axis=1, kind="stable")
+    a_rank = np.argsort(np.argsort(actual, axis=1, kind="stable"), axis=1, kind="stable")
+    return {
+        "forecast": round(capture(forecast), 4),
+        "forecast_ranks_actual_values": round(
+            capture(np.take_along_axis(np.sort(actual, axis=1), f_rank, 1)), 4
+        ),
+        "actual_ranks_forecast_values": round(
+            capture(np.take_along_axis(np.sort(forecast, axis=1), a_rank, 1)), 4
+        ),
+        "actual_shape_forecast_level": round(
+            capture(actual - actual.mean(axis=1, keepdims=True) + forecast.mean(axis=1, keepdims=True)), 4
+        ),
+    }
+
+
 def market_of(dataset: Path) -> str:
     return dataset.stem.upper()
 
@@ -270,7 +304,7 @@ def backtest(
             min_history=min_history,
         )
     else:
-        results, covered = _scheduled_days(
+        results, covered, point = _scheduled_days(
             days,
             prices,
             period,
@@ -280,6 +314,8 @@ def backtest(
             cvar_weight=cvar_weight,
             residual_days=residual_days,
         )
+        if strategy == "point":
+            extra["diagnostics"] = capture_diagnostics(prices[period][covered], point[covered])
     return _summary(
         dataset,
         model=model,
@@ -303,8 +339,12 @@ def _scheduled_days(
     strategy: str,
     cvar_weight: float,
     residual_days: int,
-) -> tuple[list[DayResult], np.ndarray]:
-    """Schedule each evaluation day on its forecast (point, quantile or residual scenarios)."""
+) -> tuple[list[DayResult], np.ndarray, np.ndarray]:
+    """Schedule each evaluation day on its forecast (point, quantile or residual scenarios).
+
+    Returns the day results, which evaluation days had a full forecast, and the
+    point forecast [evaluation days, 24].
+    """
     eval_days = days[period]
     actual = prices[period]
     start = period.start or 0
@@ -353,7 +393,7 @@ def _scheduled_days(
         weights=weights,
         cvar_weight=cvar_weight if strategy in ("cvar", "residual") else 0.0,
     )
-    return results, covered
+    return results, covered, point[lag:]
 
 
 def _adaptive_days(
@@ -476,6 +516,14 @@ def format_report(s: dict[str, Any]) -> str:
         lines.append(
             "  published forecasts, same protocol: "
             + ", ".join(f"{k} {100 * v:.1f} %" for k, v in ref.items())
+        )
+    diag = s.get("diagnostics")
+    if diag:
+        lines.append(
+            "  capture if part of the forecast were true: "
+            f"actual ranking {100 * diag['actual_ranks_forecast_values']:.1f} %, "
+            f"actual spreads (our ranking) {100 * diag['forecast_ranks_actual_values']:.1f} %, "
+            f"actual shape (our level) {100 * diag['actual_shape_forecast_level']:.1f} %"
         )
     return "\n".join(lines)
 

@@ -11,6 +11,7 @@ import pytest
 from tasks.backtest_trading import (
     TEST_DAYS,
     backtest,
+    capture_diagnostics,
     evaluation_period,
     expert_forecasts,
     follow_the_leader,
@@ -206,3 +207,38 @@ def test_adaptive_prefers_the_member_that_earns(tmp_path: Path) -> None:
     assert next(iter(adaptive["most_chosen"])).startswith("good=1.00")
     with pytest.raises(MissingInputError, match="needs --forecasts"):
         backtest(data, strategy="adaptive", test_days=SHORT)
+
+
+def test_capture_diagnostics_separate_ranking_from_spread_and_level() -> None:
+    actual = _weekly_prices(30, noise=8.0, seed=3)
+    # Same order of the hours, wrong spread and level: only the ranking matters to the battery.
+    squeezed = 0.5 * actual + 20.0
+    diag = capture_diagnostics(actual, squeezed)
+    assert diag["forecast_ranks_actual_values"] == pytest.approx(1.0)
+    assert diag["actual_shape_forecast_level"] == pytest.approx(1.0, abs=1e-3)
+    # A forecast that swaps the morning and evening: the ranking is wrong, true spreads do not help.
+    swapped = np.roll(actual, 12, axis=1)
+    diag = capture_diagnostics(actual, swapped)
+    assert diag["forecast_ranks_actual_values"] < 0.5
+    assert diag["forecast"] < 0.5
+    assert diag["actual_ranks_forecast_values"] > 0.9
+    # The report line of the point strategy carries them.
+    report = format_report({**_summary_stub(), "diagnostics": diag})
+    assert "actual ranking" in report
+
+
+def _summary_stub() -> dict[str, object]:
+    return {
+        "market": "DE",
+        "model": "m",
+        "strategy": "point",
+        "first_day": "2016-01-11",
+        "last_day": "2016-02-09",
+        "days": 30,
+        "days_missing_forecast": 0,
+        "realised_profit_eur": 1.0,
+        "perfect_foresight_profit_eur": 2.0,
+        "capture_ratio": 0.5,
+        "target": 0.9,
+        "published_reference": {},
+    }
