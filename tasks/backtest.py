@@ -68,6 +68,7 @@ class BacktestConfig:
     dnn_hidden: tuple[int, ...] = (256, 128)
     dnn_epochs: int = 300
     dnn_patience: int = 20
+    dnn_shape_weight: float = 0.0
     dnn_finetune_every: int | None = None
     dnn_finetune_days: int = 91
     dnn_finetune_epochs: int = 3
@@ -221,6 +222,7 @@ def _rolling_dnn(
             seed=seed,
             epochs=cfg.dnn_epochs,
             patience=cfg.dnn_patience,
+            shape_weight=cfg.dnn_shape_weight,
         ).fit(design.build_design(data, train), design.targets(data, train))
         # Between full re-trainings, optionally fine-tune on the most recent days.
         for u, u_end in _origins(t, t_end, cfg.dnn_finetune_every or (t_end - t)):
@@ -437,6 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dnn-epochs", type=int, default=300)
     p.add_argument("--dnn-patience", type=int, default=20)
     p.add_argument(
+        "--dnn-shape-weight",
+        type=float,
+        default=0.0,
+        help="Weight of a loss on the median's intraday profile (what storage dispatch uses); 0 = off.",
+    )
+    p.add_argument(
         "--ensemble-how",
         choices=("mean", "median"),
         default="mean",
@@ -475,6 +483,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         dnn_hidden=tuple(args.dnn_hidden),
         dnn_epochs=args.dnn_epochs,
         dnn_patience=args.dnn_patience,
+        dnn_shape_weight=args.dnn_shape_weight,
         ensemble_how=args.ensemble_how,
         seed=args.seed,
     )

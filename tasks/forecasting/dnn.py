@@ -112,8 +112,37 @@ def _custom_objects() -> dict[str, Any]:
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "quantiles": self.quantiles}
 
+    @keras.saving.register_keras_serializable(package="dap")
+    class ShapeLoss(keras.losses.Loss):
+        """MAE of the median's intraday profile (each day minus its mean), in units of ``scale``.
+
+        Storage dispatch depends on the order of the hours within a day, not on the
+        level: this term spends the network's capacity on the shape. y_true [b, s]
+        (prices), y_pred [b, s, q] (prices).
+        """
+
+        def __init__(
+            self, median_index: int = 0, scale: float = 1.0, name: str = "shape", **kwargs: Any
+        ) -> None:
+            super().__init__(name=name, **kwargs)
+            self.median_index = int(median_index)
+            self.scale = float(scale)
+
+        def call(self, y_true: Any, y_pred: Any) -> Any:
+            p50 = y_pred[:, :, self.median_index]
+            y = ops.cast(y_true, p50.dtype)
+            err = (p50 - ops.mean(p50, axis=1, keepdims=True)) - (y - ops.mean(y, axis=1, keepdims=True))
+            return ops.mean(ops.abs(err), axis=1) / self.scale
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "median_index": self.median_index, "scale": self.scale}
+
     _REGISTERED.update(
-        MonotoneQuantiles=MonotoneQuantiles, Asinh=Asinh, InverseAsinh=InverseAsinh, PinballLoss=PinballLoss
+        MonotoneQuantiles=MonotoneQuantiles,
+        Asinh=Asinh,
+        InverseAsinh=InverseAsinh,
+        PinballLoss=PinballLoss,
+        ShapeLoss=ShapeLoss,
     )
     return _REGISTERED
 
@@ -135,6 +164,7 @@ class QuantileDNN:
         l2: float = 1e-4,
         val_fraction: float = 0.2,
         input_asinh: bool = True,
+        shape_weight: float = 0.0,
         verbose: int = 0,
     ) -> None:
         qs = [float(q) for q in quantiles]
@@ -151,6 +181,7 @@ class QuantileDNN:
         self.l2 = l2
         self.val_fraction = val_fraction
         self.input_asinh = input_asinh
+        self.shape_weight = float(shape_weight)  # > 0 adds ShapeLoss on the median (price space)
         self.verbose = verbose
         self.keras_model: keras.Model | None = None
         self.history_: dict[str, list[float]] = {}
@@ -214,11 +245,27 @@ class QuantileDNN:
             val = (np.asarray(X_val, dtype="float32"), np.asarray(Y_val, dtype="float32"))
         core, full = self._build(x_tr, y_tr)
         objs = _custom_objects()
-        core.compile(
-            optimizer=keras.optimizers.Adam(self.learning_rate), loss=objs["PinballLoss"](self.quantiles)
-        )
+        pinball = objs["PinballLoss"](self.quantiles)
         z_tr = self._ys.transform(y_tr).astype("float32")
-        val_data = (val[0], self._ys.transform(val[1]).astype("float32")) if val is not None else None
+        val_data: Any = (val[0], self._ys.transform(val[1]).astype("float32")) if val is not None else None
+        trained: Any = core
+        targets: Any = z_tr
+        if self.shape_weight > 0:
+            # Two heads of one network: pinball in the transformed space, the intraday
+            # profile of the median in price space (scaled by the typical per-slot MAD).
+            median = min(range(len(self.quantiles)), key=lambda i: abs(self.quantiles[i] - 0.5))
+            scale = float(np.mean(self._ys.params()[1]))
+            trained = keras.Model(core.inputs, [core.outputs[0], full.outputs[0]], name="dnn_train")
+            trained.compile(
+                optimizer=keras.optimizers.Adam(self.learning_rate),
+                loss=[pinball, objs["ShapeLoss"](median, scale)],
+                loss_weights=[1.0, self.shape_weight],
+            )
+            targets = (z_tr, y_tr)
+            if val is not None:
+                val_data = (val[0], (val_data[1], val[1]))
+        else:
+            core.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=pinball)
         callbacks = []
         if val_data is not None:
             callbacks.append(
@@ -226,9 +273,9 @@ class QuantileDNN:
                     monitor="val_loss", patience=self.patience, restore_best_weights=True
                 )
             )
-        hist = core.fit(
+        hist = trained.fit(
             x_tr,
-            z_tr,
+            targets,
             validation_data=val_data,
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -306,6 +353,7 @@ class QuantileDNN:
             "l2": self.l2,
             "val_fraction": self.val_fraction,
             "input_asinh": self.input_asinh,
+            "shape_weight": self.shape_weight,
         }
 
     @classmethod

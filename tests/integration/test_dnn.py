@@ -148,3 +148,22 @@ def test_backtest_dnn_fine_tuning_between_retrainings(tmp_path: Path) -> None:
     assert config["dnn_finetune_every"] == 2
     with (out / "forecasts.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == 8 * 24
+
+
+def test_shape_loss_trains_a_second_head_and_round_trips(de: design.DayData, tmp_path: Path) -> None:
+    """--dnn-shape-weight: the median's intraday profile gets its own loss; the saved model is unchanged in use."""
+    from tasks.forecasting.dnn import QuantileDNN
+
+    train, test = np.arange(7, 106), np.arange(106, 120)
+    x, y = design.build_design(de, train), design.targets(de, train)
+    model = QuantileDNN(quantiles=QS, hidden=(32,), seed=3, epochs=40, patience=8, shape_weight=1.0).fit(x, y)
+    assert {"quantiles_z_loss", "price_loss"} <= set(model.history_), model.history_.keys()
+    q = model.predict(design.build_design(de, test))
+    assert (np.diff(q, axis=-1) >= 0).all()
+    profile = lambda a: a - a.mean(axis=1, keepdims=True)  # noqa: E731
+    actual = design.targets(de, test)
+    naive = weekly_naive(de.prices)[test]
+    assert mae(profile(actual), profile(q[..., 1])) < mae(profile(actual), profile(naive))
+    again = QuantileDNN.load(model.save(tmp_path / "m"))
+    assert again.shape_weight == 1.0
+    np.testing.assert_allclose(again.predict(design.build_design(de, test)), q, rtol=1e-6)
