@@ -9,6 +9,9 @@ per day from the forecast (the same LP as tasks.optimise), settled at the
 actual price. The perfect-foresight profit is the same LP on the actual
 prices. Period: the epftoolbox test period (last 728 days of the file)
 without its first week. Capture = sum realised / sum perfect-foresight.
+``--timing-shift`` (default: the schedule stage's ``dispatch_timing_shift``)
+makes the battery decide on timing-robust prices as the pipeline does
+(tasks.optimise.timing_robust_prices); 0 schedules on the forecast as it is.
 
 Forecasts: the built-in weekly naive (price of D-7, from the dataset itself),
 or a column of the forecasting backtest's ``forecasts.csv`` (``date``,
@@ -38,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from tasks.cli import emit_result, setup_logging
+from tasks.config import DISPATCH_TIMING_SHIFT
 from tasks.errors import MissingInputError, PipelineError
 from tasks.optimise import Storage, arbitrage_profit, dispatch_days, optimise_zone
 
@@ -126,15 +130,25 @@ def run_days(
     days: Sequence[str],
     actual: np.ndarray,
     scenarios: np.ndarray,
+    *,
     weights: Sequence[float] | None = None,
     cvar_weight: float = 0.0,
+    timing_shift: float = 0.0,
 ) -> list[DayResult]:
     """Schedule each day on its forecast scenarios [S, days, 24], settle at ``actual`` [days, 24]."""
     battery = [protocol_battery()]
     zeros = np.zeros(actual.shape[1])
     out = []
     for i, day in enumerate(days):
-        plan = optimise_zone(scenarios[:, i, :], zeros, battery, 60, weights=weights, cvar_weight=cvar_weight)
+        plan = optimise_zone(
+            scenarios[:, i, :],
+            zeros,
+            battery,
+            60,
+            weights=weights,
+            cvar_weight=cvar_weight,
+            timing_shift_probability=timing_shift,
+        )
         best = optimise_zone(actual[i], zeros, battery, 60)
         out.append(
             DayResult(
@@ -215,7 +229,7 @@ def follow_the_leader(profit: np.ndarray, lookback: int, min_history: int, defau
     return chosen
 
 
-def expert_profits(actual: np.ndarray, experts: np.ndarray) -> np.ndarray:
+def expert_profits(actual: np.ndarray, experts: np.ndarray, timing_shift: float = 0.0) -> np.ndarray:
     """Realised profit [E, days] of scheduling each day on each expert (NaN without a forecast)."""
     battery = protocol_battery()
     n_e, n_d, _ = experts.shape
@@ -223,12 +237,14 @@ def expert_profits(actual: np.ndarray, experts: np.ndarray) -> np.ndarray:
     for e in range(n_e):
         ok = np.isfinite(experts[e]).all(axis=1) & np.isfinite(actual).all(axis=1)
         if ok.any():
-            charge, discharge = dispatch_days(experts[e, ok], battery, 60)
+            charge, discharge = dispatch_days(experts[e, ok], battery, 60, timing_shift)
             out[e, ok] = ((discharge - charge) * actual[ok]).sum(axis=1)
     return out
 
 
-def capture_diagnostics(actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
+def capture_diagnostics(
+    actual: np.ndarray, forecast: np.ndarray, timing_shift: float = 0.0
+) -> dict[str, float]:
     """Where the lost profit comes from: the capture when one part of the forecast is the truth.
 
     ``forecast_ranks_actual_values``: the forecast's order of the hours, filled with
@@ -236,12 +252,13 @@ def capture_diagnostics(actual: np.ndarray, forecast: np.ndarray) -> dict[str, f
     ranking would earn; ``actual_ranks_forecast_values``: the true order filled
     with our forecast values; ``actual_shape_forecast_level``: the actual prices
     shifted to our daily mean. Each settles at ``actual`` [days, T] with the
-    protocol battery; 1.0 = perfect foresight.
+    protocol battery (deciding with ``timing_shift`` as the run did; the perfect
+    foresight decides on the actual prices as they are); 1.0 = perfect foresight.
     """
     battery = protocol_battery()
 
     def capture(plan_prices: np.ndarray) -> float:
-        charge, discharge = dispatch_days(plan_prices, battery, 60)
+        charge, discharge = dispatch_days(plan_prices, battery, 60, timing_shift)
         return float(((discharge - charge) * actual).sum() / perfect)
 
     best_c, best_d = dispatch_days(actual, battery, 60)
@@ -282,7 +299,10 @@ def backtest(
     scales: Sequence[float] = (1.0,),
     lookback: int = 56,
     min_history: int = 7,
+    timing_shift: float = DISPATCH_TIMING_SHIFT,
 ) -> dict[str, Any]:
+    if not 0.0 <= timing_shift <= 0.5:
+        raise MissingInputError(f"--timing-shift must lie in [0, 0.5], got {timing_shift}")
 
     days, prices = load_day_matrix(dataset)
     period = evaluation_period(days, test_days, skip_days)
@@ -302,6 +322,7 @@ def backtest(
             scales=scales,
             lookback=lookback,
             min_history=min_history,
+            timing_shift=timing_shift,
         )
     else:
         results, covered, point = _scheduled_days(
@@ -313,9 +334,11 @@ def backtest(
             strategy=strategy,
             cvar_weight=cvar_weight,
             residual_days=residual_days,
+            timing_shift=timing_shift,
         )
         if strategy == "point":
-            extra["diagnostics"] = capture_diagnostics(prices[period][covered], point[covered])
+            extra["diagnostics"] = capture_diagnostics(prices[period][covered], point[covered], timing_shift)
+    extra["timing_shift"] = timing_shift
     return _summary(
         dataset,
         model=model,
@@ -339,6 +362,7 @@ def _scheduled_days(
     strategy: str,
     cvar_weight: float,
     residual_days: int,
+    timing_shift: float = 0.0,
 ) -> tuple[list[DayResult], np.ndarray, np.ndarray]:
     """Schedule each evaluation day on its forecast (point, quantile or residual scenarios).
 
@@ -392,6 +416,7 @@ def _scheduled_days(
         scen[:, idx, :],
         weights=weights,
         cvar_weight=cvar_weight if strategy in ("cvar", "residual") else 0.0,
+        timing_shift=timing_shift,
     )
     return results, covered, point[lag:]
 
@@ -407,6 +432,7 @@ def _adaptive_days(
     scales: Sequence[float],
     lookback: int,
     min_history: int,
+    timing_shift: float = 0.0,
 ) -> tuple[list[DayResult], np.ndarray, dict[str, Any]]:
     """Schedule each evaluation day on the expert that earned most on the days before it."""
     if lookback < 1 or min_history < 1:
@@ -424,7 +450,7 @@ def _adaptive_days(
                     f"'actual' in {forecasts} differs from the dataset by up to {diff:.2f} EUR/MWh"
                 )
     labels, experts = expert_forecasts(cols, weight_step, scales)
-    profit = expert_profits(prices[first:], experts)
+    profit = expert_profits(prices[first:], experts, timing_shift)
     chosen = follow_the_leader(profit, lookback, min_history)
     off = start - first
     covered = np.isfinite(profit[0, off:])
@@ -512,6 +538,12 @@ def format_report(s: dict[str, Any]) -> str:
         f"  capture ratio            {100 * s['capture_ratio']:>13.1f} %"
         + (f"   (target >= {100 * s['target']:.0f} %)" if s.get("target") else ""),
     ]
+    shift = s.get("timing_shift", 0.0)
+    lines.append(
+        f"  storage decides on timing-robust prices, p = {shift:g} each way for +/-1 h (--timing-shift)"
+        if shift
+        else "  storage decides on the forecast as it is (--timing-shift 0)"
+    )
     if ref:
         lines.append(
             "  published forecasts, same protocol: "
@@ -572,6 +604,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--test-days", type=int, default=TEST_DAYS, help="Length of the test period (protocol: 728)."
     )
+    parser.add_argument(
+        "--timing-shift",
+        type=float,
+        default=DISPATCH_TIMING_SHIFT,
+        help="Probability each way that the forecast profile is an hour off, for the decision "
+        f"(default {DISPATCH_TIMING_SHIFT}, as the schedule stage; 0 = decide on the forecast as it is).",
+    )
     parser.add_argument("--out", type=Path, default=None, help="Directory for the per-day CSV.")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -595,6 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scales=args.scales,
             lookback=args.lookback,
             min_history=args.min_history,
+            timing_shift=args.timing_shift,
         )
     except PipelineError as exc:
         print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

@@ -16,6 +16,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# Measured on the epftoolbox test periods (docs/schedule.md): the capture of perfect-foresight
+# profit gains on every forecast we have with this; shared by the schedule stage and the backtest.
+DISPATCH_TIMING_SHIFT = 0.15
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORTFOLIO = PROJECT_ROOT / "config" / "portfolio.json"
 
@@ -137,6 +141,13 @@ class Settings(BaseSettings):
     quantiles: Annotated[tuple[float, ...], NoDecode] = (0.1, 0.5, 0.9)
     price_floor_eur_mwh: float = Field(default=-500.0, description="Harmonised SDAC minimum clearing price.")
     price_cap_eur_mwh: float = Field(default=4000.0, description="Harmonised SDAC maximum clearing price.")
+    dispatch_timing_shift: float = Field(
+        default=DISPATCH_TIMING_SHIFT,
+        ge=0,
+        le=0.5,
+        description="Probability each way that the forecast's profile is an hour off; storage decides on the "
+        "blurred prices (tasks.optimise.timing_robust_prices, docs/schedule.md). 0 = off.",
+    )
     tfdv_beam_runner: str = Field(default="DirectRunner", description="Beam runner for TFDV statistics.")
     tfdv_beam_options: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="Extra Beam pipeline options."

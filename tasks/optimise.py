@@ -89,6 +89,30 @@ def expected_prices(scenarios: np.ndarray, weights: Sequence[float]) -> np.ndarr
     return np.asarray(w @ np.atleast_2d(scenarios), dtype=float)
 
 
+def timing_robust_prices(prices: np.ndarray, mtu_minutes: int, shift_probability: float) -> np.ndarray:
+    """Expected price per MTU if the forecast profile may be one hour early or late.
+
+    With probability ``shift_probability`` each way, the realised profile is the
+    forecast moved by one hour (the first/last MTU repeats at the day's edges).
+    Storage earns on *which* MTUs are cheapest and dearest, and a forecast's
+    extremes are often right in size but an hour off: deciding on this blurred
+    profile prefers charge/discharge blocks that stay good if the timing is off
+    (docs/schedule.md, "timing-robust dispatch"). ``prices`` is [T] or [S, T].
+    """
+    if not 0.0 <= shift_probability <= 0.5:
+        raise ValueError(f"shift_probability must lie in [0, 0.5], got {shift_probability}")
+    p = np.asarray(prices, dtype=float)
+    if shift_probability == 0.0:
+        return p.copy()
+    k = max(1, round(60 / mtu_minutes))
+    flat = np.atleast_2d(p)
+    padded = np.pad(flat, ((0, 0), (k, k)), mode="edge")
+    n_t = flat.shape[1]
+    earlier, later = padded[:, :n_t], padded[:, 2 * k : 2 * k + n_t]
+    out = (1.0 - 2.0 * shift_probability) * flat + shift_probability * (earlier + later)
+    return out.reshape(p.shape)
+
+
 def _fmt_pct(mwh: float, energy: float) -> str:
     return f"{100 * mwh / energy:.0f}%"
 
@@ -136,6 +160,7 @@ def optimise_zone(
     weights: Sequence[float] | None = None,
     cvar_weight: float = 0.0,
     cvar_alpha: float = 0.9,
+    timing_shift_probability: float = 0.0,
 ) -> ZoneSchedule:
     """Minimise E[cost] + cvar_weight * CVaR_alpha[cost] of one zone and delivery day.
 
@@ -144,7 +169,9 @@ def optimise_zone(
     retail load minus own renewables. The decision is the same in every
     scenario (one day-ahead position per MTU). With ``cvar_weight=0`` only the
     expected prices matter; the CVaR term makes the schedule trade less where
-    the quantile band is wide.
+    the quantile band is wide. ``timing_shift_probability`` > 0 decides on
+    :func:`timing_robust_prices` of the scenarios; the reported expected price,
+    cost and margin stay those of the scenarios themselves.
     """
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix, csr_matrix, vstack
@@ -165,6 +192,9 @@ def optimise_zone(
         return _no_storage(prices, w, base, h)
 
     p_exp = w @ prices
+    # The storage decision may use timing-robust prices; what is reported stays on p_exp.
+    decision = timing_robust_prices(prices, mtu_minutes, timing_shift_probability)
+    p_dec = w @ decision
     n_a = len(assets)
     # Variable layout per asset a: charge [T], discharge [T], soc [T]; then CVaR eta, u[S].
     nv_asset = 3 * n_t
@@ -181,8 +211,8 @@ def optimise_zone(
     b_ub: list[float] = []
     for k, a in enumerate(assets):
         c0, d0, s0 = k * nv_asset, k * nv_asset + n_t, k * nv_asset + 2 * n_t
-        cost[c0 : c0 + n_t] = p_exp * h
-        cost[d0 : d0 + n_t] = -p_exp * h + a.degradation_eur_per_mwh * h
+        cost[c0 : c0 + n_t] = p_dec * h
+        cost[d0 : d0 + n_t] = -p_dec * h + a.degradation_eur_per_mwh * h
         lb[c0 : c0 + n_t] = 0.0
         ub[c0 : c0 + n_t] = a.power_mw
         lb[d0 : d0 + n_t] = 0.0
@@ -219,12 +249,12 @@ def optimise_zone(
         per_s = np.zeros((n_s, n_var))
         for k, a in enumerate(assets):
             c0, d0 = k * nv_asset, k * nv_asset + n_t
-            per_s[:, c0 : c0 + n_t] = prices * h
-            per_s[:, d0 : d0 + n_t] = -prices * h + a.degradation_eur_per_mwh * h
+            per_s[:, c0 : c0 + n_t] = decision * h
+            per_s[:, d0 : d0 + n_t] = -decision * h + a.degradation_eur_per_mwh * h
         per_s[:, e0] = -1.0
         per_s[np.arange(n_s), e0 + 1 + np.arange(n_s)] = -1.0
         ub_rows.append(csr_matrix(per_s))
-        b_ub.extend(list(-(prices @ base) * h))
+        b_ub.extend(list(-(decision @ base) * h))
 
     a_ub = vstack(ub_rows).tocsr() if ub_rows else None
     res = linprog(
@@ -293,13 +323,16 @@ def arbitrage_profit(
     return float(np.asarray(prices, dtype=float) @ net * h)
 
 
-def dispatch_days(prices: np.ndarray, asset: Storage, mtu_minutes: int) -> tuple[np.ndarray, np.ndarray]:
+def dispatch_days(
+    prices: np.ndarray, asset: Storage, mtu_minutes: int, timing_shift_probability: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Charge and discharge [days, T] of one storage asset, each day optimised on its own prices.
 
     The same LP as :func:`optimise_zone` with one asset and no inflexible volume,
     for many independent days at once (one block-diagonal LP: backtests solve
     thousands of days, and one HiGHS call is far cheaper than one per day).
-    Every day starts at ``soc_start_mwh`` and ends at ``soc_end_mwh``.
+    Every day starts at ``soc_start_mwh`` and ends at ``soc_end_mwh``; each day
+    decides on its :func:`timing_robust_prices` when ``timing_shift_probability`` > 0.
     """
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix
@@ -307,6 +340,7 @@ def dispatch_days(prices: np.ndarray, asset: Storage, mtu_minutes: int) -> tuple
     p = np.atleast_2d(np.asarray(prices, dtype=float))
     if not np.isfinite(p).all():
         raise ValueError("prices must be finite (a forecast has NaN rows)")
+    p = timing_robust_prices(p, mtu_minutes, timing_shift_probability)
     n_d, n_t = p.shape
     h = mtu_minutes / 60.0
     precheck([asset], n_t * h)

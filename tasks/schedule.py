@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tasks.schedule")
 
-SCHEMA_VERSION = "1.1.0"  # 1.1: inputs[zone].sources (raw revisions behind the forecast)
+SCHEMA_VERSION = "1.2.0"  # 1.1: inputs[zone].sources (raw revisions); 1.2: options.timing_shift
 SCHEDULE_FILES = ("schedule.parquet", "schedule.csv", "bids.parquet", "bids.csv", "summary.png")
 VERSION_RE = re.compile(r"^v=(\d{3,})$")
 MLFLOW_EXPERIMENT = "day_ahead_schedules"
@@ -140,6 +140,7 @@ def build_zone(
     mtu_minutes: int,
     quantiles: Sequence[float],
     cvar_weight: float = 0.0,
+    timing_shift: float = 0.0,
     price_floor: float = -500.0,
     price_cap: float = 4000.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
@@ -154,7 +155,13 @@ def build_zone(
     load, ren = inflexible_volume(forecast, portfolio)
     assets = [Storage.from_asset(a) for a in portfolio.storage]
     result: ZoneSchedule = optimise_zone(
-        scen, load - ren, assets, mtu_minutes, weights=weights, cvar_weight=cvar_weight
+        scen,
+        load - ren,
+        assets,
+        mtu_minutes,
+        weights=weights,
+        cvar_weight=cvar_weight,
+        timing_shift_probability=timing_shift,
     )
     h = mtu_minutes / 60.0
     n_t = len(forecast)
@@ -334,6 +341,7 @@ def run_schedule(
     zones: Sequence[str] | None = None,
     run_ts: datetime | None = None,
     cvar_weight: float = 0.0,
+    timing_shift: float | None = None,
     log_mlflow: bool = True,
 ) -> dict[str, Any]:
     """Build, write and (if new) log one schedule version of day D; returns the stage result."""
@@ -351,6 +359,9 @@ def run_schedule(
     if unknown:
         log.info("portfolio has assets in zones not traded here: %s", sorted(set(unknown)))
     created = run_ts or default_run_ts(day, settings)
+    shift = settings.dispatch_timing_shift if timing_shift is None else timing_shift
+    if not 0.0 <= shift <= 0.5:
+        raise ConfigError(f"--timing-shift must lie in [0, 0.5] (a probability each way), got {shift}")
     schedules, bids, figures, inputs = [], [], {}, {}
     for zone in zones:
         path = layout.forecast_file(zone, day)
@@ -372,6 +383,7 @@ def run_schedule(
             mtu_minutes=settings.mtu_minutes,
             quantiles=settings.quantiles,
             cvar_weight=cvar_weight,
+            timing_shift=shift,
             price_floor=settings.price_floor_eur_mwh,
             price_cap=settings.price_cap_eur_mwh,
         )
@@ -391,6 +403,7 @@ def run_schedule(
     bid_frame = pd.concat(bids, ignore_index=True)
     options = {
         "cvar_weight": cvar_weight,
+        "timing_shift": shift,
         "mtu_minutes": settings.mtu_minutes,
         "quantiles": list(settings.quantiles),
         "portfolio_sha256": sha256_file(Path(settings.portfolio_file)),
@@ -479,6 +492,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         zones=zones,
         run_ts=args.run_ts,
         cvar_weight=args.cvar_weight,
+        timing_shift=args.timing_shift,
         log_mlflow=not args.no_mlflow,
     )
 
@@ -496,6 +510,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="Weight of CVaR90 of cost over the price quantile scenarios (0: expected cost only).",
+    )
+    parser.add_argument(
+        "--timing-shift",
+        type=float,
+        default=None,
+        help="Probability each way that the price profile is an hour off, for the storage decision "
+        "(default: DAP_DISPATCH_TIMING_SHIFT; 0 = decide on the forecast as it is).",
     )
     parser.add_argument("--no-mlflow", action="store_true", help="Do not log the summary to MLflow.")
     return parser

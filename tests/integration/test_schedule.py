@@ -15,7 +15,13 @@ import pytest
 
 from tasks.bids import check_curve, cleared_volume
 from tasks.config import Settings, get_settings
-from tasks.errors import GateClosedError, InfeasibleScheduleError, MissingInputError, ValidationFailed
+from tasks.errors import (
+    ConfigError,
+    GateClosedError,
+    InfeasibleScheduleError,
+    MissingInputError,
+    ValidationFailed,
+)
 from tasks.publish import current_pointer, publish, schema_errors
 from tasks.schedule import run_schedule
 from tasks.storage import Layout
@@ -315,3 +321,24 @@ def test_cli_logs_summary_to_mlflow_and_survives_mlflow_failure(
     assert out["version"] == "v=002"
     assert "mlflow_error" in out
     assert Path(out["schedule"]).exists()
+
+
+def test_timing_shift_is_a_recorded_option(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    day = date(2026, 6, 3)
+    for zone in env.zones:
+        write_forecast(env, zone, day)
+    default = run_schedule(day, env, log_mlflow=False)
+    manifest = json.loads(Path(default["manifest"]).read_text())
+    assert manifest["options"]["timing_shift"] == env.dispatch_timing_shift
+    assert manifest["schema_version"] == "1.2.0"
+    # Deciding on the forecast as it is gives another version (different options), not a silent reuse.
+    as_is = run_schedule(day, env, log_mlflow=False, timing_shift=0.0)
+    assert as_is["reused"] is False
+    assert json.loads(Path(as_is["manifest"]).read_text())["options"]["timing_shift"] == 0.0
+    monkeypatch.setenv("DAP_DISPATCH_TIMING_SHIFT", "0.7")
+    get_settings.cache_clear()
+    with pytest.raises(ValueError, match="dispatch_timing_shift"):
+        get_settings()
+    get_settings.cache_clear()
+    with pytest.raises(ConfigError, match="timing-shift"):
+        run_schedule(day, env, log_mlflow=False, timing_shift=0.6)

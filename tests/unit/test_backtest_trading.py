@@ -55,7 +55,7 @@ def test_evaluation_period_is_the_test_period_without_its_first_week() -> None:
 
 def test_naive_on_a_weekly_periodic_market_captures_everything(tmp_path: Path) -> None:
     data = _write_dataset(tmp_path / "DE.csv", _weekly_prices(SHORT + 10, noise=0.0))
-    s = backtest(data, test_days=SHORT)
+    s = backtest(data, test_days=SHORT, timing_shift=0.0)
     assert s["days"] == SHORT - 7
     assert s["capture_ratio"] == pytest.approx(1.0, abs=1e-6)
     assert s["target"] == 0.90
@@ -84,7 +84,9 @@ def test_noise_lowers_capture_and_forecast_file_alignment(tmp_path: Path) -> Non
     fc["q90"] = fc["noisy"] + 10
     fc_path = tmp_path / "forecasts.csv"
     fc.drop(index=range(48)).to_csv(fc_path, index=False)  # the first two days have no forecast
-    oracle = backtest(data, forecasts=fc_path, model="oracle", out_dir=tmp_path / "out", test_days=SHORT)
+    oracle = backtest(
+        data, forecasts=fc_path, model="oracle", out_dir=tmp_path / "out", test_days=SHORT, timing_shift=0.0
+    )
     assert oracle["capture_ratio"] == pytest.approx(1.0, abs=1e-6)
     assert oracle["days_missing_forecast"] == 0  # missing days are inside the skipped first week
     assert Path(oracle["daily_csv"]).exists()
@@ -110,7 +112,7 @@ def test_cli_prints_capture_beside_target(tmp_path: Path, capsys: pytest.Capture
 @pytest.mark.skipif(not (EPF / "DE.csv").exists(), reason="needs ../shared/data/epf (not in a fresh clone)")
 def test_weekly_naive_reproduces_the_published_de_capture() -> None:
     # Same protocol on the published weekly naive gives 70.3 % (issue 6).
-    s = backtest(EPF / "DE.csv")  # the full protocol: 721 days
+    s = backtest(EPF / "DE.csv", timing_shift=0.0)  # the full protocol: 721 days, deciding as published
     assert s["first_day"] == "2016-01-11"
     assert s["capture_ratio"] == pytest.approx(0.703, abs=0.0005)
 
@@ -127,7 +129,9 @@ def test_residual_scenarios_use_only_earlier_errors() -> None:
 
 def test_residual_strategy_runs_on_the_builtin_naive(tmp_path: Path) -> None:
     data = _write_dataset(tmp_path / "DE.csv", _weekly_prices(SHORT + 10, noise=0.0))
-    s = backtest(data, strategy="residual", residual_days=5, cvar_weight=0.0, test_days=SHORT)
+    s = backtest(
+        data, strategy="residual", residual_days=5, cvar_weight=0.0, test_days=SHORT, timing_shift=0.0
+    )
     assert s["capture_ratio"] == pytest.approx(1.0, abs=1e-6)  # zero errors: nothing to correct
     with pytest.raises(MissingInputError, match="residual-days"):
         backtest(data, strategy="residual", residual_days=30, test_days=SHORT)
@@ -225,6 +229,29 @@ def test_capture_diagnostics_separate_ranking_from_spread_and_level() -> None:
     # The report line of the point strategy carries them.
     report = format_report({**_summary_stub(), "diagnostics": diag})
     assert "actual ranking" in report
+
+
+def test_timing_robust_decisions_pay_when_the_forecast_is_an_hour_off(tmp_path: Path) -> None:
+    # The forecast has the right profile but, on each day, shifted an hour early or late at random.
+    prices = _weekly_prices(SHORT + 10, noise=4.0, seed=6)
+    data = _write_dataset(tmp_path / "DE.csv", prices)
+    days, matrix = load_day_matrix(data)
+    rng = np.random.default_rng(11)
+    rows = []
+    for d in range(len(days) - SHORT, len(days)):
+        late = np.roll(matrix[d], int(rng.choice([-1, 1])))
+        rows.extend({"date": days[d], "hour": h, "actual": matrix[d, h], "late": late[h]} for h in range(24))
+    fc_path = tmp_path / "forecasts.csv"
+    pd.DataFrame(rows).to_csv(fc_path, index=False)
+    as_is = backtest(data, forecasts=fc_path, model="late", test_days=SHORT, timing_shift=0.0)
+    robust = backtest(data, forecasts=fc_path, model="late", test_days=SHORT, timing_shift=0.25)
+    assert robust["capture_ratio"] > as_is["capture_ratio"] + 0.01
+    assert robust["perfect_foresight_profit_eur"] == as_is["perfect_foresight_profit_eur"]
+    assert robust["timing_shift"] == 0.25
+    assert "p = 0.25 each way" in format_report(robust)
+    assert "as it is" in format_report(as_is)
+    with pytest.raises(MissingInputError, match="timing-shift"):
+        backtest(data, test_days=SHORT, timing_shift=0.7)
 
 
 def _summary_stub() -> dict[str, object]:

@@ -10,7 +10,7 @@ import pytest
 
 from tasks.config import StorageAsset
 from tasks.errors import InfeasibleScheduleError
-from tasks.optimise import Storage, arbitrage_profit, dispatch_days, optimise_zone
+from tasks.optimise import Storage, arbitrage_profit, dispatch_days, optimise_zone, timing_robust_prices
 from tasks.timeutil import mtu_count
 
 pytestmark = pytest.mark.unit
@@ -187,3 +187,44 @@ def test_dispatch_days_matches_one_lp_per_day() -> None:
         assert soc.max() <= 20.0 + 1e-6
     with pytest.raises(ValueError, match="finite"):
         dispatch_days(np.full((2, 24), np.nan), battery, 60)
+
+
+def test_timing_robust_prices_blend_the_profile_an_hour_early_and_late() -> None:
+    hourly = np.arange(24, dtype=float) ** 2
+    out = timing_robust_prices(hourly, 60, 0.25)
+    assert out[5] == pytest.approx(0.5 * 25 + 0.25 * (16 + 36))
+    assert out[0] == pytest.approx(0.75 * 0 + 0.25 * 1)  # the edge repeats the first hour
+    assert np.array_equal(timing_robust_prices(hourly, 60, 0.0), hourly)
+    # 15-minute MTUs shift by four MTUs (one hour); scenarios [S, T] are blurred row by row.
+    quarter = np.vstack([np.arange(96, dtype=float), np.zeros(96)])
+    out = timing_robust_prices(quarter, 15, 0.1)
+    assert out.shape == (2, 96)
+    assert out[0, 40] == pytest.approx(0.8 * 40 + 0.1 * (36 + 44))
+    assert (out[1] == 0).all()
+    with pytest.raises(ValueError, match="shift_probability"):
+        timing_robust_prices(hourly, 60, 0.6)
+
+
+def test_timing_shift_decides_on_blurred_prices_and_reports_the_forecast_itself() -> None:
+    rng = np.random.default_rng(8)
+    scen = 50 + 30 * np.sin(np.arange(24) / 24 * 2 * np.pi)[None, :] + rng.normal(0, 20, (3, 24))
+    scen.sort(axis=0)  # q10 <= q50 <= q90
+    load = rng.uniform(5, 15, 24)
+    weights = [0.3, 0.4, 0.3]
+    robust = optimise_zone(scen, load, [battery()], 60, weights=weights, timing_shift_probability=0.2)
+    blurred = optimise_zone(timing_robust_prices(scen, 60, 0.2), load, [battery()], 60, weights=weights)
+    as_is = optimise_zone(scen, load, [battery()], 60, weights=weights)
+    assert np.allclose(robust.charge_mw, blurred.charge_mw, atol=1e-6)
+    assert np.allclose(robust.discharge_mw, blurred.discharge_mw, atol=1e-6)
+    assert not np.allclose(robust.charge_mw, as_is.charge_mw, atol=1e-3)
+    check_physics(robust, [battery()], load, 60)
+    # Prices, cost and margin the schedule reports are those of the forecast, not the blurred ones.
+    expected = np.asarray(weights) @ scen
+    assert np.allclose(robust.expected_price, expected)
+    assert robust.expected_cost_eur == pytest.approx(float(expected @ robust.position_mw))
+    assert robust.storage_margin_eur <= as_is.storage_margin_eur + 1e-6  # as_is is optimal on them
+    charge, discharge = dispatch_days(scen[1][None, :], battery(), 60, 0.2)
+    one = optimise_zone(scen[1], np.zeros(24), [battery()], 60, timing_shift_probability=0.2)
+    assert arbitrage_profit(charge[0], discharge[0], scen[1], 60) == pytest.approx(
+        arbitrage_profit(one.charge_mw, one.discharge_mw, scen[1], 60), abs=1e-6
+    )
