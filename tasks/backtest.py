@@ -47,6 +47,8 @@ PUBLISHED: dict[str, dict[str, dict[str, float]]] = {
         "DNN ens. (published)": {"mae": 5.82, "rmae": 0.573, "smape": 13.33, "rmse": 16.13},
     },
 }
+# Country of each benchmark market's public-holiday calendar (--holidays auto).
+HOLIDAY_COUNTRY = {"DE": "DE", "BE": "BE"}
 BENCHMARK_FILES = {
     # market: (price column, first exogenous column, last day)
     "DE": ("Price", "Ampirion Load Forecast", "2017-12-31"),
@@ -75,6 +77,7 @@ class BacktestConfig:
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     ensemble_how: str = "mean"
     seed: int = 0
+    holidays: str | None = None  # country whose public holidays are features (None: no flags)
 
 
 @dataclass
@@ -384,6 +387,20 @@ def format_table(metrics: dict[str, Any], market: str | None, full_period: bool)
     return "\n".join(lines)
 
 
+def resolve_holidays(choice: str, market: str | None) -> str | None:
+    """Country code for --holidays: explicit, 'auto' (benchmark market's country) or 'none'."""
+    if choice.lower() == "none":
+        return None
+    if choice.lower() == "auto":
+        if market is None:
+            raise BacktestError(
+                "--holidays auto knows only the epftoolbox DE/BE files; pass a country code (e.g. --holidays DE) "
+                "or --holidays none"
+            )
+        return HOLIDAY_COUNTRY[market]
+    return choice.upper()
+
+
 def _csv_list(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
@@ -452,6 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--holidays",
+        default="none",
+        help="Public-holiday flags as features: a country code of the holidays package (e.g. DE, BE), "
+        "'auto' (the benchmark files' country) or 'none'.",
+    )
+    p.add_argument(
         "--merge",
         type=lambda s: tuple(Path(x) for x in _csv_list(s)),
         default=(),
@@ -467,6 +490,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     data = design.load_csv(args.dataset)
+    market = identify_market(data)
+    country = resolve_holidays(args.holidays, market)
+    if country is not None:
+        data = design.with_holidays(data, country)
     cfg = BacktestConfig(
         test_days=args.test_days,
         retrain_every=args.retrain_every,
@@ -486,8 +513,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         dnn_shape_weight=args.dnn_shape_weight,
         ensemble_how=args.ensemble_how,
         seed=args.seed,
+        holidays=country,
     )
-    market = identify_market(data)
     res = merge_runs(data, args.merge, cfg) if args.merge else run_backtest(data, cfg)
     metrics = score(res, cfg.quantiles)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 PRICE_LAGS: tuple[int, ...] = (1, 2, 3, 7)
 EXOG_LAGS: tuple[int, ...] = (0, 1, 7)
+# Public-holiday flags of D and of the days whose prices are lags (a holiday's profile is a
+# Sunday's: misranked hours on holidays and the days after them cost storage the most).
+HOLIDAY_LAGS: tuple[int, ...] = (0, *PRICE_LAGS)
 MAX_LAG = 7
 
 __all__ = ["DatasetError", "DayData", "build_design", "from_frame", "load_csv", "n_features", "targets"]
@@ -41,6 +44,8 @@ class DayData:
     exog: np.ndarray  # [n_exog, n_days, slots]
     price_name: str
     exog_names: tuple[str, ...]
+    holidays: np.ndarray | None = None  # [n_days] bool: public holiday of the market's country
+    holiday_country: str | None = None
 
     @property
     def n_days(self) -> int:
@@ -110,15 +115,34 @@ def load_csv(path: Path) -> DayData:
     return from_frame(frame)
 
 
-def n_features(slots: int, n_exog: int) -> int:
-    return slots * (len(PRICE_LAGS) + n_exog * len(EXOG_LAGS)) + 7
+def with_holidays(data: DayData, country: str) -> DayData:
+    """The same data with public-holiday flags of ``country`` (ISO code for the `holidays` package)."""
+    import dataclasses
+
+    import holidays
+
+    years = range(int(str(data.dates[0])[:4]), int(str(data.dates[-1])[:4]) + 1)
+    try:
+        calendar = holidays.country_holidays(country, years=years)
+    except NotImplementedError as exc:
+        raise DatasetError(
+            f"no public-holiday calendar for country {country!r} in the holidays package"
+        ) from exc
+    flags = np.array([d.item() in calendar for d in data.dates], dtype=bool)
+    return dataclasses.replace(data, holidays=flags, holiday_country=country)
+
+
+def n_features(slots: int, n_exog: int, holidays: bool = False) -> int:
+    return slots * (len(PRICE_LAGS) + n_exog * len(EXOG_LAGS)) + 7 + (len(HOLIDAY_LAGS) if holidays else 0)
 
 
 def build_design(data: DayData, day_indices: np.ndarray | list[int]) -> np.ndarray:
     """Feature rows ``X[len(day_indices), f]`` for the given target day indices (each ≥ 7).
 
     Row for day ``i``: prices ``i-1, i-2, i-3, i-7``; exogenous ``i, i-1, i-7``;
-    weekday dummies of day ``i`` (Monday first). Nothing after ``i-1`` of the
+    weekday dummies of day ``i`` (Monday first); with holiday flags
+    (:func:`with_holidays`), whether ``i, i-1, i-2, i-3, i-7`` are public
+    holidays (the calendar is known in advance). Nothing after ``i-1`` of the
     price series and nothing after ``i`` of the exogenous series is read.
     """
     idx = np.asarray(day_indices, dtype=int)
@@ -131,6 +155,8 @@ def build_design(data: DayData, day_indices: np.ndarray | list[int]) -> np.ndarr
     dummies = np.zeros((idx.size, 7))
     dummies[np.arange(idx.size), weekday] = 1.0
     blocks.append(dummies)
+    if data.holidays is not None:
+        blocks.append(np.stack([data.holidays[idx - lag] for lag in HOLIDAY_LAGS], axis=1).astype(float))
     return np.concatenate(blocks, axis=1)
 
 

@@ -132,3 +132,40 @@ def test_merge_equals_one_run_with_the_same_members(
     assert "seeds [0] appear in two runs" in capsys.readouterr().err
     assert backtest.cli([*base, "--merge", str(both)]) == 2
     assert "itself a merge" in capsys.readouterr().err
+
+
+def test_holiday_flags_of_the_day_and_its_price_lags() -> None:
+    de = design.load_csv(FIX / "DE_excerpt.csv")
+    flagged = design.with_holidays(de, "DE")
+    assert flagged.holiday_country == "DE"
+    assert flagged.holidays is not None
+    christmas = flagged.day_index(np.datetime64("2017-12-25").item())
+    assert flagged.holidays[christmas]
+    assert flagged.holidays[christmas + 1]  # Boxing day
+    assert not flagged.holidays[christmas - 2]  # 23 December is a working Saturday
+    idx = np.array([christmas, christmas + 1, christmas + 3])
+    plain, x = design.build_design(de, idx), design.build_design(flagged, idx)
+    assert x.shape[1] == plain.shape[1] + len(design.HOLIDAY_LAGS) == design.n_features(24, 2, holidays=True)
+    assert np.array_equal(x[:, : plain.shape[1]], plain)  # the epftoolbox columns are unchanged
+    # Flags of D, D-1, D-2, D-3, D-7: 25 Dec is a holiday after none; 27 Dec follows two.
+    assert x[:, plain.shape[1] :].tolist() == [[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [0, 0, 1, 1, 0]]
+    with pytest.raises(design.DatasetError, match="no public-holiday calendar"):
+        design.with_holidays(de, "XX")
+
+
+def test_holidays_option_resolves_the_country() -> None:
+    assert backtest.resolve_holidays("none", "DE") is None
+    assert backtest.resolve_holidays("auto", "BE") == "BE"
+    assert backtest.resolve_holidays("de", None) == "DE"
+    with pytest.raises(backtest.BacktestError, match="auto knows only"):
+        backtest.resolve_holidays("auto", None)
+
+
+def test_cli_records_the_holiday_calendar(tmp_path: Path) -> None:
+    out = tmp_path / "bt"
+    args = ["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "14", "--lear-windows", "56"]
+    args += ["--models", "naive,lear", "--holidays", "auto", "--out", str(out)]
+    assert backtest.cli(args) == 0
+    meta = json.loads((out / "metrics.json").read_text())
+    assert meta["config"]["holidays"] == "DE"
+    assert np.isfinite(meta["metrics"]["lear"]["mae"])
