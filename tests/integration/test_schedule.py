@@ -331,10 +331,10 @@ def test_timing_shift_is_a_recorded_option(env: Settings, monkeypatch: pytest.Mo
     manifest = json.loads(Path(default["manifest"]).read_text())
     assert manifest["options"]["timing_shift"] == env.dispatch_timing_shift
     assert manifest["schema_version"] == "1.2.0"
-    # Deciding on the forecast as it is gives another version (different options), not a silent reuse.
-    as_is = run_schedule(day, env, log_mlflow=False, timing_shift=0.0)
-    assert as_is["reused"] is False
-    assert json.loads(Path(as_is["manifest"]).read_text())["options"]["timing_shift"] == 0.0
+    # Timing-robust decisions give another version (different options), never a silent reuse.
+    robust = run_schedule(day, env, log_mlflow=False, timing_shift=0.25)
+    assert robust["reused"] is False
+    assert json.loads(Path(robust["manifest"]).read_text())["options"]["timing_shift"] == 0.25
     monkeypatch.setenv("DAP_DISPATCH_TIMING_SHIFT", "0.7")
     get_settings.cache_clear()
     with pytest.raises(ValueError, match="dispatch_timing_shift"):
