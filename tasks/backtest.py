@@ -47,8 +47,6 @@ PUBLISHED: dict[str, dict[str, dict[str, float]]] = {
         "DNN ens. (published)": {"mae": 5.82, "rmae": 0.573, "smape": 13.33, "rmse": 16.13},
     },
 }
-# Country of each benchmark market's public-holiday calendar (--holidays auto).
-HOLIDAY_COUNTRY = {"DE": "DE", "BE": "BE"}
 BENCHMARK_FILES = {
     # market: (price column, first exogenous column, last day)
     "DE": ("Price", "Ampirion Load Forecast", "2017-12-31"),
@@ -397,7 +395,7 @@ def resolve_holidays(choice: str, market: str | None) -> str | None:
                 "--holidays auto knows only the epftoolbox DE/BE files; pass a country code (e.g. --holidays DE) "
                 "or --holidays none"
             )
-        return HOLIDAY_COUNTRY[market]
+        return market  # the benchmark markets' codes are their `holidays` country codes
     return choice.upper()
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from tasks.cli import emit_result, setup_logging
-from tasks.config import DISPATCH_TIMING_SHIFT
+from tasks.config import DISPATCH_TIMING_SHIFT, MAX_TIMING_SHIFT
 from tasks.errors import MissingInputError, PipelineError
 from tasks.optimise import Storage, arbitrage_profit, dispatch_days, optimise_zone
 
@@ -301,8 +301,8 @@ def backtest(
     min_history: int = 7,
     timing_shift: float = DISPATCH_TIMING_SHIFT,
 ) -> dict[str, Any]:
-    if not 0.0 <= timing_shift <= 0.5:
-        raise MissingInputError(f"--timing-shift must lie in [0, 0.5], got {timing_shift}")
+    if not 0.0 <= timing_shift <= MAX_TIMING_SHIFT:
+        raise MissingInputError(f"--timing-shift must lie in [0, {MAX_TIMING_SHIFT}], got {timing_shift}")
 
     days, prices = load_day_matrix(dataset)
     period = evaluation_period(days, test_days, skip_days)

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # Off by default: on the epftoolbox test periods (docs/schedule.md) blurring helps single noisy
 # forecasts (naive, LEAR) but not the ensembles. Shared by the schedule stage and the backtest.
 DISPATCH_TIMING_SHIFT = 0.0
+MAX_TIMING_SHIFT = 0.5  # a probability each way: both ways together at most 1
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORTFOLIO = PROJECT_ROOT / "config" / "portfolio.json"
@@ -144,7 +145,7 @@ class Settings(BaseSettings):
     dispatch_timing_shift: float = Field(
         default=DISPATCH_TIMING_SHIFT,
         ge=0,
-        le=0.5,
+        le=MAX_TIMING_SHIFT,
         description="Probability each way that the forecast's profile is an hour off; storage decides on the "
         "blurred prices (tasks.optimise.timing_robust_prices, docs/schedule.md). 0 = off.",
     )

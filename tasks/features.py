@@ -35,7 +35,7 @@ from tasks.cli import base_parser, day_arg, run_stage
 from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError, GateClosedError, MissingInputError
 from tasks.storage import Layout, read_lineage, write_parquet_atomic
-from tasks.timeutil import days, mtu_starts_utc
+from tasks.timeutil import days, mtu_starts_utc, public_holidays
 
 if TYPE_CHECKING:
     import numpy as np
@@ -112,15 +112,12 @@ def _by_time(frame: pd.DataFrame, column: str, targets: pd.DatetimeIndex, mtu: i
 
 def holiday_dates(zone: str, years: Sequence[int]) -> set[date]:
     """Public holidays of the zone's country (empty for zones without a calendar)."""
-    import holidays
-
     country = ZONE_COUNTRY.get(zone, zone[:2])
-    try:
-        calendar = holidays.country_holidays(country, years=list(years))
-    except NotImplementedError:
+    calendar = public_holidays(country, years)
+    if calendar is None:
         log.warning("no holiday calendar for zone %s (country %s); is_holiday is 0", zone, country)
         return set()
-    return set(calendar.keys())
+    return set(calendar)
 
 
 @dataclass

@@ -99,7 +99,7 @@ def timing_robust_prices(prices: np.ndarray, mtu_minutes: int, shift_probability
     profile prefers charge/discharge blocks that stay good if the timing is off
     (docs/schedule.md, "timing-robust dispatch"). ``prices`` is [T] or [S, T].
     """
-    if not 0.0 <= shift_probability <= 0.5:
+    if not 0.0 <= shift_probability <= 0.5:  # tasks.config.MAX_TIMING_SHIFT (not imported: no settings here)
         raise ValueError(f"shift_probability must lie in [0, 0.5], got {shift_probability}")
     p = np.asarray(prices, dtype=float)
     if shift_probability == 0.0:

@@ -32,7 +32,7 @@ import numpy as np
 
 from tasks.bids import curve_points, storage_steps
 from tasks.cli import base_parser, day_arg, run_stage
-from tasks.config import Portfolio, Settings, get_settings
+from tasks.config import MAX_TIMING_SHIFT, Portfolio, Settings, get_settings
 from tasks.errors import ConfigError, MissingInputError
 from tasks.optimise import Storage, ZoneSchedule, optimise_zone
 from tasks.storage import Layout, sha256_bytes, sha256_file
@@ -360,8 +360,10 @@ def run_schedule(
         log.info("portfolio has assets in zones not traded here: %s", sorted(set(unknown)))
     created = run_ts or default_run_ts(day, settings)
     shift = settings.dispatch_timing_shift if timing_shift is None else timing_shift
-    if not 0.0 <= shift <= 0.5:
-        raise ConfigError(f"--timing-shift must lie in [0, 0.5] (a probability each way), got {shift}")
+    if not 0.0 <= shift <= MAX_TIMING_SHIFT:
+        raise ConfigError(
+            f"--timing-shift must lie in [0, {MAX_TIMING_SHIFT}] (a probability each way), got {shift}"
+        )
     schedules, bids, figures, inputs = [], [], {}, {}
     for zone in zones:
         path = layout.forecast_file(zone, day)

@@ -6,6 +6,7 @@ market day (e.g. Europe/Berlin): 23 or 25 hours on DST switch days.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -54,3 +55,16 @@ def parse_day(value: str) -> date:
 def days(first: date, last: date) -> list[date]:
     """All days from first to last, both included."""
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def public_holidays(country: str, years: Iterable[int]) -> frozenset[date] | None:
+    """Public holidays of ``country`` (a `holidays` package code) in ``years``; None without a calendar.
+
+    The package is imported here, not at module level, so DAG files can still import this module.
+    """
+    import holidays
+
+    try:
+        return frozenset(holidays.country_holidays(country, years=list(years)).keys())
+    except NotImplementedError:
+        return None

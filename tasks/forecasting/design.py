@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tasks.errors import DatasetError
+from tasks.timeutil import public_holidays
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,15 +120,10 @@ def with_holidays(data: DayData, country: str) -> DayData:
     """The same data with public-holiday flags of ``country`` (ISO code for the `holidays` package)."""
     import dataclasses
 
-    import holidays
-
     years = range(int(str(data.dates[0])[:4]), int(str(data.dates[-1])[:4]) + 1)
-    try:
-        calendar = holidays.country_holidays(country, years=years)
-    except NotImplementedError as exc:
-        raise DatasetError(
-            f"no public-holiday calendar for country {country!r} in the holidays package"
-        ) from exc
+    calendar = public_holidays(country, years)
+    if calendar is None:
+        raise DatasetError(f"no public-holiday calendar for country {country!r} in the holidays package")
     flags = np.array([d.item() in calendar for d in data.dates], dtype=bool)
     return dataclasses.replace(data, holidays=flags, holiday_country=country)
 

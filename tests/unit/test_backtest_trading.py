@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,20 @@ def _write_dataset(path: Path, prices: np.ndarray, first: str = "2015-01-05") ->
     frame = pd.DataFrame({"": stamps.strftime("%Y-%m-%d %H:%M:%S"), "Price": prices.ravel(), "Load": 1.0})
     frame.to_csv(path, index=False)
     return path
+
+
+def _forecast_frame(
+    days: list[str], matrix: np.ndarray, columns: Callable[[np.ndarray], dict[str, np.ndarray]]
+) -> pd.DataFrame:
+    """forecasts.csv rows of the last SHORT days: date, hour, actual and ``columns(actual of the day)``."""
+    rows = []
+    for d in range(len(days) - SHORT, len(days)):
+        cols = columns(matrix[d])
+        rows.extend(
+            {"date": days[d], "hour": h, "actual": matrix[d, h], **{k: v[h] for k, v in cols.items()}}
+            for h in range(24)
+        )
+    return pd.DataFrame(rows)
 
 
 def _weekly_prices(n_days: int, noise: float, seed: int = 0) -> np.ndarray:
@@ -71,14 +86,8 @@ def test_noise_lowers_capture_and_forecast_file_alignment(tmp_path: Path) -> Non
     days, matrix = load_day_matrix(data)
     assert np.allclose(matrix, prices)
     # A forecasts.csv whose 'oracle' column is the actual price captures 100 %; 'noisy' less.
-    test = slice(len(days) - SHORT, len(days))
-    rows = []
     rng = np.random.default_rng(5)
-    for d, day in enumerate(days[test]):
-        for h in range(24):
-            a = matrix[test][d, h]
-            rows.append({"date": day, "hour": h, "actual": a, "oracle": a, "noisy": a + rng.normal(0, 15)})
-    fc = pd.DataFrame(rows)
+    fc = _forecast_frame(days, matrix, lambda a: {"oracle": a, "noisy": a + rng.normal(0, 15, a.size)})
     fc["q10"] = fc["noisy"] - 10
     fc["q50"] = fc["noisy"]
     fc["q90"] = fc["noisy"] + 10
@@ -174,21 +183,13 @@ def test_adaptive_prefers_the_member_that_earns(tmp_path: Path) -> None:
     data = _write_dataset(tmp_path / "DE.csv", prices)
     days, matrix = load_day_matrix(data)
     rng = np.random.default_rng(7)
-    rows = []
-    for d in range(len(days) - SHORT, len(days)):
-        for h in range(24):
-            a = matrix[d, h]
-            rows.append(
-                {
-                    "date": days[d],
-                    "hour": h,
-                    "actual": a,
-                    "good": a + rng.normal(0, 2),
-                    "bad": a + rng.normal(0, 25),
-                }
-            )
+
+    def good_and_bad(a: np.ndarray) -> dict[str, np.ndarray]:
+        noise = rng.normal(0, (2, 25), (a.size, 2))  # drawn hour by hour: good, then bad
+        return {"good": a + noise[:, 0], "bad": a + noise[:, 1]}
+
     fc_path = tmp_path / "forecasts.csv"
-    pd.DataFrame(rows).to_csv(fc_path, index=False)
+    _forecast_frame(days, matrix, good_and_bad).to_csv(fc_path, index=False)
     common = {"forecasts": fc_path, "test_days": SHORT}
     good = backtest(data, model="good", **common)
     bad = backtest(data, model="bad", **common)
@@ -237,12 +238,10 @@ def test_timing_robust_decisions_pay_when_the_forecast_is_an_hour_off(tmp_path: 
     data = _write_dataset(tmp_path / "DE.csv", prices)
     days, matrix = load_day_matrix(data)
     rng = np.random.default_rng(11)
-    rows = []
-    for d in range(len(days) - SHORT, len(days)):
-        late = np.roll(matrix[d], int(rng.choice([-1, 1])))
-        rows.extend({"date": days[d], "hour": h, "actual": matrix[d, h], "late": late[h]} for h in range(24))
     fc_path = tmp_path / "forecasts.csv"
-    pd.DataFrame(rows).to_csv(fc_path, index=False)
+    _forecast_frame(days, matrix, lambda a: {"late": np.roll(a, int(rng.choice([-1, 1])))}).to_csv(
+        fc_path, index=False
+    )
     as_is = backtest(data, forecasts=fc_path, model="late", test_days=SHORT, timing_shift=0.0)
     robust = backtest(data, forecasts=fc_path, model="late", test_days=SHORT, timing_shift=0.25)
     assert robust["capture_ratio"] > as_is["capture_ratio"] + 0.01
