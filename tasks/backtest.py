@@ -33,7 +33,8 @@ from tasks.forecasting.naive import weekly_naive
 
 log = logging.getLogger("tasks.backtest")
 
-MODELS = ("naive", "lear", "dnn", "ensemble")
+MODELS = ("naive", "lear", "dnn", "gbm", "ensemble")
+ENSEMBLE_MEMBERS = ("lear", "dnn", "gbm")
 SHORT_WINDOW_DAYS = 365  # LEAR windows below this re-train on the short cadence
 
 # Lago et al. (2021), Applied Energy 293, test period = last 728 days of each file.
@@ -72,6 +73,7 @@ class BacktestConfig:
     dnn_finetune_every: int | None = None
     dnn_finetune_days: int = 91
     dnn_finetune_epochs: int = 3
+    gbm_window: int = 1092
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     ensemble_how: str = "mean"
     seed: int = 0
@@ -123,8 +125,8 @@ def run_backtest(data: design.DayData, cfg: BacktestConfig) -> BacktestResult:
     test_idx = np.arange(start, stop)
     res = BacktestResult(dates=data.dates[test_idx], actual=design.targets(data, test_idx))
     models = set(cfg.models)
-    if "ensemble" in models:
-        models |= {"lear", "dnn"}
+    if "ensemble" in models and not models & set(ENSEMBLE_MEMBERS):
+        models |= set(ENSEMBLE_MEMBERS)  # the ensemble alone: of every member
 
     # epftoolbox builds the naive forecast from the test series only: its first week is undefined.
     res.forecasts["naive"] = weekly_naive(res.actual)
@@ -163,12 +165,34 @@ def run_backtest(data: design.DayData, cfg: BacktestConfig) -> BacktestResult:
         res.forecasts["dnn"] = q[:, :, cfg.quantiles.index(0.5)] if 0.5 in cfg.quantiles else q.mean(axis=2)
         res.seconds["dnn"] = time.perf_counter() - t0
 
+    if "gbm" in models:
+        t0 = time.perf_counter()
+        res.forecasts["gbm"] = _rolling(
+            data,
+            start,
+            stop,
+            every=cfg.retrain_every,
+            window=cfg.gbm_window,
+            label="GBM",
+            kind="gbm",
+            seed=cfg.seed,
+        )
+        res.seconds["gbm"] = time.perf_counter() - t0
+
     if "ensemble" in models:
-        res.forecasts["ensemble"] = combine([res.forecasts["lear"], res.forecasts["dnn"]], cfg.ensemble_how)
-    for name in ("lear", "dnn"):
+        res.forecasts["ensemble"] = ensemble_of(res.forecasts, cfg.ensemble_how)
+    for name in ENSEMBLE_MEMBERS:
         if name not in cfg.models:
             res.forecasts.pop(name, None)
     return res
+
+
+def ensemble_of(forecasts: dict[str, np.ndarray], how: str) -> np.ndarray:
+    """The ensemble: LEAR, DNN and GBM forecasts combined with equal weight (those present)."""
+    present = [forecasts[name] for name in ENSEMBLE_MEMBERS if name in forecasts]
+    if not present:
+        raise BacktestError(f"the ensemble needs at least one of {', '.join(ENSEMBLE_MEMBERS)}")
+    return combine(present, how)
 
 
 def _rolling(
@@ -180,9 +204,13 @@ def _rolling(
     window: int,
     label: str,
     penalty: str = "published",
+    kind: str = "lear",
+    seed: int = 0,
 ) -> np.ndarray:
+    """Point forecasts of a LEAR (``kind='lear'``) or GBM member re-trained every ``every`` days."""
     from threadpoolctl import threadpool_limits
 
+    from tasks.forecasting.gbm import GBM
     from tasks.forecasting.lear import LEAR
 
     out = np.full((stop - start, data.slots), np.nan)
@@ -190,10 +218,12 @@ def _rolling(
     for k, (t, t_end) in enumerate(_origins(start, stop, every)):
         train = np.arange(max(design.MAX_LAG, t - window), t)
         # Small matrices: multi-threaded BLAS only adds overhead (10x slower on a busy 2-core box).
-        with threadpool_limits(limits=1, user_api="blas"):
-            model = LEAR(calibration_window_days=window, penalty=penalty).fit(
-                design.build_design(data, train), design.targets(data, train)
-            )
+        x_train, y_train = design.build_design(data, train), design.targets(data, train)
+        if kind == "gbm":
+            model: LEAR | GBM = GBM(calibration_window_days=window, seed=seed).fit(x_train, y_train)
+        else:
+            with threadpool_limits(limits=1, user_api="blas"):
+                model = LEAR(calibration_window_days=window, penalty=penalty).fit(x_train, y_train)
         block = np.arange(t, t_end)
         out[block - start] = model.predict(design.build_design(data, block))
         if k % max(1, 56 // every) == 0:
@@ -271,12 +301,12 @@ def _read_run(run: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], list[st
 
 
 def merge_runs(data: design.DayData, runs: Sequence[Path], cfg: BacktestConfig) -> BacktestResult:
-    """Rebuild the LEAR/DNN/ensemble forecasts from shards run as separate processes.
+    """Rebuild the LEAR/DNN/GBM/ensemble forecasts from shards run as separate processes.
 
     A run on a 2-core box is bound by single-threaded LEAR fits and by DNN fits that
     use both cores poorly, so members (DNN seeds, LEAR windows on another cadence) can
     run side by side and be merged here. LEAR members are the ``lear_<days>`` columns
-    (a later run overrides an earlier one's window); each DNN member is a run's
+    (a later run overrides an earlier one's window), so is ``gbm``; each DNN member is a run's
     q-columns, weighted by its ``dnn_seeds`` so the result equals ``--dnn-seeds`` in
     one process up to the CSV's 4-decimal rounding. Seeds must not overlap.
     """
@@ -298,8 +328,10 @@ def merge_runs(data: design.DayData, runs: Sequence[Path], cfg: BacktestConfig) 
         if not np.allclose(cols["actual"], res.actual, atol=1e-3, equal_nan=True):
             raise BacktestError(f"--merge: {run} was run on another dataset than {meta.get('dataset')}")
         lear.update({name: fc for name, fc in cols.items() if name.startswith("lear_")})
-        for name in ("lear", "dnn", "wall", "cpu"):
-            key = name if name in ("lear", "dnn") else f"shards_{name}"
+        if "gbm" in cols:
+            res.forecasts["gbm"] = cols["gbm"]
+        for name in ("lear", "dnn", "gbm", "wall", "cpu"):
+            key = name if name in ENSEMBLE_MEMBERS else f"shards_{name}"
             res.seconds[key] = res.seconds.get(key, 0.0) + float(meta["seconds"].get(name, 0.0))
         if all(q in cols for q in qnames):
             conf = meta["config"]
@@ -317,8 +349,8 @@ def merge_runs(data: design.DayData, runs: Sequence[Path], cfg: BacktestConfig) 
         res.quantiles = combine(dnn_q, "mean", weights=dnn_w)
         q = res.quantiles
         res.forecasts["dnn"] = q[:, :, cfg.quantiles.index(0.5)] if 0.5 in cfg.quantiles else q.mean(axis=2)
-    if "lear" in res.forecasts and "dnn" in res.forecasts:
-        res.forecasts["ensemble"] = combine([res.forecasts["lear"], res.forecasts["dnn"]], cfg.ensemble_how)
+    if sum(name in res.forecasts for name in ENSEMBLE_MEMBERS) >= 2:
+        res.forecasts["ensemble"] = ensemble_of(res.forecasts, cfg.ensemble_how)
     return res
 
 
@@ -426,7 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=28,
         help="Cadence of the DNN's full re-training (default 28: keeps a DE backtest under 30 min on 2 cores).",
     )
-    p.add_argument("--models", type=_csv_list, default=MODELS, help="Comma list of naive,lear,dnn,ensemble.")
+    p.add_argument(
+        "--models", type=_csv_list, default=MODELS, help="Comma list of naive,lear,dnn,gbm,ensemble."
+    )
     p.add_argument(
         "--lear-windows",
         type=lambda s: tuple(int(x) for x in _csv_list(s)),
@@ -449,6 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(normalised inputs, the epftoolbox figures), 'plain' on the scaled inputs (stronger penalty).",
     )
     p.add_argument("--dnn-train-days", type=int, default=1456, help="DNN training window in days.")
+    p.add_argument(
+        "--gbm-window",
+        type=int,
+        default=1092,
+        help="GBM training window in days (re-trained every --retrain-every).",
+    )
     p.add_argument("--dnn-seeds", type=int, default=1, help="DNN members (seeds) averaged.")
     p.add_argument("--dnn-hidden", type=lambda s: tuple(int(x) for x in _csv_list(s)), default=(256, 128))
     p.add_argument("--dnn-epochs", type=int, default=300)
@@ -463,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ensemble-how",
         choices=("mean", "median"),
         default="mean",
-        help="How the ensemble combines the LEAR and DNN forecasts.",
+        help="How the ensemble combines the LEAR, DNN and GBM forecasts.",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -503,6 +543,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         dnn_finetune_every=args.dnn_finetune_every,
         dnn_finetune_days=args.dnn_finetune_days,
         dnn_finetune_epochs=args.dnn_finetune_epochs,
+        gbm_window=args.gbm_window,
         dnn_train_days=args.dnn_train_days,
         dnn_seeds=args.dnn_seeds,
         dnn_hidden=tuple(args.dnn_hidden),
