@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tasks.config import Settings, get_settings
+from tasks.forecasting import design
 
 # Quiet TensorFlow's C++ logging in every test process.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,6 +17,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 EPF_DIR = REPO_ROOT.parent / "shared" / "data" / "epf"
+
+
+@pytest.fixture(scope="session")
+def de() -> design.DayData:
+    """The DE epftoolbox excerpt (tests/fixtures/epf, 120 days to 2017-12-31); copy before changing it."""
+    return design.load_csv(FIXTURES / "epf" / "DE_excerpt.csv")
 
 
 @pytest.fixture

@@ -20,11 +20,6 @@ QS = (0.1, 0.5, 0.9)
 
 
 @pytest.fixture(scope="module")
-def de() -> design.DayData:
-    return design.load_csv(FIX / "DE_excerpt.csv")
-
-
-@pytest.fixture(scope="module")
 def fitted(de: design.DayData):  # type: ignore[no-untyped-def]
     from tasks.forecasting.dnn import QuantileDNN
 

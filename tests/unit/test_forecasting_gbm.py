@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -13,13 +11,6 @@ from tasks.forecasting.metrics import mae
 from tasks.forecasting.naive import weekly_naive
 
 pytestmark = pytest.mark.unit
-
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "epf"
-
-
-@pytest.fixture(scope="module")
-def de() -> design.DayData:
-    return design.load_csv(FIX / "DE_excerpt.csv")
 
 
 def test_slot_rows_unfold_each_day_into_its_slots(de: design.DayData) -> None:

@@ -18,11 +18,6 @@ pytestmark = pytest.mark.unit
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "epf"
 
 
-@pytest.fixture(scope="module")
-def de() -> design.DayData:
-    return design.load_csv(FIX / "DE_excerpt.csv")
-
-
 def test_load_epftoolbox_layout(de: design.DayData) -> None:
     assert de.prices.shape == (120, 24)
     assert de.exog.shape == (2, 120, 24)
