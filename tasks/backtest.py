@@ -17,7 +17,7 @@ import csv
 import io
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,26 +134,27 @@ def run_backtest(data: design.DayData, cfg: BacktestConfig) -> BacktestResult:
     res.forecasts["naive"] = weekly_naive(res.actual)
 
     if "lear" in models:
-        t0 = time.perf_counter()
-        members = []
-        for window in cfg.lear_windows:
-            every = cfg.retrain_every
+        from tasks.forecasting.lear import LEAR
+
+        def lear_every(window: int) -> int:
             if window < SHORT_WINDOW_DAYS and cfg.short_retrain_every is not None:
-                every = cfg.short_retrain_every
-            members.append(
-                _rolling(
-                    data,
-                    start,
-                    stop,
-                    every=every,
-                    window=window,
-                    label=f"LEAR {window}",
-                    penalty=cfg.lear_penalty,
-                )
-            )
-            res.forecasts[f"lear_{window}"] = members[-1]
-        res.forecasts["lear"] = combine(members, "mean")
-        res.seconds["lear"] = time.perf_counter() - t0
+                return cfg.short_retrain_every
+            return cfg.retrain_every
+
+        _window_family(
+            res,
+            "lear",
+            cfg.lear_windows,
+            lambda w: _rolling(
+                data,
+                start,
+                stop,
+                every=lear_every(w),
+                window=w,
+                label=f"LEAR {w}",
+                fit=lambda x, y: LEAR(calibration_window_days=w, penalty=cfg.lear_penalty).fit(x, y),
+            ),
+        )
 
     if "dnn" in models:
         t0 = time.perf_counter()
@@ -168,24 +169,22 @@ def run_backtest(data: design.DayData, cfg: BacktestConfig) -> BacktestResult:
         res.seconds["dnn"] = time.perf_counter() - t0
 
     if "gbm" in models:
-        t0 = time.perf_counter()
-        gbms = []
-        for window in cfg.gbm_windows:
-            gbms.append(
-                _rolling(
-                    data,
-                    start,
-                    stop,
-                    every=cfg.retrain_every,
-                    window=window,
-                    label=f"GBM {window}",
-                    kind="gbm",
-                    seed=cfg.seed,
-                )
-            )
-            res.forecasts[f"gbm_{window}"] = gbms[-1]
-        res.forecasts["gbm"] = combine(gbms, "mean")
-        res.seconds["gbm"] = time.perf_counter() - t0
+        from tasks.forecasting.gbm import GBM
+
+        _window_family(
+            res,
+            "gbm",
+            cfg.gbm_windows,
+            lambda w: _rolling(
+                data,
+                start,
+                stop,
+                every=cfg.retrain_every,
+                window=w,
+                label=f"GBM {w}",
+                fit=lambda x, y: GBM(calibration_window_days=w, seed=cfg.seed).fit(x, y),
+            ),
+        )
 
     if "ensemble" in models:
         res.forecasts["ensemble"] = ensemble_of(res.forecasts, cfg.ensemble_how)
@@ -197,10 +196,20 @@ def run_backtest(data: design.DayData, cfg: BacktestConfig) -> BacktestResult:
 
 def ensemble_of(forecasts: dict[str, np.ndarray], how: str) -> np.ndarray:
     """The ensemble: LEAR, DNN and GBM forecasts combined with equal weight (those present)."""
-    present = [forecasts[name] for name in ENSEMBLE_MEMBERS if name in forecasts]
-    if not present:
-        raise BacktestError(f"the ensemble needs at least one of {', '.join(ENSEMBLE_MEMBERS)}")
-    return combine(present, how)
+    return combine([forecasts[name] for name in ENSEMBLE_MEMBERS if name in forecasts], how)
+
+
+def _window_family(
+    res: BacktestResult, name: str, windows: Sequence[int], forecast: Callable[[int], np.ndarray]
+) -> None:
+    """``<name>_<W>`` for each training window and ``<name>`` = their mean, timed as ``name``."""
+    t0 = time.perf_counter()
+    members = []
+    for window in windows:
+        members.append(forecast(window))
+        res.forecasts[f"{name}_{window}"] = members[-1]
+    res.forecasts[name] = combine(members, "mean")
+    res.seconds[name] = time.perf_counter() - t0
 
 
 def _rolling(
@@ -211,27 +220,18 @@ def _rolling(
     every: int,
     window: int,
     label: str,
-    penalty: str = "published",
-    kind: str = "lear",
-    seed: int = 0,
+    fit: Callable[[np.ndarray, np.ndarray], Any],
 ) -> np.ndarray:
-    """Point forecasts of a LEAR (``kind='lear'``) or GBM member re-trained every ``every`` days."""
+    """Point forecasts of a model re-fitted (``fit(X, Y)`` returns it) every ``every`` days."""
     from threadpoolctl import threadpool_limits
-
-    from tasks.forecasting.gbm import GBM
-    from tasks.forecasting.lear import LEAR
 
     out = np.full((stop - start, data.slots), np.nan)
     t_label = time.perf_counter()
     for k, (t, t_end) in enumerate(_origins(start, stop, every)):
         train = np.arange(max(design.MAX_LAG, t - window), t)
         # Small matrices: multi-threaded BLAS only adds overhead (10x slower on a busy 2-core box).
-        x_train, y_train = design.build_design(data, train), design.targets(data, train)
-        if kind == "gbm":
-            model: LEAR | GBM = GBM(calibration_window_days=window, seed=seed).fit(x_train, y_train)
-        else:
-            with threadpool_limits(limits=1, user_api="blas"):
-                model = LEAR(calibration_window_days=window, penalty=penalty).fit(x_train, y_train)
+        with threadpool_limits(limits=1, user_api="blas"):
+            model = fit(design.build_design(data, train), design.targets(data, train))
         block = np.arange(t, t_end)
         out[block - start] = model.predict(design.build_design(data, block))
         if k % max(1, 56 // every) == 0:
@@ -323,8 +323,7 @@ def merge_runs(data: design.DayData, runs: Sequence[Path], cfg: BacktestConfig) 
     dates = [str(d) for d in data.dates[start:]]
     res = BacktestResult(dates=data.dates[start:], actual=design.targets(data, np.arange(start, data.n_days)))
     res.forecasts["naive"] = weekly_naive(res.actual)
-    lear: dict[str, np.ndarray] = {}
-    gbm: dict[str, np.ndarray] = {}
+    windowed: dict[str, dict[str, np.ndarray]] = {"lear": {}, "gbm": {}}
     dnn_q: list[np.ndarray] = []
     dnn_w: list[float] = []
     seeds: set[int] = set()
@@ -337,8 +336,8 @@ def merge_runs(data: design.DayData, runs: Sequence[Path], cfg: BacktestConfig) 
             raise BacktestError(f"--merge: {run} covers {days[0]} … {days[-1]}, not {dates[0]} … {dates[-1]}")
         if not np.allclose(cols["actual"], res.actual, atol=1e-3, equal_nan=True):
             raise BacktestError(f"--merge: {run} was run on another dataset than {meta.get('dataset')}")
-        lear.update({name: fc for name, fc in cols.items() if name.startswith("lear_")})
-        gbm.update({name: fc for name, fc in cols.items() if name.startswith("gbm_")})
+        for family, family_cols in windowed.items():
+            family_cols.update({name: fc for name, fc in cols.items() if name.startswith(f"{family}_")})
         for name in ("lear", "dnn", "gbm", "wall", "cpu"):
             key = name if name in ENSEMBLE_MEMBERS else f"shards_{name}"
             res.seconds[key] = res.seconds.get(key, 0.0) + float(meta["seconds"].get(name, 0.0))
@@ -350,14 +349,11 @@ def merge_runs(data: design.DayData, runs: Sequence[Path], cfg: BacktestConfig) 
             seeds |= members
             dnn_q.append(np.stack([cols[q] for q in qnames], axis=2))
             dnn_w.append(float(len(members)))
-    if lear:
-        for name in sorted(lear, key=lambda n: int(n.split("_")[1])):
-            res.forecasts[name] = lear[name]
-        res.forecasts["lear"] = combine(list(lear.values()), "mean")
-    if gbm:
-        for name in sorted(gbm, key=lambda n: int(n.split("_")[1])):
-            res.forecasts[name] = gbm[name]
-        res.forecasts["gbm"] = combine(list(gbm.values()), "mean")
+    for family, family_cols in windowed.items():
+        if family_cols:
+            for name in sorted(family_cols, key=lambda n: int(n.split("_")[1])):
+                res.forecasts[name] = family_cols[name]
+            res.forecasts[family] = combine(list(family_cols.values()), "mean")
     if dnn_q:
         res.quantiles = combine(dnn_q, "mean", weights=dnn_w)
         q = res.quantiles

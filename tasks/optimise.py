@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tasks.config import MAX_TIMING_SHIFT
 from tasks.errors import InfeasibleScheduleError
 
 if TYPE_CHECKING:
@@ -99,8 +100,8 @@ def timing_robust_prices(prices: np.ndarray, mtu_minutes: int, shift_probability
     profile prefers charge/discharge blocks that stay good if the timing is off
     (docs/schedule.md, "timing-robust dispatch"). ``prices`` is [T] or [S, T].
     """
-    if not 0.0 <= shift_probability <= 0.5:  # tasks.config.MAX_TIMING_SHIFT (not imported: no settings here)
-        raise ValueError(f"shift_probability must lie in [0, 0.5], got {shift_probability}")
+    if not 0.0 <= shift_probability <= MAX_TIMING_SHIFT:
+        raise ValueError(f"shift_probability must lie in [0, {MAX_TIMING_SHIFT}], got {shift_probability}")
     p = np.asarray(prices, dtype=float)
     if shift_probability == 0.0:
         return p.copy()

@@ -28,11 +28,10 @@ N_EXOG_BLOCKS = len(design.EXOG_LAGS)
 def _layout(n_features: int, slots: int) -> tuple[int, bool]:
     """(exogenous series, holiday flags present) of a wide design row of ``n_features`` columns."""
     for holidays in (False, True):
-        rest = n_features - 7 - (len(design.HOLIDAY_LAGS) if holidays else 0)
-        if rest > 0 and rest % slots == 0 and (rest // slots - N_PRICE_BLOCKS) % N_EXOG_BLOCKS == 0:
-            n_exog = (rest // slots - N_PRICE_BLOCKS) // N_EXOG_BLOCKS
-            if n_exog >= 0:
-                return n_exog, holidays
+        exog_columns = n_features - design.n_features(slots, 0, holidays)
+        n_exog, rest = divmod(exog_columns, slots * N_EXOG_BLOCKS)
+        if exog_columns >= 0 and rest == 0:
+            return n_exog, holidays
     raise ValueError(f"{n_features} columns are not a lag design of {slots} slots")
 
 
