@@ -6,12 +6,14 @@ Tracking and registry URIs come from the settings: a local SQLite store by
 default, a tracking server when ``DAP_MLFLOW_TRACKING_URI`` says so.
 
 The registered model is a pyfunc (:class:`DayAheadPriceModel`) wrapping the
-Keras network together with the feature-to-slot mapping of
+Keras network, the point members of the ensemble (LEAR, GBM:
+:mod:`tasks.forecasting.price_ensemble`) and the feature-to-slot mapping of
 :mod:`tasks.features`: its ``predict`` takes a delivery day's feature rows and
 returns the price quantiles per row. Serving therefore cannot drift from
 training (the same code flattens the day), and DST days map back to their
 92/100 rows inside the model. The plain Keras model is logged inside it
-(``artifacts/model/dnn/model.keras``) for anyone who wants raw tensors.
+(``artifacts/model/dnn/model.keras``) for anyone who wants raw tensors; the
+members are in ``members.joblib`` and named in ``ensemble.json``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ WINDOW_ARTIFACT = "window.json"
 DESIGN_FILE = "design.json"
 LOAD_DIR = "load_dnn"  # the load network inside the model directory (absent in price-only models)
 LOAD_META_FILE = "load.json"
+ENSEMBLE_FILE = "ensemble.json"  # the point members and how they combine (absent: the DNN alone)
+MEMBERS_FILE = "members.joblib"
+
+
+def sklearn_version() -> str:
+    from importlib.metadata import version
+
+    return version("scikit-learn")
 
 
 def load_config(path: Path | None = None) -> dict[str, Any]:
@@ -164,6 +174,9 @@ class Design:
 class DayAheadPriceModel(PythonModel):
     """Pyfunc: a day's feature rows in, quantile prices (and loads) per row out.
 
+    With point members the DNN quantiles are re-centred on the mean of the DNN
+    median and the members (:func:`tasks.forecasting.price_ensemble.combine_quantiles`);
+    models saved without ``ensemble.json`` forecast with the DNN alone.
     Prices are clipped to the SDAC limits. A model trained with a load network
     also returns ``load_qNN`` (MW, non-negative) and carries ``load_meta``
     (whether its median beat the TSO forecast on the evaluation window).
@@ -174,6 +187,7 @@ class DayAheadPriceModel(PythonModel):
         self.dnn: Any = None
         self.load_dnn: Any = None
         self.load_meta: dict[str, Any] | None = None
+        self.members: dict[str, Any] = {}  # name -> point model, predict(X[n, f]) -> [n, slots]
 
     def load_context(self, context: Any) -> None:
         from tasks.forecasting.dnn import QuantileDNN
@@ -184,14 +198,52 @@ class DayAheadPriceModel(PythonModel):
         if (root / LOAD_META_FILE).is_file():
             self.load_meta = json.loads((root / LOAD_META_FILE).read_text())
             self.load_dnn = QuantileDNN.load(root / LOAD_DIR)
+        if (root / ENSEMBLE_FILE).is_file():
+            import joblib
+
+            names = json.loads((root / ENSEMBLE_FILE).read_text())["members"]
+            stored = joblib.load(root / MEMBERS_FILE)
+            self.members = {name: stored[name] for name in names if name != "dnn"}
 
     def attach(
-        self, design: Design, dnn: Any, *, load_dnn: Any = None, load_meta: dict[str, Any] | None = None
+        self,
+        design: Design,
+        dnn: Any,
+        *,
+        load_dnn: Any = None,
+        load_meta: dict[str, Any] | None = None,
+        members: dict[str, Any] | None = None,
     ) -> DayAheadPriceModel:
         """Use in-process (training) without a round trip through MLflow."""
         self.design, self.dnn = design, dnn
         self.load_dnn, self.load_meta = load_dnn, load_meta
+        self.members = dict(members or {})
         return self
+
+    def save(self, root: Path) -> None:
+        """Write the model directory that :meth:`load_context` reads (``artifacts['model_dir']``)."""
+        assert self.design is not None, "attach the models first"
+        assert self.dnn is not None, "attach the models first"
+        root.mkdir(parents=True, exist_ok=True)
+        self.dnn.save(root / "dnn")
+        (root / DESIGN_FILE).write_text(json.dumps(self.design.to_json(), indent=2))
+        if self.load_dnn is not None:
+            self.load_dnn.save(root / LOAD_DIR)
+            (root / LOAD_META_FILE).write_text(json.dumps(self.load_meta, indent=2))
+        if self.members:
+            import joblib
+
+            joblib.dump(self.members, root / MEMBERS_FILE)
+            doc = {
+                "members": ["dnn", *self.members],
+                "point": "equal-weight mean of the DNN median and the members",
+                "quantiles": "DNN quantiles shifted by (point - DNN median)",
+            }
+            (root / ENSEMBLE_FILE).write_text(json.dumps(doc, indent=2))
+
+    @property
+    def member_names(self) -> list[str]:
+        return ["dnn", *self.members]
 
     @property
     def load_columns(self) -> list[str]:
@@ -217,7 +269,14 @@ class DayAheadPriceModel(PythonModel):
         """``[n_days, slots, q]`` quantile prices on the slot grid, clipped to the price limits."""
         assert self.design is not None, "load the model first"
         assert self.dnn is not None, "load the model first"
-        pred = self.dnn.predict(self.design.matrix(frames))
+        from tasks.forecasting.price_ensemble import combine_quantiles
+
+        x = self.design.matrix(frames)
+        pred = combine_quantiles(
+            self.dnn.predict(x),
+            {name: member.predict(x) for name, member in self.members.items()},
+            _median_index(self.design.quantiles),
+        )
         return np.clip(pred, self.design.price_floor, self.design.price_cap)
 
     def predict(
@@ -234,6 +293,10 @@ class DayAheadPriceModel(PythonModel):
         return out
 
 
+def _median_index(quantiles: list[float]) -> int:
+    return min(range(len(quantiles)), key=lambda i: abs(quantiles[i] - 0.5))
+
+
 def model_input(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns of a feature frame the pyfunc signature declares (no timestamps)."""
     return frame.drop(columns=["timestamp_utc"])
@@ -242,6 +305,7 @@ def model_input(frame: pd.DataFrame) -> pd.DataFrame:
 PIP_REQUIREMENTS = [
     f"mlflow=={mlflow.__version__}",
     "tensorflow-cpu==2.16.2",
+    f"scikit-learn=={sklearn_version()}",  # the members are pickled: the same version loads them
     "pandas",
     "numpy",
 ]

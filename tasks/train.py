@@ -10,9 +10,15 @@ tail of the rest is the early-stopping validation split. The held-out days
 are never trained on, so a later challenger's evaluation window (which ends
 later) contains no day the current champion was fitted on either.
 
-Models: the quantile DNN (registered candidate), a LEAR baseline and the weekly
-naive forecast, each logged to its family's experiment with MAE, rMAE (against
-the weekly naive), sMAPE, RMSE, pinball loss and 80 %-interval coverage.
+Models: the quantile DNN, LEAR and a GBM (gradient-boosted trees), each fitted
+on the same days, and the weekly naive forecast; each is logged to its family's
+experiment with MAE, rMAE (against the weekly naive), sMAPE, RMSE and, for
+quantile forecasts, pinball loss and 80 %-interval coverage. The registered
+candidate is the ensemble of the configured members (``ensemble.members``):
+DNN quantiles re-centred on the mean of the DNN median, LEAR and the GBM
+(:mod:`tasks.forecasting.price_ensemble`); its run in the DNN family's
+experiment carries the ensemble's figures and each member's (``dnn_*``,
+``lear_*``, ``gbm_*``). With no members it is the DNN alone.
 
 Load: a quantile DNN of the zone's actual load on the same features (so it
 post-processes the TSO's day-ahead load forecast with calendar, weather and
@@ -174,31 +180,6 @@ def _median_index(quantiles: list[float]) -> int:
     return min(range(len(quantiles)), key=lambda i: abs(quantiles[i] - 0.5))
 
 
-def coarsen(x: np.ndarray, *, n_columns: int, slots: int, factor: int) -> np.ndarray:
-    """Average the slot blocks of a design matrix over ``factor`` consecutive slots.
-
-    LEAR's inputs at hourly resolution (its 96 per-slot LASSO models still
-    predict every quarter-hour): 4x fewer features keep the baseline's fit
-    within the daily time budget on a year of 15-minute history.
-    """
-    import numpy as np
-
-    if factor <= 1:
-        return x
-    n = x.shape[0]
-    blocks = x[:, : slots * n_columns].reshape(n, slots // factor, factor, n_columns).mean(axis=2)
-    return np.concatenate([blocks.reshape(n, -1), x[:, slots * n_columns :]], axis=1)
-
-
-def informative_columns(x: np.ndarray) -> np.ndarray:
-    """Indices of non-constant, non-duplicate columns (LARS breaks on exact duplicates)."""
-    import numpy as np
-
-    varying = np.flatnonzero(x.std(axis=0) > 0)
-    _, first = np.unique(np.round(x[:, varying], 9), axis=1, return_index=True)
-    return np.sort(varying[first])
-
-
 def load_split(
     days: list[date], has_actual: list[bool], delivery_day: date, n_fit: int, validation_fraction: float
 ) -> tuple[list[int], list[int], list[int]]:
@@ -292,6 +273,15 @@ def fit_load_model(
     )
 
 
+def _ensemble_members(config: dict[str, Any], fitted: dict[str, Any]) -> dict[str, Any]:
+    """The fitted point members that ``ensemble.members`` names, in that order (DNN implied)."""
+    names = [n for n in dict(config.get("ensemble", {})).get("members", []) if n != "dnn"]
+    unknown = [n for n in names if n not in fitted]
+    if unknown:
+        raise ConfigError(f"ensemble.members: unknown {unknown}; choose from {['dnn', *fitted]}")
+    return {n: fitted[n] for n in names}
+
+
 def is_due(settings: Settings, zone: str, day: date, config: dict[str, Any]) -> tuple[bool, str]:
     """Whether a new model is needed: no champion, or one trained ≥ train_every_days before D."""
     from tasks.mlflow_utils import champion_version, client
@@ -341,7 +331,7 @@ def _plots(
     per_slot = np.abs(y - q_pred[..., median]).mean(axis=0)
     per_hour = per_slot.reshape(24, slots // 24).mean(axis=1)
     naive_hour = np.abs(y - naive).mean(axis=0).reshape(24, slots // 24).mean(axis=1)
-    ax2.bar(np.arange(24) - 0.2, per_hour, width=0.4, label="DNN median")
+    ax2.bar(np.arange(24) - 0.2, per_hour, width=0.4, label="model median")
     ax2.bar(np.arange(24) + 0.2, naive_hour, width=0.4, label="weekly naive")
     ax2.set_title("MAE by local hour (evaluation window)")
     ax2.set_xlabel("hour")
@@ -365,10 +355,9 @@ def train(
     import pandas as pd
 
     from tasks.forecasting.dnn import QuantileDNN
-    from tasks.forecasting.lear import LEAR
+    from tasks.forecasting.gbm import GBM, ColumnLayout
+    from tasks.forecasting.price_ensemble import DesignLEAR
     from tasks.mlflow_utils import (
-        LOAD_DIR,
-        LOAD_META_FILE,
         MODEL_ARTIFACT,
         PIP_REQUIREMENTS,
         WINDOW_ARTIFACT,
@@ -425,30 +414,48 @@ def train(
     if dict(config.get("load_dnn", {})).get("enabled", True):
         load_fit = fit_load_model(window, x_all, day, n_fit=n_fit, quantiles=design.quantiles, config=config)
         log.info("zone %s load model: %s", zone, load_fit.reason)
+    t2 = time.perf_counter()
+    lear_config = dict(config["lear"])
+    per_hour = 60 // settings.mtu_minutes if lear_config.pop("hourly_inputs", True) else 1
+    lear = DesignLEAR(len(design.columns), design.slots, per_hour, lear_config).fit(
+        x_all[:n_fit], y_all[:n_fit]
+    )
+    t_lear = time.perf_counter() - t2
+    t_gbm_start = time.perf_counter()
+    gbm_config = {k: v for k, v in dict(config.get("gbm", {})).items() if k != "enabled"}
+    layout = ColumnLayout(tuple(design.columns), design.slots)
+    gbm = GBM(layout=layout, seed=seed, **gbm_config).fit(x_all[:n_fit], y_all[:n_fit])
+    t_gbm = time.perf_counter() - t_gbm_start
+    fitted = {"lear": lear, "gbm": gbm}
+    members = _ensemble_members(config, fitted)
     wrapped = DayAheadPriceModel().attach(
         design,
         dnn,
         load_dnn=load_fit.dnn if load_fit else None,
         load_meta=load_fit.meta() if load_fit and load_fit.dnn is not None else None,
+        members=members,
     )
     q_eval = wrapped.forecast_days(window.frames[n_fit:])
-
-    t2 = time.perf_counter()
-    lear_config = dict(config["lear"])
-    per_hour = 60 // settings.mtu_minutes if lear_config.pop("hourly_inputs", True) else 1
-    x_lear = coarsen(x_all, n_columns=len(design.columns), slots=design.slots, factor=per_hour)
-    keep = informative_columns(x_lear[:n_fit])
-    lear = LEAR(**lear_config).fit(x_lear[:n_fit, keep], y_all[:n_fit])
-    lear_eval = np.clip(
-        lear.predict(x_lear[ev][:, keep]), settings.price_floor_eur_mwh, settings.price_cap_eur_mwh
-    )
-    t_lear = time.perf_counter() - t2
+    dnn_eval = DayAheadPriceModel().attach(design, dnn).forecast_days(window.frames[n_fit:])
+    floor, cap = settings.price_floor_eur_mwh, settings.price_cap_eur_mwh
+    x_eval = x_all[ev]
 
     y_eval, naive_eval = y_all[ev], window.naive[ev]
-    dnn_scores = score(y_eval, q_eval, naive_eval, design.quantiles)
-    lear_scores = score_point(y_eval, lear_eval, naive_eval)
+    model_scores = score(y_eval, q_eval, naive_eval, design.quantiles)
+    dnn_scores = score(y_eval, dnn_eval, naive_eval, design.quantiles)
+    lear_scores = score_point(y_eval, np.clip(lear.predict(x_eval), floor, cap), naive_eval)
+    gbm_scores = score_point(y_eval, np.clip(gbm.predict(x_eval), floor, cap), naive_eval)
     naive_scores = score_point(y_eval, naive_eval, naive_eval)
-    log.info("zone %s eval: dnn %s lear %s naive %s", zone, dnn_scores, lear_scores, naive_scores)
+    log.info(
+        "zone %s eval: model (%s) %s dnn %s lear %s gbm %s naive %s",
+        zone,
+        "+".join(wrapped.member_names),
+        model_scores,
+        dnn_scores,
+        lear_scores,
+        gbm_scores,
+        naive_scores,
+    )
 
     splits = ["train"] * (n_fit - n_val) + ["validation"] * n_val + ["evaluation"] * n_eval
     window_doc = {
@@ -510,6 +517,14 @@ def train(
         mlflow.log_params({f"lear_{k}": v for k, v in config["lear"].items()})
         mlflow.log_metrics({**lear_scores, "fit_seconds": t_lear})
         lear_run = r.info.run_id
+    with mlflow.start_run(
+        experiment_id=experiment_id(settings, "price_gbm", config), run_name=f"gbm {zone} {day}"
+    ) as r:
+        _log_common("gbm")
+        mlflow.log_params({f"gbm_{k}": v for k, v in gbm.params.items()})
+        mlflow.log_params({"gbm_calibration_window_days": gbm.calibration_window_days})
+        mlflow.log_metrics({**gbm_scores, "fit_seconds": t_gbm})
+        gbm_run = r.info.run_id
 
     load_run = None
     if load_fit is not None:
@@ -541,12 +556,28 @@ def train(
         experiment_id=experiment_id(settings, "price_dnn", config), run_name=f"dnn {zone} {day}"
     ) as r:
         run_id = r.info.run_id
-        _log_common("quantile_dnn")
+        _log_common("ensemble" if members else "quantile_dnn")
         mlflow.log_params({f"dnn_{k}": v for k, v in dnn.params().items()})
-        mlflow.log_params({"n_inputs": int(x_all.shape[1]), "input_columns": ",".join(design.columns)})
-        mlflow.set_tags({"naive_run_id": naive_run, "lear_run_id": lear_run, "registered_model": name})
-        mlflow.log_metrics(dnn_scores)
+        mlflow.log_params(
+            {
+                "n_inputs": int(x_all.shape[1]),
+                "input_columns": ",".join(design.columns),
+                "ensemble_members": ",".join(wrapped.member_names),
+            }
+        )
+        mlflow.set_tags(
+            {
+                "naive_run_id": naive_run,
+                "lear_run_id": lear_run,
+                "gbm_run_id": gbm_run,
+                "registered_model": name,
+            }
+        )
+        # Unprefixed: the registered model (ensemble); prefixed: each member on its own.
+        mlflow.log_metrics(model_scores)
+        mlflow.log_metrics({f"dnn_{k}": v for k, v in dnn_scores.items()})
         mlflow.log_metrics({f"lear_{k}": v for k, v in lear_scores.items()})
+        mlflow.log_metrics({f"gbm_{k}": v for k, v in gbm_scores.items()})
         mlflow.log_metrics({f"naive_{k}": v for k, v in naive_scores.items()})
         if load_fit is not None and load_run is not None:
             mlflow.set_tags(
@@ -565,6 +596,7 @@ def train(
                 "data_seconds": t_data,
                 "dnn_fit_seconds": t_dnn,
                 "lear_fit_seconds": t_lear,
+                "gbm_fit_seconds": t_gbm,
             }
         )
         for fname, fig in _plots(
@@ -586,14 +618,7 @@ def train(
         signature = infer_signature(example, output)
         with tempfile.TemporaryDirectory(prefix="dap-model-") as tmp:
             root = Path(tmp) / "price_model"  # stable name inside the logged model
-            root.mkdir()
-            dnn.save(root / "dnn")
-            import json
-
-            (root / "design.json").write_text(json.dumps(design.to_json(), indent=2))
-            if wrapped.load_dnn is not None:
-                wrapped.load_dnn.save(root / LOAD_DIR)
-                (root / LOAD_META_FILE).write_text(json.dumps(wrapped.load_meta, indent=2))
+            wrapped.save(root)
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT,
                 python_model=DayAheadPriceModel(),
@@ -618,9 +643,12 @@ def train(
         "run_id": run_id,
         "model_uri": model_uri,
         "skipped": False,
-        "mae": dnn_scores["mae"],
-        "rmae": dnn_scores["rmae"],
+        "members": wrapped.member_names,
+        "mae": model_scores["mae"],
+        "rmae": model_scores["rmae"],
+        "dnn_mae": dnn_scores["mae"],
         "lear_mae": lear_scores["mae"],
+        "gbm_mae": gbm_scores["mae"],
         "naive_mae": naive_scores["mae"],
         "load_run_id": load_run,
         "load_mae": load_fit.scores.get("mae") if load_fit else None,
@@ -637,7 +665,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def parser() -> argparse.ArgumentParser:
     p = base_parser(
-        "Train the day-ahead models of one zone (price DNN + LEAR + weekly naive, load DNN) into MLflow."
+        "Train the day-ahead models of one zone (price DNN + LEAR + GBM ensemble, weekly naive, load DNN) "
+        "into MLflow."
     )
     p.add_argument(
         "--if-due", action="store_true", help="Skip when the champion is younger than train_every_days."

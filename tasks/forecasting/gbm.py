@@ -1,13 +1,17 @@
-"""Gradient-boosted trees on the LEAR/DNN lag design, one model for every slot of the day.
+"""Gradient-boosted trees on the lag design, one model for every slot of the day.
 
-The wide design row of day ``D`` (:func:`tasks.forecasting.design.build_design`)
-is unfolded into one row per delivery slot: the slot and weekday (categorical),
-holiday flags, the slot's own lagged prices and exogenous forecasts, and
-day-level context (D-1's mean, min, max and last price, the exogenous
-forecasts' daily mean, range and change from D-1, their neighbouring slots).
-Prices enter relative to D-1's mean and the target is the price minus that
-level: trees cannot extrapolate a level they have not seen, but they can
-learn a shape relative to it.
+A day's wide design row is unfolded into one row per delivery slot: the slot
+and weekday (categorical), day flags (holidays, season), the slot's own lagged
+prices and exogenous forecasts, and day-level context (D-1's mean, min, max and
+last price, the exogenous forecasts' daily mean, range and change from D-1,
+their neighbouring slots). Prices enter relative to D-1's mean and the target
+is the price minus that level: trees cannot extrapolate a level they have not
+seen, but they can learn a shape relative to it.
+
+Two wide layouts are read: the epftoolbox lag design of the backtests
+(:func:`tasks.forecasting.design.build_design`, :func:`slot_rows`) and the
+named-column rows of the production models (``tasks.mlflow_utils.Design``,
+:class:`ColumnLayout`, :func:`column_slot_rows`).
 
 Why a third model: it ranks the hours of a day differently from the linear
 LEAR and the DNN (it is fitted on squared error, so it estimates the mean the
@@ -17,12 +21,56 @@ battery earns on — more accurate (docs/forecasting.md, "GBM member").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
 from tasks.forecasting import design
 
 N_PRICE_BLOCKS = len(design.PRICE_LAGS)
 N_EXOG_BLOCKS = len(design.EXOG_LAGS)
+N_DAY_COLUMNS = 10  # tasks.features.DAY_COLUMNS: 7 weekday dummies, is_holiday, season sin/cos
+
+
+@dataclass(frozen=True)
+class Exogenous:
+    """One exogenous series of a block of days: D's values, D-1's (if known) and other lags, ``[n, slots]``."""
+
+    today: np.ndarray
+    d1: np.ndarray | None
+    lags: tuple[np.ndarray, ...]  # every lag incl. D-1, in the order they become columns
+
+
+def _unfold(
+    prices: np.ndarray, exog: Sequence[Exogenous], weekday: np.ndarray, day_flags: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slot rows from lagged prices ``[n, k, slots]`` (D-1 first, the longest lag last).
+
+    Columns 0 and 1 are the slot and the weekday (categorical); the level is D-1's mean.
+    """
+    n, _, slots = prices.shape
+    day = np.repeat(np.arange(n), slots)
+    slot = np.tile(np.arange(slots), n)
+    level = prices[:, 0].mean(axis=1)
+    lvl = level[day]
+    cols: list[np.ndarray] = [slot.astype(float), weekday[day].astype(float)]
+    cols.extend(day_flags[day, k] for k in range(day_flags.shape[1]))
+    cols.extend(prices[day, k, slot] - lvl for k in range(prices.shape[1]))
+    d1 = prices[:, 0]
+    cols.extend([d1.min(axis=1)[day] - lvl, d1.max(axis=1)[day] - lvl, d1[day, -1] - lvl])
+    cols.extend([prices[:, -1].mean(axis=1)[day] - lvl, lvl])
+    before, after = np.clip(slot - 1, 0, slots - 1), np.clip(slot + 1, 0, slots - 1)
+    for series in exog:
+        today = series.today
+        mean_today = today.mean(axis=1)[day]
+        cols.append(today[day, slot])
+        cols.extend(lag[day, slot] for lag in series.lags)
+        cols.extend([mean_today, today[day, slot] - mean_today])
+        if series.d1 is not None:
+            cols.append(mean_today - series.d1.mean(axis=1)[day])
+        cols.extend([today[day, before], today[day, after], today.max(axis=1)[day], today.min(axis=1)[day]])
+    return np.column_stack(cols), lvl
 
 
 def _layout(n_features: int, slots: int) -> tuple[int, bool]:
@@ -36,54 +84,74 @@ def _layout(n_features: int, slots: int) -> tuple[int, bool]:
 
 
 def slot_rows(wide: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-slot feature rows ``[n·slots, f]`` and each row's price level (D-1's mean) ``[n·slots]``.
-
-    Columns 0 and 1 are the slot and the weekday (categorical).
-    """
+    """Per-slot rows ``[n·slots, f]`` of the epftoolbox lag design and each row's level (D-1's mean)."""
     wide = np.asarray(wide, dtype=float)
     n_exog, has_holidays = _layout(wide.shape[1], slots)
     n = wide.shape[0]
-    blocks = wide[:, : slots * (N_PRICE_BLOCKS + n_exog * N_EXOG_BLOCKS)].reshape(n, -1, slots)
-    tail = wide[:, slots * (N_PRICE_BLOCKS + n_exog * N_EXOG_BLOCKS) :]
-    weekday = tail[:, :7].argmax(axis=1)
-    day = np.repeat(np.arange(n), slots)
-    slot = np.tile(np.arange(slots), n)
-    prices = blocks[:, :N_PRICE_BLOCKS]  # lags 1, 2, 3, 7
-    level = prices[:, 0].mean(axis=1)
-    lvl = level[day]
-    cols: list[np.ndarray] = [slot.astype(float), weekday[day].astype(float)]
-    if has_holidays:
-        cols.extend(tail[day, 7 + k] for k in range(len(design.HOLIDAY_LAGS)))
-    cols.extend(prices[day, k, slot] - lvl for k in range(N_PRICE_BLOCKS))
-    d1 = prices[:, 0]
-    cols.extend([d1.min(axis=1)[day] - lvl, d1.max(axis=1)[day] - lvl, d1[day, -1] - lvl])
-    cols.extend([prices[:, -1].mean(axis=1)[day] - lvl, lvl])
-    before, after = np.clip(slot - 1, 0, slots - 1), np.clip(slot + 1, 0, slots - 1)
+    width = slots * (N_PRICE_BLOCKS + n_exog * N_EXOG_BLOCKS)
+    blocks = wide[:, :width].reshape(n, -1, slots)
+    tail = wide[:, width:]
+    exog = []
     for k in range(n_exog):
         ex = blocks[:, N_PRICE_BLOCKS + k * N_EXOG_BLOCKS : N_PRICE_BLOCKS + (k + 1) * N_EXOG_BLOCKS]
-        today = ex[:, 0]
-        mean_today = today.mean(axis=1)[day]
-        cols.extend(ex[day, j, slot] for j in range(N_EXOG_BLOCKS))
-        cols.extend(
-            [
-                mean_today,
-                today[day, slot] - mean_today,
-                mean_today - ex[:, 1].mean(axis=1)[day],
-                today[day, before],
-                today[day, after],
-                today.max(axis=1)[day],
-                today.min(axis=1)[day],
-            ]
+        exog.append(Exogenous(today=ex[:, 0], d1=ex[:, 1], lags=(ex[:, 1], ex[:, 2])))
+    flags = tail[:, 7 : 7 + len(design.HOLIDAY_LAGS)] if has_holidays else np.zeros((n, 0))
+    return _unfold(blocks[:, :N_PRICE_BLOCKS], exog, tail[:, :7].argmax(axis=1), flags)
+
+
+@dataclass(frozen=True)
+class ColumnLayout:
+    """Wide rows of the production design: slot-major named columns, then the day columns.
+
+    ``price_lag<k>`` columns are the lagged prices; ``<name>_lag<k>`` the lags
+    of series ``<name>``; other columns are series known for D itself (TSO
+    forecasts, weather).
+    """
+
+    columns: tuple[str, ...]
+    slots: int
+
+    def __post_init__(self) -> None:
+        if not any(c.startswith("price_lag") for c in self.columns):
+            raise ValueError(f"no price_lag<k> column among {list(self.columns)}")
+
+
+def _lag_of(column: str, prefix: str) -> int | None:
+    tail = column.removeprefix(prefix)
+    return int(tail) if tail != column and tail.isdigit() else None
+
+
+def column_slot_rows(wide: np.ndarray, layout: ColumnLayout) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slot rows ``[n·slots, f]`` of production design rows and each row's level (D-1's mean)."""
+    wide = np.asarray(wide, dtype=float)
+    n, n_col, slots = wide.shape[0], len(layout.columns), layout.slots
+    if wide.shape[1] != slots * n_col + N_DAY_COLUMNS:
+        raise ValueError(
+            f"{wide.shape[1]} columns are not {slots} slots × {n_col} columns + {N_DAY_COLUMNS} day columns"
         )
-    return np.column_stack(cols), lvl
+    grid = wide[:, : slots * n_col].reshape(n, slots, n_col)
+    index = {c: i for i, c in enumerate(layout.columns)}
+    price_lags = sorted((lag, c) for c in layout.columns if (lag := _lag_of(c, "price_lag")) is not None)
+    prices = np.stack([grid[:, :, index[c]] for _, c in price_lags], axis=1)
+    exog = []
+    for column in layout.columns:
+        if column.startswith("price_lag") or "_lag" in column:
+            continue
+        lags = sorted((lag, c) for c in layout.columns if (lag := _lag_of(c, f"{column}_lag")) is not None)
+        lagged = {lag: grid[:, :, index[c]] for lag, c in lags}
+        exog.append(Exogenous(today=grid[:, :, index[column]], d1=lagged.get(1), lags=tuple(lagged.values())))
+    day = wide[:, slots * n_col :]
+    return _unfold(prices, exog, day[:, :7].argmax(axis=1), day[:, 7:])
 
 
 class GBM:
-    """Day-ahead model ``fit(X[n, f], Y[n, s])`` / ``predict(X) -> [n, s]`` on the wide lag design.
+    """Day-ahead model ``fit(X[n, f], Y[n, s])`` / ``predict(X) -> [n, s]`` on wide design rows.
 
     scikit-learn's ``HistGradientBoostingRegressor`` with squared error; the
-    last ``calibration_window_days`` rows are used (all if fewer). Deterministic
-    for a given ``seed`` (it draws the early-stopping hold-out).
+    last ``calibration_window_days`` rows are used (all if fewer). ``layout``
+    None reads the epftoolbox lag design, a :class:`ColumnLayout` the
+    production design. Deterministic for a given ``seed`` (it draws the
+    early-stopping hold-out).
     """
 
     def __init__(
@@ -96,8 +164,10 @@ class GBM:
         min_samples_leaf: int = 40,
         l2_regularization: float = 1.0,
         seed: int = 0,
+        layout: ColumnLayout | None = None,
     ) -> None:
         self.calibration_window_days = calibration_window_days
+        self.layout = layout
         self.params = {
             "max_iter": max_iter,
             "learning_rate": learning_rate,
@@ -119,8 +189,10 @@ class GBM:
             raise ValueError(f"X [n, f] and Y [n, s] with the same n expected, got {X.shape}, {Y.shape}")
         if self.calibration_window_days is not None:
             X, Y = X[-self.calibration_window_days :], Y[-self.calibration_window_days :]  # noqa: N806
+        if self.layout is not None and self.layout.slots != Y.shape[1]:
+            raise ValueError(f"targets have {Y.shape[1]} slots, the layout {self.layout.slots}")
         self.slots_ = Y.shape[1]
-        rows, level = slot_rows(X, self.slots_)
+        rows, level = self._rows(X)
         model = HistGradientBoostingRegressor(
             loss="squared_error", categorical_features=[0, 1], **self.params
         )
@@ -131,6 +203,12 @@ class GBM:
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         if self.model_ is None or self.slots_ is None:
             raise RuntimeError("GBM.predict called before fit")
-        rows, level = slot_rows(np.asarray(X, dtype=float), self.slots_)
+        rows, level = self._rows(X)
         out = self.model_.predict(rows) + level  # type: ignore[attr-defined]
         return np.asarray(out).reshape(-1, self.slots_)
+
+    def _rows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        assert self.slots_ is not None
+        if self.layout is None:
+            return slot_rows(X, self.slots_)
+        return column_slot_rows(X, self.layout)

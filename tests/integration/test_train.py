@@ -79,6 +79,15 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
         run = mc.get_run(trained["run_id"])
         for key in ("mae", "rmae", "smape", "rmse", "pinball", "coverage_80", "lear_mae", "naive_mae"):
             assert np.isfinite(run.data.metrics[key]), key
+        # The registered candidate is the ensemble; each member is scored on the same days.
+        assert run.data.tags["model_kind"] == "ensemble"
+        assert run.data.params["ensemble_members"] == "dnn,lear,gbm"
+        for key in ("dnn_mae", "dnn_pinball", "gbm_mae", "gbm_rmae"):
+            assert np.isfinite(run.data.metrics[key]), key
+        assert trained["members"] == ["dnn", "lear", "gbm"]
+        gbm_run = mc.get_run(run.data.tags["gbm_run_id"])
+        assert mc.get_experiment(gbm_run.info.experiment_id).name == "day-ahead-price-gbm"
+        assert gbm_run.data.metrics["mae"] == run.data.metrics["gbm_mae"]
         # The load model: its own run in the load family's experiment, scored against the TSO.
         load_run = mc.get_run(run.data.tags["load_run_id"])
         assert mc.get_experiment(load_run.info.experiment_id).name == "day-ahead-load-dnn"
@@ -107,6 +116,25 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
             "raw Keras model inside"
         )
         assert (local / "artifacts" / "price_model" / "load_dnn" / "model.keras").is_file()
+        ensemble_doc = json.loads((local / "artifacts" / "price_model" / "ensemble.json").read_text())
+        assert ensemble_doc["members"] == ["dnn", "lear", "gbm"]
+        # Reloaded, the median is the mean of the DNN median, LEAR and GBM; the band is the DNN's.
+        reloaded = load_price_model(trained["model_uri"])
+        assert set(reloaded.members) == {"lear", "gbm"}
+        last = [pd.read_parquet(layout.features_file(zone, D - timedelta(days=1)))]
+        assert reloaded.design is not None
+        x = reloaded.design.matrix(last)
+        dnn_q = reloaded.dnn.predict(x)
+        expected = (
+            dnn_q[..., 1] + reloaded.members["lear"].predict(x) + reloaded.members["gbm"].predict(x)
+        ) / 3
+        got = reloaded.forecast_days(last)
+        np.testing.assert_allclose(
+            got[..., 1],
+            np.clip(expected, settings.price_floor_eur_mwh, settings.price_cap_eur_mwh),
+            rtol=1e-6,
+        )
+        np.testing.assert_allclose(np.diff(got, axis=-1), np.diff(dnn_q, axis=-1), rtol=1e-5, atol=1e-4)
         # Signature and input example: a day's feature rows in, price and load quantiles out.
         info = mlflow.models.get_model_info(trained["model_uri"])
         assert info.signature is not None
