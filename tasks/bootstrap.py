@@ -59,9 +59,10 @@ def bootstrap(settings: Settings, first: date, last: date, zones: tuple[str, ...
         if not todo:
             print(f"  {zone}: history {first}..{last} already landed", flush=True)
             continue
-        # Two extra days so actuals (published with a two-day lag) cover the range too.
-        lo, hi = todo[0], min(todo[-1] + timedelta(days=2), last + timedelta(days=2))
+        lo, hi = todo[0], todo[-1]
         if settings.source == "simulator":
+            # Two extra days so actuals (published with a two-day lag) cover the range too.
+            hi = min(todo[-1] + timedelta(days=2), last + timedelta(days=2))
             from tasks.simulator import publish_history
 
             files = publish_history(
@@ -72,6 +73,7 @@ def bootstrap(settings: Settings, first: date, last: date, zones: tuple[str, ...
 
             if settings.replay_csv is None:
                 raise ConfigError("DAP_SOURCE=replay needs DAP_REPLAY_CSV (an epftoolbox-layout CSV)")
+            # Replay has no actuals to extend the range for: a CSV's last day can be the range's last.
             files = replay_history(settings, settings.replay_csv, lo, hi, inbox, zones=[zone])
         else:
             files = []

@@ -427,3 +427,23 @@ def test_simulator_fault_drills(
         pd.testing.assert_frame_equal(
             pd.read_parquet(layout.processed_file("load_forecast", ZONE, D)), load_before
         )
+
+
+def test_bootstrap_replays_a_csv_up_to_its_last_day(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replay has no actuals: bootstrapping to the CSV's last day must not ask for days beyond it."""
+    from tasks.bootstrap import bootstrap
+    from tasks.config import get_settings
+    from tests.unit.test_simulator import _epf_csv
+
+    csv = _epf_csv(data_root.parent / "x.csv", ",Price,Load Forecast,PV+Wind Forecast", date(2016, 5, 1), 10)
+    monkeypatch.setenv("DAP_SOURCE", "replay")
+    monkeypatch.setenv("DAP_REPLAY_CSV", str(csv))
+    monkeypatch.setenv("DAP_ZONES", ZONE)
+    monkeypatch.setenv("DAP_MTU_MINUTES", "60")
+    get_settings.cache_clear()
+    settings = get_settings()
+    result = bootstrap(settings, date(2016, 5, 1), date(2016, 5, 10), (ZONE,))
+    layout = Layout(settings.data_root)
+    assert layout.processed_file("day_ahead_prices", ZONE, date(2016, 5, 10)).is_file()
+    assert result["feature_days"][ZONE] == 3  # 2016-05-08..10: lags reach back a week
+    assert result["ingest"]["quarantined"] == 0

@@ -1,0 +1,189 @@
+"""The production price model on real history: accuracy and storage capture of its members.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/production_replay.py --csv ../shared/data/epf/DE.csv \
+        [--zone DE_LU] [--first-origin 2016-02-01] [--origins 26] [--every 28] [--keep DIR]
+
+Replays an hourly epftoolbox-layout CSV through the embedded ingestion path
+(``DAP_SOURCE=replay``, tasks.bootstrap), then runs ``python -m tasks.train``
+for ``--origins`` delivery days ``--every`` days apart, exactly as the daily
+DAG does (365-day window, 28 held-out evaluation days). Origins 28 days apart
+make the evaluation windows tile a period without overlap; the defaults tile
+the epftoolbox test period of DE.csv/BE.csv (2016-01-04 … 2017-12-31 and
+2015-01-04 … 2016-12-31 with ``--first-origin 2015-02-01``). For each run it
+reloads the logged model, forecasts its evaluation days and reports, per
+member and for the registered ensemble: MAE, rMAE against the weekly naive,
+and the capture of perfect-foresight profit of the issue-6 protocol battery
+(10 MW / 20 MWh, 90 % round trip, SoC 50 % at both ends of each day),
+dispatched on each forecast and settled at the actual prices. Days are the
+fixed 24-slot grid of the features (DST days as the models see them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(module: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        result_file = Path(tmp) / "result.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", module, *args],
+            env={**env, "DAP_RESULT_FILE": str(result_file)},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            print(proc.stdout[-2000:], proc.stderr[-4000:])
+            raise SystemExit(f"{module} {' '.join(args)} failed with {proc.returncode}")
+        return dict(json.loads(result_file.read_text()))
+
+
+def capture(actual: np.ndarray, forecast: np.ndarray) -> tuple[float, float]:
+    """(realised, perfect-foresight) profit of the protocol battery over the days of ``actual``."""
+    from tasks.backtest_trading import protocol_battery
+    from tasks.optimise import arbitrage_profit, dispatch_days
+
+    battery = protocol_battery()
+    charge, discharge = dispatch_days(forecast, battery, 60)
+    pf_charge, pf_discharge = dispatch_days(actual, battery, 60)
+    realised = sum(arbitrage_profit(c, d, a, 60) for c, d, a in zip(charge, discharge, actual, strict=True))
+    perfect = sum(
+        arbitrage_profit(c, d, a, 60) for c, d, a in zip(pf_charge, pf_discharge, actual, strict=True)
+    )
+    return realised, perfect
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--csv", type=Path, required=True, help="Hourly epftoolbox-layout CSV (DE.csv, BE.csv)."
+    )
+    parser.add_argument("--zone", default="DE_LU")
+    parser.add_argument("--timezone", default="Europe/Berlin")
+    parser.add_argument("--first-origin", type=date.fromisoformat, default=date(2016, 2, 1))
+    parser.add_argument("--origins", type=int, default=26)
+    parser.add_argument("--every", type=int, default=28, help="Days between origins (= evaluation days).")
+    parser.add_argument("--train-days", type=int, default=365)
+    parser.add_argument("--keep", type=Path, default=None, help="Use (and keep) this directory.")
+    args = parser.parse_args()
+
+    base = (args.keep or Path(tempfile.mkdtemp(prefix="dap-replay-"))).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "DAP_DATA_ROOT": str(base / "data"),
+        "DAP_MLFLOW_TRACKING_URI": f"sqlite:///{base / 'mlflow.db'}",
+        "DAP_MLFLOW_ARTIFACT_ROOT": (base / "artifacts").as_uri(),
+        "DAP_ZONES": args.zone,
+        "DAP_MARKET_TIMEZONE": args.timezone,
+        "DAP_MTU_MINUTES": "60",
+        "DAP_SOURCE": "replay",
+        "DAP_REPLAY_CSV": str(args.csv.resolve()),
+        "DAP_TRAIN_WINDOW_DAYS": str(args.train_days),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    os.environ.update(env)
+    origins = [args.first_origin + timedelta(days=args.every * k) for k in range(args.origins)]
+    first = origins[0] - timedelta(days=args.train_days + 8)
+    t0 = time.perf_counter()
+    last = origins[-1] - timedelta(days=1)  # training for D reads nothing of D
+    _run("tasks.bootstrap", ["--first-day", first.isoformat(), "--last-day", last.isoformat()], env)
+    print(f"replayed {first}..{last} in {time.perf_counter() - t0:.0f} s", flush=True)
+    # Replay has no actual load or weather: no load model; TFDV statistics are not what is measured.
+    override = base / "models.json"
+    override.write_text(
+        json.dumps({"evaluation_days": args.every, "tfdv_statistics": False, "load_dnn": {"enabled": False}})
+    )
+
+    import mlflow
+
+    from tasks.config import get_settings
+    from tasks.mlflow_utils import load_price_model
+    from tasks.train import load_window
+
+    settings = get_settings()
+    names = ["ensemble", "dnn", "lear", "gbm", "naive"]
+    errors: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    profit = dict.fromkeys(names, 0.0)
+    perfect_total = 0.0
+    train_seconds = []
+    for day in origins:
+        t1 = time.perf_counter()
+        res = _run(
+            "tasks.train",
+            ["--delivery-date", day.isoformat(), "--zone", args.zone, "--config", str(override)],
+            env,
+        )
+        train_seconds.append(time.perf_counter() - t1)
+        mlflow.set_tracking_uri(env["DAP_MLFLOW_TRACKING_URI"])
+        run = mlflow.MlflowClient().get_run(str(res["run_id"]))
+        evaluation = json.loads(
+            Path(
+                mlflow.artifacts.download_artifacts(run_id=res["run_id"], artifact_path="window.json")
+            ).read_text()
+        )["evaluation_days"]
+        window = load_window(
+            args.zone,
+            date.fromisoformat(evaluation[0]),
+            date.fromisoformat(evaluation[-1]),
+            settings,
+            build_missing=False,
+        )
+        model = load_price_model(str(res["model_uri"]))
+        assert model.design is not None
+        x = model.design.matrix(window.frames)
+        q = model.forecast_days(window.frames)
+        m = len(model.design.quantiles) // 2
+        points = {
+            "ensemble": q[..., m],
+            "dnn": model.dnn.predict(x)[..., m],
+            "lear": model.members["lear"].predict(x),
+            "gbm": model.members["gbm"].predict(x),
+            "naive": window.naive,
+        }
+        realised = {}
+        for name, point in points.items():
+            errors[name].append(np.abs(window.y - point))
+            realised[name], perfect = capture(window.y, point)
+            profit[name] += realised[name]
+        perfect_total += perfect
+        print(
+            f"{day}: {len(window.days)} days, MAE "
+            + " ".join(f"{n} {np.abs(window.y - p).mean():.2f}" for n, p in points.items())
+            + f" | capture ensemble {realised['ensemble'] / perfect:.1%} dnn {realised['dnn'] / perfect:.1%}"
+            + f" | train {train_seconds[-1]:.0f} s (run rmae {run.data.metrics['rmae']:.3f})",
+            flush=True,
+        )
+    naive_mae = float(np.concatenate(errors["naive"]).mean())
+    n_days = sum(len(e) for e in errors["naive"])
+    print(
+        f"\n{args.csv.name} as zone {args.zone}: {args.origins} origins from {origins[0]}, "
+        f"{n_days} evaluation days, {args.train_days}-day window"
+    )
+    print(f"{'model':10s} {'MAE':>7s} {'rMAE':>6s} {'capture':>8s}")
+    for name in names:
+        mae = float(np.concatenate(errors[name]).mean())
+        print(f"{name:10s} {mae:7.3f} {mae / naive_mae:6.3f} {profit[name] / perfect_total:8.1%}")
+    print(f"train: mean {np.mean(train_seconds):.0f} s per run; data in {base}")
+
+
+if __name__ == "__main__":
+    main()
