@@ -53,6 +53,24 @@ def _run(module: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
         return dict(json.loads(result_file.read_text()))
 
 
+def _existing_run(day: date) -> dict[str, Any] | None:
+    """The candidate run trained for ``day`` in the current tracking store, as tasks.train reports it."""
+    import mlflow
+
+    from tasks.mlflow_utils import load_config
+
+    runs = mlflow.search_runs(
+        experiment_names=[load_config()["experiments"]["price_dnn"]],
+        filter_string=f"tags.delivery_date = '{day.isoformat()}' and attributes.status = 'FINISHED'",
+        output_format="list",
+    )
+    runs = [r for r in runs if "model_uri" in r.data.tags]
+    if not runs:
+        return None
+    run = runs[0]
+    return {"run_id": run.info.run_id, "model_uri": run.data.tags["model_uri"]}
+
+
 def capture(actual: np.ndarray, forecast: np.ndarray) -> tuple[float, float]:
     """(realised, perfect-foresight) profit of the protocol battery over the days of ``actual``."""
     from tasks.backtest_trading import protocol_battery
@@ -82,6 +100,11 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=28, help="Days between origins (= evaluation days).")
     parser.add_argument("--train-days", type=int, default=365)
     parser.add_argument("--keep", type=Path, default=None, help="Use (and keep) this directory.")
+    parser.add_argument(
+        "--reuse-runs",
+        action="store_true",
+        help="Score the runs already in --keep's MLflow store for an origin instead of training again.",
+    )
     args = parser.parse_args()
 
     base = (args.keep or Path(tempfile.mkdtemp(prefix="dap-replay-"))).resolve()
@@ -120,20 +143,24 @@ def main() -> None:
     from tasks.train import load_window
 
     settings = get_settings()
-    names = ["ensemble", "dnn", "lear", "gbm", "naive"]
+    # "lear+gbm": the ensemble without the DNN, a diagnostic of what the DNN adds.
+    names = ["ensemble", "dnn", "lear", "gbm", "lear+gbm", "naive"]
+    rows: list[dict[str, Any]] = []
     errors: dict[str, list[np.ndarray]] = {n: [] for n in names}
     profit = dict.fromkeys(names, 0.0)
     perfect_total = 0.0
     train_seconds = []
     for day in origins:
-        t1 = time.perf_counter()
-        res = _run(
-            "tasks.train",
-            ["--delivery-date", day.isoformat(), "--zone", args.zone, "--config", str(override)],
-            env,
-        )
-        train_seconds.append(time.perf_counter() - t1)
         mlflow.set_tracking_uri(env["DAP_MLFLOW_TRACKING_URI"])
+        res = _existing_run(day) if args.reuse_runs else None
+        if res is None:
+            t1 = time.perf_counter()
+            res = _run(
+                "tasks.train",
+                ["--delivery-date", day.isoformat(), "--zone", args.zone, "--config", str(override)],
+                env,
+            )
+            train_seconds.append(time.perf_counter() - t1)
         run = mlflow.MlflowClient().get_run(str(res["run_id"]))
         evaluation = json.loads(
             Path(
@@ -157,8 +184,15 @@ def main() -> None:
             "dnn": model.dnn.predict(x)[..., m],
             "lear": model.members["lear"].predict(x),
             "gbm": model.members["gbm"].predict(x),
-            "naive": window.naive,
         }
+        points["lear+gbm"] = (points["lear"] + points["gbm"]) / 2
+        points["naive"] = window.naive
+        for i, d in enumerate(window.days):
+            rows.extend(
+                {"date": d.isoformat(), "slot": s, "actual": window.y[i, s]}
+                | {n: float(p[i, s]) for n, p in points.items()}
+                for s in range(window.y.shape[1])
+            )
         realised = {}
         for name, point in points.items():
             errors[name].append(np.abs(window.y - point))
@@ -169,7 +203,7 @@ def main() -> None:
             f"{day}: {len(window.days)} days, MAE "
             + " ".join(f"{n} {np.abs(window.y - p).mean():.2f}" for n, p in points.items())
             + f" | capture ensemble {realised['ensemble'] / perfect:.1%} dnn {realised['dnn'] / perfect:.1%}"
-            + f" | train {train_seconds[-1]:.0f} s (run rmae {run.data.metrics['rmae']:.3f})",
+            + f" | run rmae {run.data.metrics['rmae']:.3f}",
             flush=True,
         )
     naive_mae = float(np.concatenate(errors["naive"]).mean())
@@ -182,7 +216,12 @@ def main() -> None:
     for name in names:
         mae = float(np.concatenate(errors[name]).mean())
         print(f"{name:10s} {mae:7.3f} {mae / naive_mae:6.3f} {profit[name] / perfect_total:8.1%}")
-    print(f"train: mean {np.mean(train_seconds):.0f} s per run; data in {base}")
+    if train_seconds:
+        print(f"train: mean {np.mean(train_seconds):.0f} s per run (wall)")
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(base / "forecasts.csv", index=False)
+    print(f"per-slot forecasts: {base / 'forecasts.csv'}; data and MLflow store in {base}")
 
 
 if __name__ == "__main__":
