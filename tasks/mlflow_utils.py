@@ -174,9 +174,10 @@ class Design:
 class DayAheadPriceModel(PythonModel):
     """Pyfunc: a day's feature rows in, quantile prices (and loads) per row out.
 
-    With point members the DNN quantiles are re-centred on the mean of the DNN
-    median and the members (:func:`tasks.forecasting.price_ensemble.combine_quantiles`);
-    models saved without ``ensemble.json`` forecast with the DNN alone.
+    With point members the DNN quantiles are re-centred on the mean of the
+    members (the DNN median among them when ``dnn_in_point``:
+    :func:`tasks.forecasting.price_ensemble.combine_quantiles`); models saved
+    without ``ensemble.json`` forecast with the DNN alone.
     Prices are clipped to the SDAC limits. A model trained with a load network
     also returns ``load_qNN`` (MW, non-negative) and carries ``load_meta``
     (whether its median beat the TSO forecast on the evaluation window).
@@ -188,6 +189,7 @@ class DayAheadPriceModel(PythonModel):
         self.load_dnn: Any = None
         self.load_meta: dict[str, Any] | None = None
         self.members: dict[str, Any] = {}  # name -> point model, predict(X[n, f]) -> [n, slots]
+        self.dnn_in_point = True  # the DNN median is one of the point members
 
     def load_context(self, context: Any) -> None:
         from tasks.forecasting.dnn import QuantileDNN
@@ -204,6 +206,7 @@ class DayAheadPriceModel(PythonModel):
             names = json.loads((root / ENSEMBLE_FILE).read_text())["members"]
             stored = joblib.load(root / MEMBERS_FILE)
             self.members = {name: stored[name] for name in names if name != "dnn"}
+            self.dnn_in_point = "dnn" in names
 
     def attach(
         self,
@@ -213,11 +216,13 @@ class DayAheadPriceModel(PythonModel):
         load_dnn: Any = None,
         load_meta: dict[str, Any] | None = None,
         members: dict[str, Any] | None = None,
+        dnn_in_point: bool = True,
     ) -> DayAheadPriceModel:
         """Use in-process (training) without a round trip through MLflow."""
         self.design, self.dnn = design, dnn
         self.load_dnn, self.load_meta = load_dnn, load_meta
         self.members = dict(members or {})
+        self.dnn_in_point = dnn_in_point
         return self
 
     def save(self, root: Path) -> None:
@@ -235,15 +240,16 @@ class DayAheadPriceModel(PythonModel):
 
             joblib.dump(self.members, root / MEMBERS_FILE)
             doc = {
-                "members": ["dnn", *self.members],
-                "point": "equal-weight mean of the DNN median and the members",
+                "members": self.member_names,
+                "point": "equal-weight mean of the members' point forecasts (the DNN's: its median)",
                 "quantiles": "DNN quantiles shifted by (point - DNN median)",
             }
             (root / ENSEMBLE_FILE).write_text(json.dumps(doc, indent=2))
 
     @property
     def member_names(self) -> list[str]:
-        return ["dnn", *self.members]
+        """The models whose point forecasts are averaged (the DNN always gives the band)."""
+        return [*(["dnn"] if self.dnn_in_point or not self.members else []), *self.members]
 
     @property
     def load_columns(self) -> list[str]:
@@ -276,6 +282,7 @@ class DayAheadPriceModel(PythonModel):
             self.dnn.predict(x),
             {name: member.predict(x) for name, member in self.members.items()},
             _median_index(self.design.quantiles),
+            dnn_in_point=self.dnn_in_point,
         )
         return np.clip(pred, self.design.price_floor, self.design.price_cap)
 

@@ -273,13 +273,15 @@ def fit_load_model(
     )
 
 
-def _ensemble_members(config: dict[str, Any], fitted: dict[str, Any]) -> dict[str, Any]:
-    """The fitted point members that ``ensemble.members`` names, in that order (DNN implied)."""
-    names = [n for n in dict(config.get("ensemble", {})).get("members", []) if n != "dnn"]
-    unknown = [n for n in names if n not in fitted]
-    if unknown:
-        raise ConfigError(f"ensemble.members: unknown {unknown}; choose from {['dnn', *fitted]}")
-    return {n: fitted[n] for n in names}
+def _ensemble_members(config: dict[str, Any], fitted: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The fitted point members ``ensemble.members`` names (in that order) and whether the DNN is one."""
+    names = list(dict(config.get("ensemble", {})).get("members", ["dnn"]))
+    unknown = [n for n in names if n != "dnn" and n not in fitted]
+    if unknown or not names:
+        raise ConfigError(
+            f"ensemble.members {names}: name one or more of {['dnn', *fitted]} (unknown: {unknown})"
+        )
+    return {n: fitted[n] for n in names if n != "dnn"}, "dnn" in names
 
 
 def is_due(settings: Settings, zone: str, day: date, config: dict[str, Any]) -> tuple[bool, str]:
@@ -427,13 +429,14 @@ def train(
     gbm = GBM(layout=layout, seed=seed, **gbm_config).fit(x_all[:n_fit], y_all[:n_fit])
     t_gbm = time.perf_counter() - t_gbm_start
     fitted = {"lear": lear, "gbm": gbm}
-    members = _ensemble_members(config, fitted)
+    members, dnn_in_point = _ensemble_members(config, fitted)
     wrapped = DayAheadPriceModel().attach(
         design,
         dnn,
         load_dnn=load_fit.dnn if load_fit else None,
         load_meta=load_fit.meta() if load_fit and load_fit.dnn is not None else None,
         members=members,
+        dnn_in_point=dnn_in_point,
     )
     q_eval = wrapped.forecast_days(window.frames[n_fit:])
     dnn_eval = DayAheadPriceModel().attach(design, dnn).forecast_days(window.frames[n_fit:])

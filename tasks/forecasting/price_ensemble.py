@@ -2,9 +2,9 @@
 
 The registered price model (``tasks.mlflow_utils.DayAheadPriceModel``) forecasts
 quantiles with the DNN. With point members (LEAR, GBM) its point forecast is
-the equal-weight mean of the DNN median and the members, and every DNN
-quantile is shifted by the same amount, so the band keeps the DNN's width and
-order around the ensemble's centre. The same combination gave the backtest
+the equal-weight mean of the members (and of the DNN median, when the DNN is
+one of them), and every DNN quantile is shifted by the same amount, so the
+band keeps the DNN's width and order around the ensemble's centre. The same combination gave the backtest
 figures (docs/forecasting.md: DE rMAE 0.379 → 0.367 and storage capture
 88.3 → 89.4 % with the GBM beside LEAR and the DNN).
 
@@ -15,17 +15,11 @@ GBM unfolded per slot (:class:`tasks.forecasting.gbm.ColumnLayout`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-
-POINT_MEMBERS = ("lear", "gbm")
-
-
-class PointModel(Protocol):
-    def predict(self, X: np.ndarray) -> np.ndarray: ...  # noqa: N803 - X as in the model literature
 
 
 def coarsen(x: np.ndarray, *, n_columns: int, slots: int, factor: int) -> np.ndarray:
@@ -89,12 +83,17 @@ def combine_quantiles(
     dnn_quantiles: np.ndarray,
     members: Mapping[str, np.ndarray],
     median_index: int,
-    weights: Sequence[float] | None = None,
+    *,
+    dnn_in_point: bool = True,
 ) -> np.ndarray:
-    """DNN quantiles ``[n, s, q]`` re-centred on the mean of the DNN median and the members' ``[n, s]``."""
+    """DNN quantiles ``[n, s, q]`` re-centred on the equal-weight mean of the members' ``[n, s]``.
+
+    The DNN median joins the mean when ``dnn_in_point``; otherwise the DNN only
+    gives the band's shape. No members: the DNN's quantiles as they are.
+    """
     if not members:
         return dnn_quantiles
     from tasks.forecasting.ensemble import combine
 
-    point = combine([dnn_quantiles[..., median_index], *members.values()], weights=weights)
-    return recentre(dnn_quantiles, point, median_index)
+    points = [*([dnn_quantiles[..., median_index]] if dnn_in_point else []), *members.values()]
+    return recentre(dnn_quantiles, combine(points), median_index)

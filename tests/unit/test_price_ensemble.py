@@ -101,4 +101,24 @@ def test_quantiles_are_recentred_on_the_ensemble_mean() -> None:
     np.testing.assert_allclose(out[..., 1], (median + lear + gbm) / 3)
     np.testing.assert_allclose(np.diff(out, axis=-1), np.diff(q, axis=-1))  # the band keeps its width
     np.testing.assert_array_equal(combine_quantiles(q, {}, median_index=1), q)
+    without_dnn = combine_quantiles(q, {"lear": lear, "gbm": gbm}, median_index=1, dnn_in_point=False)
+    np.testing.assert_allclose(without_dnn[..., 1], (lear + gbm) / 2)  # the DNN gives only the band
+    np.testing.assert_allclose(np.diff(without_dnn, axis=-1), np.diff(q, axis=-1))
     np.testing.assert_allclose(recentre(q, median + 1, 1), q + 1)
+
+
+def test_ensemble_members_from_the_config() -> None:
+    from tasks.errors import ConfigError
+    from tasks.train import _ensemble_members
+
+    fitted = {"lear": "L", "gbm": "G"}
+    assert _ensemble_members({"ensemble": {"members": ["dnn", "lear", "gbm"]}}, fitted) == (fitted, True)
+    assert _ensemble_members({"ensemble": {"members": ["gbm", "lear"]}}, fitted) == (
+        {"gbm": "G", "lear": "L"},
+        False,
+    )
+    assert _ensemble_members({}, fitted) == ({}, True)  # no ensemble section: the DNN alone
+    with pytest.raises(ConfigError, match="unknown: \\['svm'\\]"):
+        _ensemble_members({"ensemble": {"members": ["dnn", "svm"]}}, fitted)
+    with pytest.raises(ConfigError, match="name one or more"):
+        _ensemble_members({"ensemble": {"members": []}}, fitted)
