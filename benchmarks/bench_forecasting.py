@@ -106,13 +106,16 @@ def main() -> None:
     rows.append(("features (D only, daily)", wall, cpu, rss, f"rows {res['rows']}"))
     wall, cpu, rss, res = run("train", common, env)
     run_id = str(res["run_id"])
+    members = res["members"]
+    assert isinstance(members, list)
     rows.append(
         (
             "train",
             wall,
             cpu,
             rss,
-            f"mae {res['mae']:.2f} rmae {res['rmae']:.3f} lear {res['lear_mae']:.2f} naive {res['naive_mae']:.2f}",
+            f"{'+'.join(members)} mae {res['mae']:.2f} rmae {res['rmae']:.3f} "
+            f"dnn {res['dnn_mae']:.2f} lear {res['lear_mae']:.2f} gbm {res['gbm_mae']:.2f} naive {res['naive_mae']:.2f}",
         )
     )
     wall, cpu, rss, res = run("evaluate", [*common, "--run-id", run_id], env)
@@ -139,7 +142,14 @@ def main() -> None:
     print(
         f"daily run (features D, train, evaluate, register, forecast): wall {daily_wall:.1f} s, CPU {daily_cpu:.1f} s"
     )
-    inner = ("data_seconds", "dnn_fit_seconds", "lear_fit_seconds", "log_model_seconds", "epochs_run")
+    inner = (
+        "data_seconds",
+        "dnn_fit_seconds",
+        "lear_fit_seconds",
+        "gbm_fit_seconds",
+        "log_model_seconds",
+        "epochs_run",
+    )
     print("inside train: " + ", ".join(f"{k} {metrics[k]:.1f}" for k in inner))
     print(
         "evaluation window: "
