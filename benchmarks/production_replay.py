@@ -98,7 +98,9 @@ def main() -> None:
     parser.add_argument("--first-origin", type=date.fromisoformat, default=date(2016, 2, 1))
     parser.add_argument("--origins", type=int, default=26)
     parser.add_argument("--every", type=int, default=28, help="Days between origins (= evaluation days).")
-    parser.add_argument("--train-days", type=int, default=365)
+    parser.add_argument(
+        "--train-days", type=int, default=1092, help="Training window (the settings default)."
+    )
     parser.add_argument("--keep", type=Path, default=None, help="Use (and keep) this directory.")
     parser.add_argument(
         "--reuse-runs",

@@ -77,6 +77,9 @@ def main() -> None:
     parser.add_argument(
         "--calibrate-drift", action="store_true", help="Only print JS drift calibration figures."
     )
+    parser.add_argument(
+        "--train-days", type=int, default=365, help="--calibrate-drift: days behind the training statistics."
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--day", default="2026-10-25", help="Delivery day for the GX run (default: a 25-hour day)."
@@ -87,7 +90,7 @@ def main() -> None:
     os.environ["DAP_DATA_ROOT"] = str(tmp / "data")
     os.environ["DAP_MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
     if args.calibrate_drift:
-        calibrate_drift()
+        calibrate_drift(train_days=args.train_days)
         return
 
     from tasks.config import get_settings

@@ -3,7 +3,8 @@
 ``python -m tasks.train --delivery-date D --zone Z [--if-due] [--config JSON]``
 
 Window: the ``settings.train_window_days`` days ending D-1 (every target is
-a published price; nothing of D is read). Days with a gate marker, missing
+a published price; nothing of D is read), from the zone's first landed
+prices when history is shorter. Days with a gate marker, missing
 inputs or missing prices are left out and listed on the run. The last
 ``evaluation_days`` usable days are held out as the evaluation window; the
 tail of the rest is the early-stopping validation split. The held-out days
@@ -273,6 +274,33 @@ def fit_load_model(
     )
 
 
+def training_window(day: date, window_days: int, start: date | None) -> tuple[date, date]:
+    """First and last day of D's training window: ``window_days`` ending D-1, not before ``start``.
+
+    A young deployment trains on what it has: days before its first landed
+    prices are not listed as skipped days.
+    """
+    first, last = day - timedelta(days=window_days), day - timedelta(days=1)
+    if start is not None and first < start <= last:
+        first = start
+    return first, last
+
+
+def history_start(zone: str, settings: Settings) -> date | None:
+    """The first day with landed day-ahead prices for ``zone`` (None: none landed)."""
+    from tasks.datasets import PRICES
+    from tasks.storage import Layout
+
+    folder = Layout(settings.data_root).processed_dir(PRICES.name, zone)
+    days = []
+    for path in folder.glob("*.parquet"):
+        try:
+            days.append(date.fromisoformat(path.stem))
+        except ValueError:
+            continue  # not a day partition (e.g. a temp file)
+    return min(days) if days else None
+
+
 def _ensemble_members(config: dict[str, Any], fitted: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """The fitted point members ``ensemble.members`` names (in that order) and whether the DNN is one."""
     names = list(dict(config.get("ensemble", {})).get("members", ["dnn"]))
@@ -388,7 +416,7 @@ def train(
             }
 
     t0 = time.perf_counter()
-    first, last = day - timedelta(days=settings.train_window_days), day - timedelta(days=1)
+    first, last = training_window(day, settings.train_window_days, history_start(zone, settings))
     window = load_window(zone, first, last, settings)
     n_eval = int(config["evaluation_days"])
     n_min = int(config["min_training_days"])

@@ -377,3 +377,17 @@ def test_train_register_forecast_against_a_tracking_server(
     assert experiment.artifact_location.startswith("mlflow-artifacts:"), experiment.artifact_location
     # The model went through the server into its artifact store, not into a local path of the worker.
     assert list(artifacts.rglob("model.keras")), "no model artifact on the server side"
+
+
+def test_training_window_starts_at_the_first_landed_day(small: tuple[Settings, Path]) -> None:
+    from tasks.train import history_start, training_window
+
+    settings, _ = small
+    start = history_start("DE_LU", settings)
+    assert start == D - timedelta(days=60)
+    assert history_start("NL", settings) is None
+    # Window longer than the history: from the first landed day; shorter: the window.
+    assert training_window(D, 1092, start) == (start, D - timedelta(days=1))
+    assert training_window(D, 50, start) == (D - timedelta(days=50), D - timedelta(days=1))
+    assert training_window(D, 1092, None) == (D - timedelta(days=1092), D - timedelta(days=1))
+    assert training_window(D, 30, D) == (D - timedelta(days=30), D - timedelta(days=1))  # no prices before D
