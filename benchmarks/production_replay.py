@@ -71,21 +71,6 @@ def _existing_run(day: date) -> dict[str, Any] | None:
     return {"run_id": run.info.run_id, "model_uri": run.data.tags["model_uri"]}
 
 
-def capture(actual: np.ndarray, forecast: np.ndarray) -> tuple[float, float]:
-    """(realised, perfect-foresight) profit of the protocol battery over the days of ``actual``."""
-    from tasks.backtest_trading import protocol_battery
-    from tasks.optimise import arbitrage_profit, dispatch_days
-
-    battery = protocol_battery()
-    charge, discharge = dispatch_days(forecast, battery, 60)
-    pf_charge, pf_discharge = dispatch_days(actual, battery, 60)
-    realised = sum(arbitrage_profit(c, d, a, 60) for c, d, a in zip(charge, discharge, actual, strict=True))
-    perfect = sum(
-        arbitrage_profit(c, d, a, 60) for c, d, a in zip(pf_charge, pf_discharge, actual, strict=True)
-    )
-    return realised, perfect
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -140,6 +125,7 @@ def main() -> None:
 
     import mlflow
 
+    from tasks.backtest_trading import expert_profits
     from tasks.config import get_settings
     from tasks.mlflow_utils import load_price_model
     from tasks.train import load_window
@@ -195,10 +181,12 @@ def main() -> None:
                 | {n: float(p[i, s]) for n, p in points.items()}
                 for s in range(window.y.shape[1])
             )
-        realised = {}
+        # Per-day profit of the protocol battery scheduled on each forecast, and on the actuals.
+        days_profit = expert_profits(window.y, np.stack([window.y, *points.values()])).sum(axis=1)
+        perfect = float(days_profit[0])
+        realised = dict(zip(points, days_profit[1:].tolist(), strict=True))
         for name, point in points.items():
             errors[name].append(np.abs(window.y - point))
-            realised[name], perfect = capture(window.y, point)
             profit[name] += realised[name]
         perfect_total += perfect
         print(

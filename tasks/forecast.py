@@ -39,6 +39,7 @@ def forecast(
     import pandas as pd
 
     from tasks.features import read_features
+    from tasks.forecasting.metrics import median_index
     from tasks.mlflow_utils import CHAMPION, client, load_config, model_input, model_name, require_champion
 
     settings = settings or get_settings()
@@ -86,7 +87,8 @@ def forecast(
         for i, column in enumerate(load_columns):
             out[column] = loads[:, i]
         if load_meta.get("use_model"):
-            out["load_mw"] = out[f"load_q{round(100 * _median(settings.quantiles))}"]
+            median = settings.quantiles[median_index(settings.quantiles)]
+            out["load_mw"] = out[f"load_q{round(100 * median)}"]
             load_source = "load_dnn"
     path = write_parquet_atomic(layout.forecast_file(zone, day), out)
     sidecar = {
@@ -113,11 +115,6 @@ def forecast(
         "rows": len(out),
         "load_source": load_source,
     }
-
-
-def _median(quantiles: Any) -> float:
-    """The configured quantile closest to 0.5 (the point forecast)."""
-    return float(min(quantiles, key=lambda q: abs(float(q) - 0.5)))
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:

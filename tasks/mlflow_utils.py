@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,12 +47,6 @@ LOAD_DIR = "load_dnn"  # the load network inside the model directory (absent in 
 LOAD_META_FILE = "load.json"
 ENSEMBLE_FILE = "ensemble.json"  # the point members and how they combine (absent: the DNN alone)
 MEMBERS_FILE = "members.joblib"
-
-
-def sklearn_version() -> str:
-    from importlib.metadata import version
-
-    return version("scikit-learn")
 
 
 def load_config(path: Path | None = None) -> dict[str, Any]:
@@ -275,13 +270,19 @@ class DayAheadPriceModel(PythonModel):
         """``[n_days, slots, q]`` quantile prices on the slot grid, clipped to the price limits."""
         assert self.design is not None, "load the model first"
         assert self.dnn is not None, "load the model first"
+        return self.forecast_matrix(self.design.matrix(frames))
+
+    def forecast_matrix(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`forecast_days` from design rows ``X[n_days, f]`` (``Design.matrix``)."""
+        assert self.design is not None, "load the model first"
+        assert self.dnn is not None, "load the model first"
+        from tasks.forecasting.metrics import median_index
         from tasks.forecasting.price_ensemble import combine_quantiles
 
-        x = self.design.matrix(frames)
         pred = combine_quantiles(
             self.dnn.predict(x),
             {name: member.predict(x) for name, member in self.members.items()},
-            _median_index(self.design.quantiles),
+            median_index(self.design.quantiles),
             dnn_in_point=self.dnn_in_point,
         )
         return np.clip(pred, self.design.price_floor, self.design.price_cap)
@@ -300,10 +301,6 @@ class DayAheadPriceModel(PythonModel):
         return out
 
 
-def _median_index(quantiles: list[float]) -> int:
-    return min(range(len(quantiles)), key=lambda i: abs(quantiles[i] - 0.5))
-
-
 def model_input(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns of a feature frame the pyfunc signature declares (no timestamps)."""
     return frame.drop(columns=["timestamp_utc"])
@@ -312,7 +309,7 @@ def model_input(frame: pd.DataFrame) -> pd.DataFrame:
 PIP_REQUIREMENTS = [
     f"mlflow=={mlflow.__version__}",
     "tensorflow-cpu==2.16.2",
-    f"scikit-learn=={sklearn_version()}",  # the members are pickled: the same version loads them
+    f"scikit-learn=={version('scikit-learn')}",  # the members are pickled: the same version loads them
     "pandas",
     "numpy",
 ]

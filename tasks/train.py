@@ -164,7 +164,7 @@ def score(y: np.ndarray, q_pred: np.ndarray, naive: np.ndarray, quantiles: list[
     """All figures of a quantile forecast ``[n, slots, q]`` against actuals ``[n, slots]``."""
     from tasks.forecasting import metrics
 
-    median = q_pred[..., _median_index(quantiles)]
+    median = q_pred[..., metrics.median_index(quantiles)]
     out = metrics.point_metrics(y, median, naive)
     out["pinball"] = metrics.pinball_loss(y, q_pred, quantiles)
     out["coverage_80"] = metrics.interval_coverage(y, q_pred[..., 0], q_pred[..., -1])
@@ -175,10 +175,6 @@ def score_point(y: np.ndarray, pred: np.ndarray, naive: np.ndarray) -> dict[str,
     from tasks.forecasting import metrics
 
     return metrics.point_metrics(y, pred, naive)
-
-
-def _median_index(quantiles: list[float]) -> int:
-    return min(range(len(quantiles)), key=lambda i: abs(quantiles[i] - 0.5))
 
 
 def load_split(
@@ -384,6 +380,7 @@ def train(
     import numpy as np
     import pandas as pd
 
+    from tasks.forecasting import metrics
     from tasks.forecasting.dnn import QuantileDNN
     from tasks.forecasting.gbm import GBM, ColumnLayout
     from tasks.forecasting.price_ensemble import DesignLEAR
@@ -452,9 +449,8 @@ def train(
     )
     t_lear = time.perf_counter() - t2
     t_gbm_start = time.perf_counter()
-    gbm_config = {k: v for k, v in dict(config.get("gbm", {})).items() if k != "enabled"}
     layout = ColumnLayout(tuple(design.columns), design.slots)
-    gbm = GBM(layout=layout, seed=seed, **gbm_config).fit(x_all[:n_fit], y_all[:n_fit])
+    gbm = GBM(layout=layout, seed=seed, **config.get("gbm", {})).fit(x_all[:n_fit], y_all[:n_fit])
     t_gbm = time.perf_counter() - t_gbm_start
     fitted = {"lear": lear, "gbm": gbm}
     members, dnn_in_point = _ensemble_members(config, fitted)
@@ -466,10 +462,10 @@ def train(
         members=members,
         dnn_in_point=dnn_in_point,
     )
-    q_eval = wrapped.forecast_days(window.frames[n_fit:])
-    dnn_eval = DayAheadPriceModel().attach(design, dnn).forecast_days(window.frames[n_fit:])
+    x_eval = x_all[ev]  # the rows Design.matrix gives for the evaluation days (serving code path)
+    q_eval = wrapped.forecast_matrix(x_eval)
     floor, cap = settings.price_floor_eur_mwh, settings.price_cap_eur_mwh
-    x_eval = x_all[ev]
+    dnn_eval = np.clip(dnn.predict(x_eval), floor, cap)
 
     y_eval, naive_eval = y_all[ev], window.naive[ev]
     model_scores = score(y_eval, q_eval, naive_eval, design.quantiles)
@@ -636,7 +632,7 @@ def train(
             q_eval,
             naive_eval,
             slots=design.slots,
-            median=_median_index(design.quantiles),
+            median=metrics.median_index(design.quantiles),
         ).items():
             mlflow.log_figure(fig, fname)
         import matplotlib.pyplot as plt

@@ -109,3 +109,8 @@ def point_metrics(y: np.ndarray, yhat: np.ndarray, y_naive: np.ndarray) -> dict[
         "smape": smape(y, yhat),
         "rmse": rmse(y, yhat),
     }
+
+
+def median_index(quantiles: Sequence[float]) -> int:
+    """Index of the quantile closest to 0.5 (the point forecast of a quantile model)."""
+    return min(range(len(quantiles)), key=lambda i: abs(float(quantiles[i]) - 0.5))

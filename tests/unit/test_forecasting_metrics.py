@@ -94,3 +94,11 @@ def test_combine_mean_median_weights() -> None:
     np.testing.assert_allclose(combine([a, c], weights=[3, 1]), np.full(3, 1.25))
     with pytest.raises(ValueError, match="unknown"):
         combine([a], "max")
+
+
+def test_median_index_is_the_quantile_closest_to_one_half() -> None:
+    from tasks.forecasting.metrics import median_index
+
+    assert median_index([0.1, 0.5, 0.9]) == 1
+    assert median_index((0.05, 0.25, 0.45, 0.75)) == 2
+    assert median_index([0.5]) == 0
