@@ -103,7 +103,8 @@ def test_drifted_feature_fails_and_normal_day_passes(
     normal = serving[local_day == day].reset_index(drop=True)
     ok = validate_features(ZONE, day, settings, runner, frame=normal)
     assert ok.passed, [(c.name, c.observed) for c in ok.failed]
-    drifted = normal.assign(load_mw=normal["load_mw"] * 1.3)
+    # Load 50 % too high (e.g. another area's series) stays under the capacity bound but drifts.
+    drifted = normal.assign(load_mw=normal["load_mw"] * 1.5)
     result = validate_features(ZONE, day, settings, runner, frame=drifted)
     assert names(result) == {"features.tfdv.drift.load_mw"}
     (check,) = result.failed
@@ -112,6 +113,31 @@ def test_drifted_feature_fails_and_normal_day_passes(
         Path(settings.data_root) / "reports" / "tfdv" / day.isoformat() / f"zone={ZONE}" / "anomalies.pbtxt"
     )
     assert "load_mw" in report.read_text()
+
+
+def test_price_drift_warns_without_withholding_the_day(
+    settings: Settings, runner: GxRunner, training_stats: object
+) -> None:
+    """A new price regime is a reason to retrain, not to block the schedule (expectations/severity.json)."""
+    tfdv_checks.save_training_stats(training_stats, ZONE, settings)
+    serving = feature_frame(date(2025, 6, 1), 122, mtu_minutes=15, seed=1)
+    local_day = serving["timestamp_utc"].dt.tz_convert(TZ).dt.date
+    day = date(2025, 9, 29)
+    normal = serving[local_day == day].reset_index(drop=True)
+    dearer = normal.assign(**{c: normal[c] * 4 + 200 for c in normal.columns if c.startswith("price_lag")})
+    result = validate_features(ZONE, day, settings, runner, frame=dearer)
+    assert result.passed, [(c.name, c.observed) for c in result.failed]
+    assert "features.tfdv.drift.price_lag1" in {c.name for c in result.warnings}
+
+
+def test_schema_thresholds_are_the_calibrated_ones() -> None:
+    schema = tfdv_checks.load_schema()
+    thresholds = {
+        f.name: f.drift_comparator.jensen_shannon_divergence.threshold
+        for f in schema.feature
+        if f.HasField("drift_comparator")
+    }
+    assert thresholds == pytest.approx(tfdv_checks.DRIFT_THRESHOLDS)
 
 
 def test_stats_are_logged_to_mlflow(settings: Settings, training_stats: object) -> None:
@@ -159,7 +185,7 @@ def test_drift_reference_falls_back_to_recent_feature_files(settings: Settings, 
     assert ok.passed
     assert not ok.warnings, [c.name for c in ok.warnings]
     assert "features of the 30 days before" in str(ok.suites[-1].checks[-1].observed)
-    drifted = serving.assign(load_mw=serving["load_mw"] * 1.3)
+    drifted = serving.assign(load_mw=serving["load_mw"] * 1.4)
     assert names(validate_features(ZONE, day, settings, runner, frame=drifted)) == {
         "features.tfdv.drift.load_mw"
     }
