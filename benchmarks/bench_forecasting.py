@@ -115,7 +115,11 @@ def main() -> None:
             cpu,
             rss,
             f"{'+'.join(members)} mae {res['mae']:.2f} rmae {res['rmae']:.3f} "
-            f"dnn {res['dnn_mae']:.2f} lear {res['lear_mae']:.2f} gbm {res['gbm_mae']:.2f} naive {res['naive_mae']:.2f}",
+            + " ".join(
+                f"{name} {res[f'{name}_mae']:.2f}"
+                for name in ("dnn", "lear", "gbm", "forest", "naive")
+                if f"{name}_mae" in res
+            ),
         )
     )
     wall, cpu, rss, res = run("evaluate", [*common, "--run-id", run_id], env)
@@ -147,10 +151,11 @@ def main() -> None:
         "dnn_fit_seconds",
         "lear_fit_seconds",
         "gbm_fit_seconds",
+        "forest_fit_seconds",
         "log_model_seconds",
         "epochs_run",
     )
-    print("inside train: " + ", ".join(f"{k} {metrics[k]:.1f}" for k in inner))
+    print("inside train: " + ", ".join(f"{k} {metrics[k]:.1f}" for k in inner if k in metrics))
     print(
         "evaluation window: "
         + ", ".join(

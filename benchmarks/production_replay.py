@@ -131,11 +131,11 @@ def main() -> None:
     from tasks.train import load_window
 
     settings = get_settings()
-    # "lear+gbm": the ensemble without the DNN, a diagnostic of what the DNN adds.
-    names = ["ensemble", "dnn", "lear", "gbm", "lear+gbm", "naive"]
+    # Names come from the models: ensemble, dnn, each point member, the point members
+    # without the DNN (a diagnostic of what the DNN adds) and the weekly naive.
     rows: list[dict[str, Any]] = []
-    errors: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    profit = dict.fromkeys(names, 0.0)
+    errors: dict[str, list[np.ndarray]] = {}
+    profit: dict[str, float] = {}
     perfect_total = 0.0
     train_seconds = []
     for day in origins:
@@ -170,10 +170,10 @@ def main() -> None:
         points = {
             "ensemble": q[..., m],
             "dnn": model.dnn.predict(x)[..., m],
-            "lear": model.members["lear"].predict(x),
-            "gbm": model.members["gbm"].predict(x),
+            **{name: member.predict(x) for name, member in model.members.items()},
         }
-        points["lear+gbm"] = (points["lear"] + points["gbm"]) / 2
+        if len(model.members) > 1:
+            points["+".join(model.members)] = np.mean([points[n] for n in model.members], axis=0)
         points["naive"] = window.naive
         for i, d in enumerate(window.days):
             rows.extend(
@@ -186,8 +186,8 @@ def main() -> None:
         perfect = float(days_profit[0])
         realised = dict(zip(points, days_profit[1:].tolist(), strict=True))
         for name, point in points.items():
-            errors[name].append(np.abs(window.y - point))
-            profit[name] += realised[name]
+            errors.setdefault(name, []).append(np.abs(window.y - point))
+            profit[name] = profit.get(name, 0.0) + realised[name]
         perfect_total += perfect
         print(
             f"{day}: {len(window.days)} days, MAE "
@@ -202,10 +202,10 @@ def main() -> None:
         f"\n{args.csv.name} as zone {args.zone}: {args.origins} origins from {origins[0]}, "
         f"{n_days} evaluation days, {args.train_days}-day window"
     )
-    print(f"{'model':10s} {'MAE':>7s} {'rMAE':>6s} {'capture':>8s}")
-    for name in names:
-        mae = float(np.concatenate(errors[name]).mean())
-        print(f"{name:10s} {mae:7.3f} {mae / naive_mae:6.3f} {profit[name] / perfect_total:8.1%}")
+    print(f"{'model':18s} {'MAE':>7s} {'rMAE':>6s} {'capture':>8s}")
+    for name, name_errors in errors.items():
+        mae = float(np.concatenate(name_errors).mean())
+        print(f"{name:18s} {mae:7.3f} {mae / naive_mae:6.3f} {profit[name] / perfect_total:8.1%}")
     if train_seconds:
         print(f"train: mean {np.mean(train_seconds):.0f} s per run (wall)")
     import pandas as pd

@@ -33,10 +33,10 @@ from tasks.forecasting.naive import weekly_naive
 
 log = logging.getLogger("tasks.backtest")
 
-MODELS = ("naive", "lear", "dnn", "gbm", "ensemble")
+MODELS = ("naive", "lear", "dnn", "gbm", "forest", "ensemble")
 # The default run stays within 30 min on 2 cores; GBM members run as a shard (docs/forecasting.md).
 DEFAULT_MODELS = ("naive", "lear", "dnn", "ensemble")
-ENSEMBLE_MEMBERS = ("lear", "dnn", "gbm")
+ENSEMBLE_MEMBERS = ("lear", "dnn", "gbm", "forest")
 SHORT_WINDOW_DAYS = 365  # LEAR windows below this re-train on the short cadence
 
 # Lago et al. (2021), Applied Energy 293, test period = last 728 days of each file.
@@ -76,6 +76,7 @@ class BacktestConfig:
     dnn_finetune_days: int = 91
     dnn_finetune_epochs: int = 3
     gbm_windows: tuple[int, ...] = (728, 1092, 1456)
+    forest_windows: tuple[int, ...] = (728, 1092, 1456)
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     ensemble_how: str = "mean"
     seed: int = 0
@@ -186,6 +187,24 @@ def run_backtest(data: design.DayData, cfg: BacktestConfig) -> BacktestResult:
             ),
         )
 
+    if "forest" in models:
+        from tasks.forecasting.gbm import ExtraTrees
+
+        _window_family(
+            res,
+            "forest",
+            cfg.forest_windows,
+            lambda w: _rolling(
+                data,
+                start,
+                stop,
+                every=cfg.retrain_every,
+                window=w,
+                label=f"extra-trees {w}",
+                fit=lambda x, y: ExtraTrees(calibration_window_days=w, seed=cfg.seed).fit(x, y),
+            ),
+        )
+
     if "ensemble" in models:
         res.forecasts["ensemble"] = ensemble_of(res.forecasts, cfg.ensemble_how)
     for name in ENSEMBLE_MEMBERS:
@@ -195,7 +214,7 @@ def run_backtest(data: design.DayData, cfg: BacktestConfig) -> BacktestResult:
 
 
 def ensemble_of(forecasts: dict[str, np.ndarray], how: str) -> np.ndarray:
-    """The ensemble: LEAR, DNN and GBM forecasts combined with equal weight (those present)."""
+    """The ensemble: LEAR, DNN, GBM and extra-trees forecasts combined with equal weight (those present)."""
     return combine([forecasts[name] for name in ENSEMBLE_MEMBERS if name in forecasts], how)
 
 
@@ -309,13 +328,13 @@ def _read_run(run: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], list[st
 
 
 def merge_runs(data: design.DayData, runs: Sequence[Path], cfg: BacktestConfig) -> BacktestResult:
-    """Rebuild the LEAR/DNN/GBM/ensemble forecasts from shards run as separate processes.
+    """Rebuild the LEAR/DNN/GBM/forest/ensemble forecasts from shards run as separate processes.
 
     A run on a 2-core box is bound by single-threaded LEAR fits and by DNN fits that
     use both cores poorly, so members (DNN seeds, LEAR windows on another cadence) can
     run side by side and be merged here. LEAR members are the ``lear_<days>`` columns
-    (a later run overrides an earlier one's window), GBM members the ``gbm_<days>``
-    columns; each DNN member is a run's
+    (a later run overrides an earlier one's window), GBM and extra-trees members the
+    ``gbm_<days>`` and ``forest_<days>`` columns; each DNN member is a run's
     q-columns, weighted by its ``dnn_seeds`` so the result equals ``--dnn-seeds`` in
     one process up to the CSV's 4-decimal rounding. Seeds must not overlap.
     """
@@ -323,7 +342,7 @@ def merge_runs(data: design.DayData, runs: Sequence[Path], cfg: BacktestConfig) 
     dates = [str(d) for d in data.dates[start:]]
     res = BacktestResult(dates=data.dates[start:], actual=design.targets(data, np.arange(start, data.n_days)))
     res.forecasts["naive"] = weekly_naive(res.actual)
-    windowed: dict[str, dict[str, np.ndarray]] = {"lear": {}, "gbm": {}}
+    windowed: dict[str, dict[str, np.ndarray]] = {"lear": {}, "gbm": {}, "forest": {}}
     dnn_q: list[np.ndarray] = []
     dnn_w: list[float] = []
     seeds: set[int] = set()
@@ -338,7 +357,7 @@ def merge_runs(data: design.DayData, runs: Sequence[Path], cfg: BacktestConfig) 
             raise BacktestError(f"--merge: {run} was run on another dataset than {meta.get('dataset')}")
         for family, family_cols in windowed.items():
             family_cols.update({name: fc for name, fc in cols.items() if name.startswith(f"{family}_")})
-        for name in ("lear", "dnn", "gbm", "wall", "cpu"):
+        for name in ("lear", "dnn", "gbm", "forest", "wall", "cpu"):
             key = name if name in ENSEMBLE_MEMBERS else f"shards_{name}"
             res.seconds[key] = res.seconds.get(key, 0.0) + float(meta["seconds"].get(name, 0.0))
         if all(q in cols for q in qnames):
@@ -471,8 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--models",
         type=_csv_list,
         default=DEFAULT_MODELS,
-        help="Comma list of naive,lear,dnn,gbm,ensemble (default: all but gbm). "
-        "The ensemble averages the members listed (all three when it is listed alone).",
+        help="Comma list of naive,lear,dnn,gbm,forest,ensemble (default: all but gbm and forest). "
+        "The ensemble averages the members listed (all of them when it is listed alone).",
     )
     p.add_argument(
         "--lear-windows",
@@ -502,6 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=(728, 1092, 1456),
         help="GBM training windows in days (each re-trained every --retrain-every); the GBM forecast is their mean.",
     )
+    p.add_argument(
+        "--forest-windows",
+        type=lambda s: tuple(int(x) for x in _csv_list(s)),
+        default=(728, 1092, 1456),
+        help="Extra-trees training windows in days (re-trained every --retrain-every); 'forest' is their mean.",
+    )
     p.add_argument("--dnn-seeds", type=int, default=1, help="DNN members (seeds) averaged.")
     p.add_argument("--dnn-hidden", type=lambda s: tuple(int(x) for x in _csv_list(s)), default=(256, 128))
     p.add_argument("--dnn-epochs", type=int, default=300)
@@ -516,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ensemble-how",
         choices=("mean", "median"),
         default="mean",
-        help="How the ensemble combines the LEAR, DNN and GBM forecasts.",
+        help="How the ensemble combines the LEAR, DNN, GBM and extra-trees forecasts.",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -557,6 +582,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         dnn_finetune_days=args.dnn_finetune_days,
         dnn_finetune_epochs=args.dnn_finetune_epochs,
         gbm_windows=tuple(args.gbm_windows),
+        forest_windows=tuple(args.forest_windows),
         dnn_train_days=args.dnn_train_days,
         dnn_seeds=args.dnn_seeds,
         dnn_hidden=tuple(args.dnn_hidden),

@@ -11,15 +11,16 @@ tail of the rest is the early-stopping validation split. The held-out days
 are never trained on, so a later challenger's evaluation window (which ends
 later) contains no day the current champion was fitted on either.
 
-Models: the quantile DNN, LEAR and a GBM (gradient-boosted trees), each fitted
-on the same days, and the weekly naive forecast; each is logged to its family's
+Models: the quantile DNN and the point members configured in models.json
+(LEAR, a GBM of gradient-boosted trees, an extra-trees forest), each fitted on
+the same days, and the weekly naive forecast; each is logged to its family's
 experiment with MAE, rMAE (against the weekly naive), sMAPE, RMSE and, for
 quantile forecasts, pinball loss and 80 %-interval coverage. The registered
 candidate is the ensemble of the configured members (``ensemble.members``):
-DNN quantiles re-centred on the mean of the DNN median, LEAR and the GBM
+DNN quantiles re-centred on the mean of the DNN median and the point members
 (:mod:`tasks.forecasting.price_ensemble`); its run in the DNN family's
 experiment carries the ensemble's figures and each member's (``dnn_*``,
-``lear_*``, ``gbm_*``). With no members it is the DNN alone.
+``lear_*``, ``gbm_*``, ``forest_*``). With no members it is the DNN alone.
 
 Load: a quantile DNN of the zone's actual load on the same features (so it
 post-processes the TSO's day-ahead load forecast with calendar, weather and
@@ -297,6 +298,34 @@ def history_start(zone: str, settings: Settings) -> date | None:
     return min(days) if days else None
 
 
+#: Point members of the ensemble; each is fitted (and logged to experiment ``price_<name>``)
+#: when models.json has a block for it.
+POINT_MEMBERS = ("lear", "gbm", "forest")
+
+
+def point_models(
+    config: dict[str, Any], columns: tuple[str, ...], slots: int, per_hour: int, seed: int
+) -> dict[str, Any]:
+    """Unfitted point members configured in models.json, keyed by name (``fit(X, Y)``/``predict(X)``).
+
+    ``per_hour`` slots are averaged into LEAR's hourly inputs when ``lear.hourly_inputs``.
+    """
+    from tasks.forecasting.gbm import GBM, ColumnLayout, ExtraTrees
+    from tasks.forecasting.price_ensemble import DesignLEAR
+
+    models: dict[str, Any] = {}
+    if "lear" in config:
+        lear_config = dict(config["lear"])
+        factor = per_hour if lear_config.pop("hourly_inputs", True) else 1
+        models["lear"] = DesignLEAR(len(columns), slots, factor, lear_config)
+    layout = ColumnLayout(columns, slots)
+    if "gbm" in config:
+        models["gbm"] = GBM(layout=layout, seed=seed, **config["gbm"])
+    if "forest" in config:
+        models["forest"] = ExtraTrees(layout=layout, seed=seed, **config["forest"])
+    return models
+
+
 def _ensemble_members(config: dict[str, Any], fitted: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """The fitted point members ``ensemble.members`` names (in that order) and whether the DNN is one."""
     names = list(dict(config.get("ensemble", {})).get("members", ["dnn"]))
@@ -382,8 +411,6 @@ def train(
 
     from tasks.forecasting import metrics
     from tasks.forecasting.dnn import QuantileDNN
-    from tasks.forecasting.gbm import GBM, ColumnLayout
-    from tasks.forecasting.price_ensemble import DesignLEAR
     from tasks.mlflow_utils import (
         MODEL_ARTIFACT,
         PIP_REQUIREMENTS,
@@ -441,18 +468,13 @@ def train(
     if dict(config.get("load_dnn", {})).get("enabled", True):
         load_fit = fit_load_model(window, x_all, day, n_fit=n_fit, quantiles=design.quantiles, config=config)
         log.info("zone %s load model: %s", zone, load_fit.reason)
-    t2 = time.perf_counter()
-    lear_config = dict(config["lear"])
-    per_hour = 60 // settings.mtu_minutes if lear_config.pop("hourly_inputs", True) else 1
-    lear = DesignLEAR(len(design.columns), design.slots, per_hour, lear_config).fit(
-        x_all[:n_fit], y_all[:n_fit]
-    )
-    t_lear = time.perf_counter() - t2
-    t_gbm_start = time.perf_counter()
-    layout = ColumnLayout(tuple(design.columns), design.slots)
-    gbm = GBM(layout=layout, seed=seed, **config.get("gbm", {})).fit(x_all[:n_fit], y_all[:n_fit])
-    t_gbm = time.perf_counter() - t_gbm_start
-    fitted = {"lear": lear, "gbm": gbm}
+    fitted: dict[str, Any] = {}
+    fit_seconds: dict[str, float] = {}
+    per_hour = 60 // settings.mtu_minutes
+    for member, model in point_models(config, tuple(design.columns), design.slots, per_hour, seed).items():
+        t2 = time.perf_counter()
+        fitted[member] = model.fit(x_all[:n_fit], y_all[:n_fit])
+        fit_seconds[member] = time.perf_counter() - t2
     members, dnn_in_point = _ensemble_members(config, fitted)
     wrapped = DayAheadPriceModel().attach(
         design,
@@ -470,17 +492,18 @@ def train(
     y_eval, naive_eval = y_all[ev], window.naive[ev]
     model_scores = score(y_eval, q_eval, naive_eval, design.quantiles)
     dnn_scores = score(y_eval, dnn_eval, naive_eval, design.quantiles)
-    lear_scores = score_point(y_eval, np.clip(lear.predict(x_eval), floor, cap), naive_eval)
-    gbm_scores = score_point(y_eval, np.clip(gbm.predict(x_eval), floor, cap), naive_eval)
+    member_scores = {
+        member: score_point(y_eval, np.clip(model.predict(x_eval), floor, cap), naive_eval)
+        for member, model in fitted.items()
+    }
     naive_scores = score_point(y_eval, naive_eval, naive_eval)
     log.info(
-        "zone %s eval: model (%s) %s dnn %s lear %s gbm %s naive %s",
+        "zone %s eval: model (%s) %s dnn %s %s naive %s",
         zone,
         "+".join(wrapped.member_names),
         model_scores,
         dnn_scores,
-        lear_scores,
-        gbm_scores,
+        " ".join(f"{member} {scores}" for member, scores in member_scores.items()),
         naive_scores,
     )
 
@@ -537,21 +560,19 @@ def train(
         _log_common("weekly_naive")
         mlflow.log_metrics(naive_scores)
         naive_run = r.info.run_id
-    with mlflow.start_run(
-        experiment_id=experiment_id(settings, "price_lear", config), run_name=f"lear {zone} {day}"
-    ) as r:
-        _log_common("lear")
-        mlflow.log_params({f"lear_{k}": v for k, v in config["lear"].items()})
-        mlflow.log_metrics({**lear_scores, "fit_seconds": t_lear})
-        lear_run = r.info.run_id
-    with mlflow.start_run(
-        experiment_id=experiment_id(settings, "price_gbm", config), run_name=f"gbm {zone} {day}"
-    ) as r:
-        _log_common("gbm")
-        mlflow.log_params({f"gbm_{k}": v for k, v in gbm.params.items()})
-        mlflow.log_params({"gbm_calibration_window_days": gbm.calibration_window_days})
-        mlflow.log_metrics({**gbm_scores, "fit_seconds": t_gbm})
-        gbm_run = r.info.run_id
+    member_runs: dict[str, str] = {}
+    for member, scores in member_scores.items():
+        with mlflow.start_run(
+            experiment_id=experiment_id(settings, f"price_{member}", config),
+            run_name=f"{member} {zone} {day}",
+        ) as r:
+            _log_common(member)
+            params = {f"{member}_{k}": v for k, v in config[member].items()}
+            if member != "lear":  # LEAR is deterministic; the trees draw from the seed
+                params[f"{member}_seed"] = seed
+            mlflow.log_params(params)
+            mlflow.log_metrics({**scores, "fit_seconds": fit_seconds[member]})
+            member_runs[member] = r.info.run_id
 
     load_run = None
     if load_fit is not None:
@@ -595,16 +616,15 @@ def train(
         mlflow.set_tags(
             {
                 "naive_run_id": naive_run,
-                "lear_run_id": lear_run,
-                "gbm_run_id": gbm_run,
+                **{f"{member}_run_id": run for member, run in member_runs.items()},
                 "registered_model": name,
             }
         )
         # Unprefixed: the registered model (ensemble); prefixed: each member on its own.
         mlflow.log_metrics(model_scores)
         mlflow.log_metrics({f"dnn_{k}": v for k, v in dnn_scores.items()})
-        mlflow.log_metrics({f"lear_{k}": v for k, v in lear_scores.items()})
-        mlflow.log_metrics({f"gbm_{k}": v for k, v in gbm_scores.items()})
+        for member, scores in member_scores.items():
+            mlflow.log_metrics({f"{member}_{k}": v for k, v in scores.items()})
         mlflow.log_metrics({f"naive_{k}": v for k, v in naive_scores.items()})
         if load_fit is not None and load_run is not None:
             mlflow.set_tags(
@@ -622,8 +642,7 @@ def train(
                 "best_val_loss": min(dnn.history_.get("val_loss", [np.nan])),
                 "data_seconds": t_data,
                 "dnn_fit_seconds": t_dnn,
-                "lear_fit_seconds": t_lear,
-                "gbm_fit_seconds": t_gbm,
+                **{f"{member}_fit_seconds": t for member, t in fit_seconds.items()},
             }
         )
         for fname, fig in _plots(
@@ -674,8 +693,7 @@ def train(
         "mae": model_scores["mae"],
         "rmae": model_scores["rmae"],
         "dnn_mae": dnn_scores["mae"],
-        "lear_mae": lear_scores["mae"],
-        "gbm_mae": gbm_scores["mae"],
+        **{f"{member}_mae": scores["mae"] for member, scores in member_scores.items()},
         "naive_mae": naive_scores["mae"],
         "load_run_id": load_run,
         "load_mae": load_fit.scores.get("mae") if load_fit else None,
@@ -692,7 +710,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def parser() -> argparse.ArgumentParser:
     p = base_parser(
-        "Train the day-ahead models of one zone (price DNN + LEAR + GBM ensemble, weekly naive, load DNN) "
+        "Train the day-ahead models of one zone (price DNN + LEAR + GBM + extra-trees ensemble, weekly naive, load DNN) "
         "into MLflow."
     )
     p.add_argument(

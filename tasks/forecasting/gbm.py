@@ -1,4 +1,4 @@
-"""Gradient-boosted trees on the lag design, one model for every slot of the day.
+"""Tree models on the lag design (boosted GBM, extra-trees), one model for every slot of the day.
 
 A day's wide design row is unfolded into one row per delivery slot: the slot
 and weekday (categorical), day flags (holidays, season), the slot's own lagged
@@ -13,8 +13,8 @@ Two wide layouts are read: the epftoolbox lag design of the backtests
 named-column rows of the production models (``tasks.mlflow_utils.Design``,
 :class:`ColumnLayout`, :func:`column_slot_rows`).
 
-Why a third model: it ranks the hours of a day differently from the linear
-LEAR and the DNN (it is fitted on squared error, so it estimates the mean the
+Why trees: they rank the hours of a day differently from the linear
+LEAR and the DNN (fitted on squared error, they estimate the mean the
 storage dispatch needs), which makes the ensemble's intraday order — what a
 battery earns on — more accurate (docs/forecasting.md, "GBM member").
 """
@@ -144,14 +144,58 @@ def column_slot_rows(wide: np.ndarray, layout: ColumnLayout) -> tuple[np.ndarray
     return _unfold(prices, exog, day[:, :7].argmax(axis=1), day[:, 7:])
 
 
-class GBM:
-    """Day-ahead model ``fit(X[n, f], Y[n, s])`` / ``predict(X) -> [n, s]`` on wide design rows.
+class SlotTreeModel:
+    """Day-ahead tree model ``fit(X[n, f], Y[n, s])`` / ``predict(X) -> [n, s]`` on wide design rows.
 
-    scikit-learn's ``HistGradientBoostingRegressor`` with squared error; the
-    last ``calibration_window_days`` rows are used (all if fewer). ``layout``
-    None reads the epftoolbox lag design, a :class:`ColumnLayout` the
-    production design. Deterministic for a given ``seed`` (it draws the
-    early-stopping hold-out).
+    Subclasses choose the scikit-learn regressor; the rows, the level and the
+    window are shared. The last ``calibration_window_days`` rows are used (all
+    if fewer). ``layout`` None reads the epftoolbox lag design, a
+    :class:`ColumnLayout` the production design.
+    """
+
+    def __init__(self, calibration_window_days: int | None, layout: ColumnLayout | None) -> None:
+        self.calibration_window_days = calibration_window_days
+        self.layout = layout
+        self.params: dict[str, object] = {}
+        self.slots_: int | None = None
+        self.model_: object | None = None
+
+    def _estimator(self, slots: int) -> object:
+        raise NotImplementedError
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> SlotTreeModel:  # noqa: N803 - X/Y as in the model literature
+        X, Y = np.asarray(X, dtype=float), np.asarray(Y, dtype=float)  # noqa: N806
+        if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
+            raise ValueError(f"X [n, f] and Y [n, s] with the same n expected, got {X.shape}, {Y.shape}")
+        if self.calibration_window_days is not None:
+            X, Y = X[-self.calibration_window_days :], Y[-self.calibration_window_days :]  # noqa: N806
+        if self.layout is not None and self.layout.slots != Y.shape[1]:
+            raise ValueError(f"targets have {Y.shape[1]} slots, the layout {self.layout.slots}")
+        self.slots_ = Y.shape[1]
+        rows, level = self._rows(X)
+        model = self._estimator(self.slots_)
+        model.fit(rows, Y.reshape(-1) - level)  # type: ignore[attr-defined]
+        self.model_ = model
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        if self.model_ is None or self.slots_ is None:
+            raise RuntimeError(f"{type(self).__name__}.predict called before fit")
+        rows, level = self._rows(X)
+        out = self.model_.predict(rows) + level  # type: ignore[attr-defined]
+        return np.asarray(out).reshape(-1, self.slots_)
+
+    def _rows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        assert self.slots_ is not None
+        if self.layout is None:
+            return slot_rows(X, self.slots_)
+        return column_slot_rows(X, self.layout)
+
+
+class GBM(SlotTreeModel):
+    """Gradient-boosted trees: ``HistGradientBoostingRegressor`` with squared error.
+
+    Deterministic for a given ``seed`` (it draws the early-stopping hold-out).
     """
 
     def __init__(
@@ -166,8 +210,7 @@ class GBM:
         seed: int = 0,
         layout: ColumnLayout | None = None,
     ) -> None:
-        self.calibration_window_days = calibration_window_days
-        self.layout = layout
+        super().__init__(calibration_window_days, layout)
         self.params = {
             "max_iter": max_iter,
             "learning_rate": learning_rate,
@@ -178,37 +221,45 @@ class GBM:
             "early_stopping": True,
             "random_state": seed,
         }
-        self.slots_: int | None = None
-        self.model_: object | None = None
 
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> GBM:  # noqa: N803 - X/Y as in the model literature
+    def _estimator(self, slots: int) -> object:  # noqa: ARG002 - same trees at any resolution
         from sklearn.ensemble import HistGradientBoostingRegressor
 
-        X, Y = np.asarray(X, dtype=float), np.asarray(Y, dtype=float)  # noqa: N806
-        if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
-            raise ValueError(f"X [n, f] and Y [n, s] with the same n expected, got {X.shape}, {Y.shape}")
-        if self.calibration_window_days is not None:
-            X, Y = X[-self.calibration_window_days :], Y[-self.calibration_window_days :]  # noqa: N806
-        if self.layout is not None and self.layout.slots != Y.shape[1]:
-            raise ValueError(f"targets have {Y.shape[1]} slots, the layout {self.layout.slots}")
-        self.slots_ = Y.shape[1]
-        rows, level = self._rows(X)
-        model = HistGradientBoostingRegressor(
-            loss="squared_error", categorical_features=[0, 1], **self.params
-        )
-        model.fit(rows, Y.reshape(-1) - level)
-        self.model_ = model
-        return self
+        return HistGradientBoostingRegressor(loss="squared_error", categorical_features=[0, 1], **self.params)
 
-    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        if self.model_ is None or self.slots_ is None:
-            raise RuntimeError("GBM.predict called before fit")
-        rows, level = self._rows(X)
-        out = self.model_.predict(rows) + level  # type: ignore[attr-defined]
-        return np.asarray(out).reshape(-1, self.slots_)
 
-    def _rows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
-        assert self.slots_ is not None
-        if self.layout is None:
-            return slot_rows(X, self.slots_)
-        return column_slot_rows(X, self.layout)
+class ExtraTrees(SlotTreeModel):
+    """Extremely randomised trees (``ExtraTreesRegressor``), squared error: the ``forest`` member.
+
+    Averaged deep trees with random split points: a different bias from the
+    boosted GBM, which makes it worth a seat in the ensemble (docs/forecasting.md,
+    "Extra-trees member"). ``min_samples_leaf_per_hour`` is scaled by the slots
+    per hour, so 15-minute rows grow trees of the same depth (and size) as hourly
+    ones. Deterministic for a given ``seed``; ``n_jobs`` threads fit the trees.
+    """
+
+    def __init__(
+        self,
+        calibration_window_days: int | None = 1092,
+        *,
+        n_estimators: int = 200,
+        min_samples_leaf_per_hour: int = 5,
+        max_features: float = 0.5,
+        n_jobs: int = 1,
+        seed: int = 0,
+        layout: ColumnLayout | None = None,
+    ) -> None:
+        super().__init__(calibration_window_days, layout)
+        self.min_samples_leaf_per_hour = min_samples_leaf_per_hour
+        self.params = {
+            "n_estimators": n_estimators,
+            "max_features": max_features,
+            "n_jobs": n_jobs,
+            "random_state": seed,
+        }
+
+    def _estimator(self, slots: int) -> object:
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        per_hour = max(1, slots // 24)
+        return ExtraTreesRegressor(min_samples_leaf=self.min_samples_leaf_per_hour * per_hour, **self.params)

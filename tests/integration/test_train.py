@@ -81,13 +81,15 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
             assert np.isfinite(run.data.metrics[key]), key
         # The registered candidate is the ensemble; each member is scored on the same days.
         assert run.data.tags["model_kind"] == "ensemble"
-        assert run.data.params["ensemble_members"] == "dnn,lear,gbm"
-        for key in ("dnn_mae", "dnn_pinball", "gbm_mae", "gbm_rmae"):
+        assert run.data.params["ensemble_members"] == "dnn,lear,gbm,forest"
+        for key in ("dnn_mae", "dnn_pinball", "gbm_mae", "gbm_rmae", "forest_mae", "forest_fit_seconds"):
             assert np.isfinite(run.data.metrics[key]), key
-        assert trained["members"] == ["dnn", "lear", "gbm"]
-        gbm_run = mc.get_run(run.data.tags["gbm_run_id"])
-        assert mc.get_experiment(gbm_run.info.experiment_id).name == "day-ahead-price-gbm"
-        assert gbm_run.data.metrics["mae"] == run.data.metrics["gbm_mae"]
+        assert trained["members"] == ["dnn", "lear", "gbm", "forest"]
+        for member in ("lear", "gbm", "forest"):  # each point member has its own run
+            member_run = mc.get_run(run.data.tags[f"{member}_run_id"])
+            assert mc.get_experiment(member_run.info.experiment_id).name == f"day-ahead-price-{member}"
+            assert member_run.data.metrics["mae"] == run.data.metrics[f"{member}_mae"]
+        assert mc.get_run(run.data.tags["forest_run_id"]).data.params["forest_n_estimators"] == "200"
         # The load model: its own run in the load family's experiment, scored against the TSO.
         load_run = mc.get_run(run.data.tags["load_run_id"])
         assert mc.get_experiment(load_run.info.experiment_id).name == "day-ahead-load-dnn"
@@ -117,17 +119,15 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
         )
         assert (local / "artifacts" / "price_model" / "load_dnn" / "model.keras").is_file()
         ensemble_doc = json.loads((local / "artifacts" / "price_model" / "ensemble.json").read_text())
-        assert ensemble_doc["members"] == ["dnn", "lear", "gbm"]
-        # Reloaded, the median is the mean of the DNN median, LEAR and GBM; the band is the DNN's.
+        assert ensemble_doc["members"] == ["dnn", "lear", "gbm", "forest"]
+        # Reloaded, the median is the mean of the DNN median and the point members; the band is the DNN's.
         reloaded = load_price_model(trained["model_uri"])
-        assert set(reloaded.members) == {"lear", "gbm"}
+        assert set(reloaded.members) == {"lear", "gbm", "forest"}
         last = [pd.read_parquet(layout.features_file(zone, D - timedelta(days=1)))]
         assert reloaded.design is not None
         x = reloaded.design.matrix(last)
         dnn_q = reloaded.dnn.predict(x)
-        expected = (
-            dnn_q[..., 1] + reloaded.members["lear"].predict(x) + reloaded.members["gbm"].predict(x)
-        ) / 3
+        expected = (dnn_q[..., 1] + sum(m.predict(x) for m in reloaded.members.values())) / 4
         got = reloaded.forecast_days(last)
         np.testing.assert_allclose(
             got[..., 1],

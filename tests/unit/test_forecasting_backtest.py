@@ -171,23 +171,25 @@ def test_cli_records_the_holiday_calendar(tmp_path: Path) -> None:
     assert np.isfinite(meta["metrics"]["lear"]["mae"])
 
 
-def test_gbm_member_joins_the_ensemble_and_merges(tmp_path: Path) -> None:
+def test_tree_members_join_the_ensemble_and_merge(tmp_path: Path) -> None:
     base = ["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "14"]
     lear = _run(tmp_path, "lear", "--lear-windows", "28")
-    gbm = tmp_path / "gbm"
-    gbm_args = ["--models", "naive,gbm", "--gbm-windows", "28,56"]
-    assert backtest.cli([*base, *gbm_args, "--out", str(gbm)]) == 0
+    trees = tmp_path / "trees"
+    tree_args = ["--gbm-windows", "28,56", "--forest-windows", "28"]
+    assert backtest.cli([*base, "--models", "naive,gbm,forest", *tree_args, "--out", str(trees)]) == 0
     whole = tmp_path / "whole"
-    args = [*base, "--models", "naive,lear,gbm,ensemble", "--lear-windows", "28", "--gbm-windows", "28,56"]
+    args = [*base, "--models", "naive,lear,gbm,forest,ensemble", "--lear-windows", "28", *tree_args]
     assert backtest.cli([*args, "--out", str(whole)]) == 0
     with (whole / "forecasts.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     for r in rows:  # GBM = mean of its windows; ensemble = equal-weight mean of the members present
         assert float(r["gbm"]) == pytest.approx((float(r["gbm_28"]) + float(r["gbm_56"])) / 2, abs=1e-3)
-        assert float(r["ensemble"]) == pytest.approx((float(r["lear"]) + float(r["gbm"])) / 2, abs=1e-3)
+        assert float(r["forest"]) == pytest.approx(float(r["forest_28"]), abs=1e-3)
+        members = float(r["lear"]) + float(r["gbm"]) + float(r["forest"])
+        assert float(r["ensemble"]) == pytest.approx(members / 3, abs=1e-3)
     merged = tmp_path / "merged"
-    assert backtest.cli([*base, "--merge", f"{lear},{gbm}", "--out", str(merged)]) == 0
+    assert backtest.cli([*base, "--merge", f"{lear},{trees}", "--out", str(merged)]) == 0
     got = json.loads((merged / "metrics.json").read_text())["metrics"]
     want = json.loads((whole / "metrics.json").read_text())["metrics"]
-    for name in ("lear", "gbm", "gbm_28", "gbm_56", "ensemble"):
+    for name in ("lear", "gbm", "gbm_28", "gbm_56", "forest", "forest_28", "ensemble"):
         assert got[name]["mae"] == pytest.approx(want[name]["mae"], abs=1e-3)

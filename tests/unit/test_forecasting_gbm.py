@@ -1,4 +1,4 @@
-"""GBM member: slot unfolding of the lag design, fit/predict, windows and no look-ahead."""
+"""Tree members (GBM, extra-trees): slot unfolding of the lag design, fit/predict, windows, no look-ahead."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from tasks.forecasting import design
-from tasks.forecasting.gbm import GBM, slot_rows
+from tasks.forecasting.gbm import GBM, ExtraTrees, SlotTreeModel, slot_rows
 from tasks.forecasting.metrics import mae
 from tasks.forecasting.naive import weekly_naive
 
 pytestmark = pytest.mark.unit
+
+TREE_MODELS = pytest.mark.parametrize("model_cls", [GBM, ExtraTrees], ids=["gbm", "forest"])
 
 
 def test_slot_rows_unfold_each_day_into_its_slots(de: design.DayData) -> None:
@@ -34,30 +36,37 @@ def test_slot_rows_unfold_each_day_into_its_slots(de: design.DayData) -> None:
         slot_rows(np.zeros((2, 100)), 24)
 
 
-def test_gbm_beats_weekly_naive_on_the_excerpt(de: design.DayData) -> None:
+@TREE_MODELS
+def test_trees_beat_weekly_naive_on_the_excerpt(de: design.DayData, model_cls: type[SlotTreeModel]) -> None:
     train, test = np.arange(7, 92), np.arange(92, 120)
-    model = GBM(calibration_window_days=None).fit(design.build_design(de, train), design.targets(de, train))
+    model = model_cls(calibration_window_days=None).fit(
+        design.build_design(de, train), design.targets(de, train)
+    )
     pred = model.predict(design.build_design(de, test))
     assert pred.shape == (28, 24)
     assert mae(de.prices[test], pred) < 0.8 * mae(de.prices[test], weekly_naive(de.prices)[test])
-    again = GBM(calibration_window_days=None).fit(design.build_design(de, train), design.targets(de, train))
+    again = model_cls(calibration_window_days=None).fit(
+        design.build_design(de, train), design.targets(de, train)
+    )
     np.testing.assert_array_equal(again.predict(design.build_design(de, test)), pred)
 
 
-def test_gbm_window_uses_only_the_last_days(de: design.DayData) -> None:
+@TREE_MODELS
+def test_tree_window_uses_only_the_last_days(de: design.DayData, model_cls: type[SlotTreeModel]) -> None:
     train = np.arange(7, 100)
     x, y = design.build_design(de, train), design.targets(de, train).copy()
     y[:-56] += 1e3  # rows outside the window must not matter
-    model = GBM(calibration_window_days=56).fit(x, y)
+    model = model_cls(calibration_window_days=56).fit(x, y)
     assert np.abs(model.predict(x[-10:]) - de.prices[train[-10:]]).max() < 100
 
 
-def test_gbm_no_look_ahead(de: design.DayData) -> None:
+@TREE_MODELS
+def test_trees_no_look_ahead(de: design.DayData, model_cls: type[SlotTreeModel]) -> None:
     origin = 100
     train = np.arange(7, origin)
 
     def forecast(data: design.DayData) -> np.ndarray:
-        model = GBM(calibration_window_days=None).fit(
+        model = model_cls(calibration_window_days=None).fit(
             design.build_design(data, train), design.targets(data, train)
         )
         return model.predict(design.build_design(data, [origin]))
@@ -71,6 +80,14 @@ def test_gbm_no_look_ahead(de: design.DayData) -> None:
     )
 
 
-def test_gbm_predict_before_fit_is_an_error() -> None:
+@TREE_MODELS
+def test_tree_predict_before_fit_is_an_error(model_cls: type[SlotTreeModel]) -> None:
     with pytest.raises(RuntimeError, match="before fit"):
-        GBM().predict(np.zeros((1, 247)))
+        model_cls().predict(np.zeros((1, 247)))
+
+
+def test_forest_leaves_hold_the_same_hours_at_15_minutes() -> None:
+    """15-minute rows grow trees as deep as hourly ones: the leaf size counts slots per hour."""
+    model = ExtraTrees(min_samples_leaf_per_hour=5)
+    assert model._estimator(24).min_samples_leaf == 5  # type: ignore[attr-defined]
+    assert model._estimator(96).min_samples_leaf == 20  # type: ignore[attr-defined]

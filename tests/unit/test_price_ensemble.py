@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.forecasting.gbm import GBM, ColumnLayout, column_slot_rows
+from tasks.forecasting.gbm import GBM, ColumnLayout, ExtraTrees, SlotTreeModel, column_slot_rows
 from tasks.forecasting.metrics import mae
 from tasks.forecasting.price_ensemble import DesignLEAR, coarsen, combine_quantiles, recentre
 
@@ -68,16 +68,17 @@ def test_column_slot_rows_read_the_production_layout() -> None:
         ColumnLayout(("load_mw",), 24)
 
 
+@pytest.mark.parametrize("model_cls", [GBM, ExtraTrees], ids=["gbm", "forest"])
 @pytest.mark.parametrize("slots", [24, 96])
-def test_gbm_on_the_production_layout_learns_the_shape(slots: int) -> None:
+def test_trees_on_the_production_layout_learn_the_shape(slots: int, model_cls: type[SlotTreeModel]) -> None:
     x, y = production_rows(120, slots)
-    model = GBM(calibration_window_days=None, layout=ColumnLayout(COLUMNS, slots)).fit(x[:100], y[:100])
+    model = model_cls(calibration_window_days=None, layout=ColumnLayout(COLUMNS, slots)).fit(x[:100], y[:100])
     pred = model.predict(x[100:])
     assert pred.shape == (20, slots)
     naive = x[100:, : slots * len(COLUMNS)].reshape(20, slots, len(COLUMNS))[:, :, 2]  # D-7
     assert mae(y[100:], pred) < 0.6 * mae(y[100:], naive)
     with pytest.raises(ValueError, match="slots"):
-        GBM(layout=ColumnLayout(COLUMNS, 48)).fit(x[:100], y[:100])
+        model_cls(layout=ColumnLayout(COLUMNS, 48)).fit(x[:100], y[:100])
 
 
 def test_design_lear_uses_hourly_inputs_and_learns_the_relation() -> None:
