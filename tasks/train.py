@@ -298,17 +298,15 @@ def history_start(zone: str, settings: Settings) -> date | None:
     return min(days) if days else None
 
 
-#: Point members of the ensemble; each is fitted (and logged to experiment ``price_<name>``)
-#: when models.json has a block for it.
-POINT_MEMBERS = ("lear", "gbm", "forest")
-
-
 def point_models(
     config: dict[str, Any], columns: tuple[str, ...], slots: int, per_hour: int, seed: int
 ) -> dict[str, Any]:
     """Unfitted point members configured in models.json, keyed by name (``fit(X, Y)``/``predict(X)``).
 
-    ``per_hour`` slots are averaged into LEAR's hourly inputs when ``lear.hourly_inputs``.
+    A member (``lear``, ``gbm``, ``forest``) is fitted and logged to experiment
+    ``price_<name>`` when models.json has a block for it, whether or not
+    ``ensemble.members`` names it. ``per_hour`` slots are averaged into LEAR's
+    hourly inputs when ``lear.hourly_inputs``.
     """
     from tasks.forecasting.gbm import GBM, ColumnLayout, ExtraTrees
     from tasks.forecasting.price_ensemble import DesignLEAR
