@@ -116,9 +116,7 @@ def main() -> None:
             rss,
             f"{'+'.join(members)} mae {res['mae']:.2f} rmae {res['rmae']:.3f} "
             + " ".join(
-                f"{name} {res[f'{name}_mae']:.2f}"
-                for name in ("dnn", "lear", "gbm", "forest", "naive")
-                if f"{name}_mae" in res
+                f"{name} {res[f'{name}_mae']:.2f}" for name in dict.fromkeys(["dnn", *members, "naive"])
             ),
         )
     )
@@ -146,16 +144,13 @@ def main() -> None:
     print(
         f"daily run (features D, train, evaluate, register, forecast): wall {daily_wall:.1f} s, CPU {daily_cpu:.1f} s"
     )
-    inner = (
+    inner = [
         "data_seconds",
-        "dnn_fit_seconds",
-        "lear_fit_seconds",
-        "gbm_fit_seconds",
-        "forest_fit_seconds",
+        *(k for k in metrics if k.endswith("_fit_seconds")),
         "log_model_seconds",
         "epochs_run",
-    )
-    print("inside train: " + ", ".join(f"{k} {metrics[k]:.1f}" for k in inner if k in metrics))
+    ]
+    print("inside train: " + ", ".join(f"{k} {metrics[k]:.1f}" for k in inner))
     print(
         "evaluation window: "
         + ", ".join(

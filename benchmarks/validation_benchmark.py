@@ -55,26 +55,29 @@ def calibrate_drift(train_days: int = 365, test_days: int = 60) -> None:
         for i in range(train_days + test_days)
     ]
     stats = tfdv_checks.compute_training_stats(pd.concat(frames[:train_days], ignore_index=True), settings)
-    schema = tfdv_checks.load_schema()
-    for feature in schema.feature:  # measure every numeric feature, not only the curated ones
-        if not feature.HasField("drift_comparator"):
-            feature.drift_comparator.jensen_shannon_divergence.threshold = 1.0
+    schema = _measuring_schema()
     worst: dict[str, float] = {}
     for frame in frames[train_days:]:
-        for info in tfdv_checks.validate_serving(frame, schema, stats).drift_skew_info:
-            for m in info.drift_measurements:
-                worst[info.path.step[0]] = max(worst.get(info.path.step[0], 0.0), m.value)
+        for name, value in _drift_measurements(frame, schema, stats).items():
+            worst[name] = max(worst.get(name, 0.0), value)
     print(f"largest JS of {test_days} normal days vs {train_days} training days:")
     for name, value in sorted(worst.items(), key=lambda kv: -kv[1]):
         print(f"  {name:16s} {value:.3f}")
     base = frames[train_days + 5]
     for label, column, factor in (("load x1.2", "load_mw", 1.2), ("load x1.3", "load_mw", 1.3)):
-        shifted = base.assign(**{column: base[column] * factor})
-        js = {
-            i.path.step[0]: i.drift_measurements[0].value
-            for i in tfdv_checks.validate_serving(shifted, schema, stats).drift_skew_info
-        }
+        js = _drift_measurements(base.assign(**{column: base[column] * factor}), schema, stats)
         print(f"  {label}: {column} JS {js.get(column, float('nan')):.3f}")
+
+
+def _measuring_schema() -> Any:
+    """The curated schema with a JS comparator on every feature, so each one is measured."""
+    from tasks.quality import tfdv_checks
+
+    schema = tfdv_checks.load_schema()
+    for feature in schema.feature:
+        if not feature.HasField("drift_comparator"):
+            feature.drift_comparator.jensen_shannon_divergence.threshold = 1.0
+    return schema
 
 
 def _drift_measurements(frame: pd.DataFrame, schema: Any, stats: Any) -> dict[str, float]:
@@ -96,7 +99,7 @@ def calibrate_drift_on_store(
     Reads ``features/zone=Z/<day>.parquet`` of a data root (e.g. the store that
     ``benchmarks/production_replay.py --keep`` leaves). Training statistics are
     refreshed every ``refresh_every`` days, as a re-training pipeline would; each
-    test day is compared as it is and with its load scaled by 1.2 and 1.3, which
+    test day is compared as it is and with its load scaled by 0.5 … 2, which
     gives the false-alarm rate and the detection rate of every threshold.
     """
     import numpy as np
@@ -111,10 +114,7 @@ def calibrate_drift_on_store(
         raise SystemExit(f"{len(files)} feature days under {data_root} for zone {zone}: need > {train_days}")
     days = [date.fromisoformat(f.stem) for f in files]
     frames = dict(zip(days, (pd.read_parquet(f) for f in files), strict=True))
-    schema = tfdv_checks.load_schema()
-    for feature in schema.feature:  # measure every numeric feature, not only the curated ones
-        if not feature.HasField("drift_comparator"):
-            feature.drift_comparator.jensen_shannon_divergence.threshold = 1.0
+    schema = _measuring_schema()
     test = days[-test_days:] if test_days < len(days) - train_days else days[train_days:]
     factors = (0.5, 0.8, 1.2, 1.3, 1.5, 2.0)
     normal: dict[str, list[float]] = {}

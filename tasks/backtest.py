@@ -169,41 +169,21 @@ def run_backtest(data: design.DayData, cfg: BacktestConfig) -> BacktestResult:
         res.forecasts["dnn"] = q[:, :, cfg.quantiles.index(0.5)] if 0.5 in cfg.quantiles else q.mean(axis=2)
         res.seconds["dnn"] = time.perf_counter() - t0
 
-    if "gbm" in models:
-        from tasks.forecasting.gbm import GBM
+    if models & {"gbm", "forest"}:
+        from tasks.forecasting.gbm import GBM, ExtraTrees
 
-        _window_family(
-            res,
-            "gbm",
-            cfg.gbm_windows,
-            lambda w: _rolling(
-                data,
-                start,
-                stop,
-                every=cfg.retrain_every,
-                window=w,
-                label=f"GBM {w}",
-                fit=lambda x, y: GBM(calibration_window_days=w, seed=cfg.seed).fit(x, y),
-            ),
-        )
-
-    if "forest" in models:
-        from tasks.forecasting.gbm import ExtraTrees
-
-        _window_family(
-            res,
-            "forest",
-            cfg.forest_windows,
-            lambda w: _rolling(
-                data,
-                start,
-                stop,
-                every=cfg.retrain_every,
-                window=w,
-                label=f"extra-trees {w}",
-                fit=lambda x, y: ExtraTrees(calibration_window_days=w, seed=cfg.seed).fit(x, y),
-            ),
-        )
+        trees = {
+            "gbm": (GBM, cfg.gbm_windows, "GBM"),
+            "forest": (ExtraTrees, cfg.forest_windows, "extra-trees"),
+        }
+        for name, (model_cls, windows, label) in trees.items():
+            if name in models:
+                _window_family(
+                    res,
+                    name,
+                    windows,
+                    _rolling_trees(data, start, stop, cfg, model_cls=model_cls, label=label),
+                )
 
     if "ensemble" in models:
         res.forecasts["ensemble"] = ensemble_of(res.forecasts, cfg.ensemble_how)
@@ -229,6 +209,25 @@ def _window_family(
         res.forecasts[f"{name}_{window}"] = members[-1]
     res.forecasts[name] = combine(members, "mean")
     res.seconds[name] = time.perf_counter() - t0
+
+
+def _rolling_trees(
+    data: design.DayData, start: int, stop: int, cfg: BacktestConfig, *, model_cls: type[Any], label: str
+) -> Callable[[int], np.ndarray]:
+    """``window -> forecasts`` of a tree model (GBM, extra-trees) re-fitted every ``retrain_every`` days."""
+
+    def forecast(window: int) -> np.ndarray:
+        return _rolling(
+            data,
+            start,
+            stop,
+            every=cfg.retrain_every,
+            window=window,
+            label=f"{label} {window}",
+            fit=lambda x, y: model_cls(calibration_window_days=window, seed=cfg.seed).fit(x, y),
+        )
+
+    return forecast
 
 
 def _rolling(
@@ -342,7 +341,8 @@ def merge_runs(data: design.DayData, runs: Sequence[Path], cfg: BacktestConfig) 
     dates = [str(d) for d in data.dates[start:]]
     res = BacktestResult(dates=data.dates[start:], actual=design.targets(data, np.arange(start, data.n_days)))
     res.forecasts["naive"] = weekly_naive(res.actual)
-    windowed: dict[str, dict[str, np.ndarray]] = {"lear": {}, "gbm": {}, "forest": {}}
+    # Members with one column per training window (the DNN's are its seeds' quantiles).
+    windowed: dict[str, dict[str, np.ndarray]] = {name: {} for name in ENSEMBLE_MEMBERS if name != "dnn"}
     dnn_q: list[np.ndarray] = []
     dnn_w: list[float] = []
     seeds: set[int] = set()
@@ -357,7 +357,7 @@ def merge_runs(data: design.DayData, runs: Sequence[Path], cfg: BacktestConfig) 
             raise BacktestError(f"--merge: {run} was run on another dataset than {meta.get('dataset')}")
         for family, family_cols in windowed.items():
             family_cols.update({name: fc for name, fc in cols.items() if name.startswith(f"{family}_")})
-        for name in ("lear", "dnn", "gbm", "forest", "wall", "cpu"):
+        for name in (*ENSEMBLE_MEMBERS, "wall", "cpu"):
             key = name if name in ENSEMBLE_MEMBERS else f"shards_{name}"
             res.seconds[key] = res.seconds.get(key, 0.0) + float(meta["seconds"].get(name, 0.0))
         if all(q in cols for q in qnames):

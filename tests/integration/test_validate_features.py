@@ -93,14 +93,22 @@ def training_stats() -> object:
     return tfdv_checks.compute_training_stats(frame, Settings())
 
 
-def test_drifted_feature_fails_and_normal_day_passes(
-    settings: Settings, runner: GxRunner, training_stats: object
-) -> None:
+SERVING_DAY = date(2025, 9, 29)  # the day after the training window of ``training_stats``
+
+
+@pytest.fixture
+def serving_day(settings: Settings, training_stats: object) -> pd.DataFrame:
+    """Features of SERVING_DAY, with ``training_stats`` saved as the zone's drift reference."""
     tfdv_checks.save_training_stats(training_stats, ZONE, settings)
     serving = feature_frame(date(2025, 6, 1), 122, mtu_minutes=15, seed=1)
     local_day = serving["timestamp_utc"].dt.tz_convert(TZ).dt.date
-    day = date(2025, 9, 29)  # the day after the training window
-    normal = serving[local_day == day].reset_index(drop=True)
+    return serving[local_day == SERVING_DAY].reset_index(drop=True)
+
+
+def test_drifted_feature_fails_and_normal_day_passes(
+    settings: Settings, runner: GxRunner, serving_day: pd.DataFrame
+) -> None:
+    day, normal = SERVING_DAY, serving_day
     ok = validate_features(ZONE, day, settings, runner, frame=normal)
     assert ok.passed, [(c.name, c.observed) for c in ok.failed]
     # Load 50 % too high (e.g. another area's series) stays under the capacity bound but drifts.
@@ -116,16 +124,12 @@ def test_drifted_feature_fails_and_normal_day_passes(
 
 
 def test_price_drift_warns_without_withholding_the_day(
-    settings: Settings, runner: GxRunner, training_stats: object
+    settings: Settings, runner: GxRunner, serving_day: pd.DataFrame
 ) -> None:
     """A new price regime is a reason to retrain, not to block the schedule (expectations/severity.json)."""
-    tfdv_checks.save_training_stats(training_stats, ZONE, settings)
-    serving = feature_frame(date(2025, 6, 1), 122, mtu_minutes=15, seed=1)
-    local_day = serving["timestamp_utc"].dt.tz_convert(TZ).dt.date
-    day = date(2025, 9, 29)
-    normal = serving[local_day == day].reset_index(drop=True)
-    dearer = normal.assign(**{c: normal[c] * 4 + 200 for c in normal.columns if c.startswith("price_lag")})
-    result = validate_features(ZONE, day, settings, runner, frame=dearer)
+    prices = [c for c in serving_day.columns if c.startswith("price_lag")]
+    dearer = serving_day.assign(**{c: serving_day[c] * 4 + 200 for c in prices})
+    result = validate_features(ZONE, SERVING_DAY, settings, runner, frame=dearer)
     assert result.passed, [(c.name, c.observed) for c in result.failed]
     assert "features.tfdv.drift.price_lag1" in {c.name for c in result.warnings}
 
