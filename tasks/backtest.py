@@ -81,6 +81,7 @@ class BacktestConfig:
     ensemble_how: str = "mean"
     seed: int = 0
     holidays: str | None = None  # country whose public holidays are features (None: no flags)
+    residual_load: bool = True  # tree members add load minus renewables where the file has both
 
 
 @dataclass
@@ -224,7 +225,12 @@ def _rolling_trees(
             every=cfg.retrain_every,
             window=window,
             label=f"{label} {window}",
-            fit=lambda x, y: model_cls(calibration_window_days=window, seed=cfg.seed).fit(x, y),
+            fit=lambda x, y: model_cls(
+                calibration_window_days=window,
+                seed=cfg.seed,
+                residual_load=cfg.residual_load,
+                exog_names=data.exog_names,
+            ).fit(x, y),
         )
 
     return forecast
@@ -543,6 +549,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="mean",
         help="How the ensemble combines the LEAR, DNN, GBM and extra-trees forecasts.",
     )
+    p.add_argument(
+        "--residual-load",
+        choices=("auto", "none"),
+        default="auto",
+        help="Tree members (gbm, forest): add load minus renewables as a series where the file has a load "
+        "and a wind/solar forecast (DE; BE has none); 'none' reproduces the figures before 2026-11-30.",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--holidays",
@@ -592,6 +605,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         ensemble_how=args.ensemble_how,
         seed=args.seed,
         holidays=country,
+        residual_load=args.residual_load == "auto",
     )
     res = merge_runs(data, args.merge, cfg) if args.merge else run_backtest(data, cfg)
     metrics = score(res, cfg.quantiles)

@@ -8,6 +8,13 @@ their neighbouring slots). Prices enter relative to D-1's mean and the target
 is the price minus that level: trees cannot extrapolate a level they have not
 seen, but they can learn a shape relative to it.
 
+Where the exogenous series include a load forecast and renewable-infeed
+forecasts, the residual load (load minus wind and solar) is added as one more
+series: the merit order prices residual load, and an axis-aligned tree can only
+approximate a difference of two columns with many splits (docs/forecasting.md,
+"Residual load for the tree members"). A linear model (LEAR) or a dense network
+gets the difference for free, so only the trees need it.
+
 Two wide layouts are read: the epftoolbox lag design of the backtests
 (:func:`tasks.forecasting.design.build_design`, :func:`slot_rows`) and the
 named-column rows of the production models (``tasks.mlflow_utils.Design``,
@@ -40,6 +47,58 @@ class Exogenous:
     today: np.ndarray
     d1: np.ndarray | None
     lags: tuple[np.ndarray, ...]  # every lag incl. D-1, in the order they become columns
+
+
+#: Name fragments (lower case) of renewable-infeed forecasts; a series named with "load" is the load.
+RENEWABLE_KEYWORDS = ("wind", "solar", "pv", "renewable")
+#: ...unless the name also says it is weather, not infeed (production's ``wind_speed_ms``).
+WEATHER_KEYWORDS = ("speed", "temperature", "irradiance", "ghi")
+
+
+@dataclass(frozen=True)
+class ResidualLoad:
+    """Positions, among the exogenous series, of the load forecast and the renewable forecasts it is net of."""
+
+    load: int
+    renewables: tuple[int, ...]
+
+    def of(self, exog: Sequence[Exogenous]) -> Exogenous:
+        """The residual-load series of ``exog``: today, D-1 and the lags every part has.
+
+        The layouts here give every series the same lags in the same order, so lags pair by position.
+        """
+
+        def net(parts: Sequence[np.ndarray]) -> np.ndarray:
+            return parts[0] - np.sum(parts[1:], axis=0)
+
+        series = [exog[self.load], *(exog[k] for k in self.renewables)]
+        d1s = [x.d1 for x in series]
+        n_lags = min(len(x.lags) for x in series)
+        return Exogenous(
+            today=net([x.today for x in series]),
+            d1=None if any(d is None for d in d1s) else net(d1s),  # type: ignore[arg-type]
+            lags=tuple(net([x.lags[k] for x in series]) for k in range(n_lags)),
+        )
+
+
+def residual_load_of(names: Sequence[str]) -> ResidualLoad | None:
+    """Which of the series ``names`` form the residual load; None without a load or a renewable forecast.
+
+    DE's epftoolbox file ("Ampirion Load Forecast", "PV+Wind Forecast") and the
+    production features (``load_mw``, ``wind_mw``, ``solar_mw``) have one; BE's
+    (French generation and load forecasts) has none: total generation is not
+    renewable infeed.
+    """
+    lower = [n.lower() for n in names]
+    renewables = tuple(
+        k
+        for k, n in enumerate(lower)
+        if any(w in n for w in RENEWABLE_KEYWORDS) and not any(w in n for w in WEATHER_KEYWORDS)
+    )
+    loads = [k for k, n in enumerate(lower) if "load" in n and k not in renewables]
+    if not loads or not renewables:
+        return None
+    return ResidualLoad(loads[0], renewables)
 
 
 def _unfold(
@@ -83,8 +142,13 @@ def _layout(n_features: int, slots: int) -> tuple[int, bool]:
     raise ValueError(f"{n_features} columns are not a lag design of {slots} slots")
 
 
-def slot_rows(wide: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-slot rows ``[n·slots, f]`` of the epftoolbox lag design and each row's level (D-1's mean)."""
+def slot_rows(
+    wide: np.ndarray, slots: int, residual_load: ResidualLoad | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slot rows ``[n·slots, f]`` of the epftoolbox lag design and each row's level (D-1's mean).
+
+    ``residual_load`` (positions of the design's exogenous series) adds the residual load as a series.
+    """
     wide = np.asarray(wide, dtype=float)
     n_exog, has_holidays = _layout(wide.shape[1], slots)
     n = wide.shape[0]
@@ -95,6 +159,8 @@ def slot_rows(wide: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
     for k in range(n_exog):
         ex = blocks[:, N_PRICE_BLOCKS + k * N_EXOG_BLOCKS : N_PRICE_BLOCKS + (k + 1) * N_EXOG_BLOCKS]
         exog.append(Exogenous(today=ex[:, 0], d1=ex[:, 1], lags=(ex[:, 1], ex[:, 2])))
+    if residual_load is not None:
+        exog.append(residual_load.of(exog))
     flags = tail[:, 7 : 7 + len(design.HOLIDAY_LAGS)] if has_holidays else np.zeros((n, 0))
     return _unfold(blocks[:, :N_PRICE_BLOCKS], exog, tail[:, :7].argmax(axis=1), flags)
 
@@ -111,6 +177,11 @@ class ColumnLayout:
     columns: tuple[str, ...]
     slots: int
 
+    @property
+    def series(self) -> tuple[str, ...]:
+        """Columns of series known for D itself (not lags), in column order."""
+        return tuple(c for c in self.columns if not c.startswith("price_lag") and "_lag" not in c)
+
     def __post_init__(self) -> None:
         if not any(c.startswith("price_lag") for c in self.columns):
             raise ValueError(f"no price_lag<k> column among {list(self.columns)}")
@@ -121,8 +192,13 @@ def _lag_of(column: str, prefix: str) -> int | None:
     return int(tail) if tail != column and tail.isdigit() else None
 
 
-def column_slot_rows(wide: np.ndarray, layout: ColumnLayout) -> tuple[np.ndarray, np.ndarray]:
-    """Per-slot rows ``[n·slots, f]`` of production design rows and each row's level (D-1's mean)."""
+def column_slot_rows(
+    wide: np.ndarray, layout: ColumnLayout, residual_load: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slot rows ``[n·slots, f]`` of production design rows and each row's level (D-1's mean).
+
+    ``residual_load`` adds load minus wind and solar as a series where the layout has them.
+    """
     wide = np.asarray(wide, dtype=float)
     n, n_col, slots = wide.shape[0], len(layout.columns), layout.slots
     if wide.shape[1] != slots * n_col + N_DAY_COLUMNS:
@@ -134,12 +210,13 @@ def column_slot_rows(wide: np.ndarray, layout: ColumnLayout) -> tuple[np.ndarray
     price_lags = sorted((lag, c) for c in layout.columns if (lag := _lag_of(c, "price_lag")) is not None)
     prices = np.stack([grid[:, :, index[c]] for _, c in price_lags], axis=1)
     exog = []
-    for column in layout.columns:
-        if column.startswith("price_lag") or "_lag" in column:
-            continue
+    for column in layout.series:
         lags = sorted((lag, c) for c in layout.columns if (lag := _lag_of(c, f"{column}_lag")) is not None)
         lagged = {lag: grid[:, :, index[c]] for lag, c in lags}
         exog.append(Exogenous(today=grid[:, :, index[column]], d1=lagged.get(1), lags=tuple(lagged.values())))
+    parts = residual_load_of(layout.series) if residual_load else None
+    if parts is not None:
+        exog.append(parts.of(exog))
     day = wide[:, slots * n_col :]
     return _unfold(prices, exog, day[:, :7].argmax(axis=1), day[:, 7:])
 
@@ -150,12 +227,27 @@ class SlotTreeModel:
     Subclasses choose the scikit-learn regressor; the rows, the level and the
     window are shared. The last ``calibration_window_days`` rows are used (all
     if fewer). ``layout`` None reads the epftoolbox lag design, a
-    :class:`ColumnLayout` the production design.
+    :class:`ColumnLayout` the production design. ``residual_load`` adds load
+    minus renewables as a series where the series have them: named by the
+    layout, or for the lag design by ``exog_names`` (its exogenous columns).
     """
 
-    def __init__(self, calibration_window_days: int | None, layout: ColumnLayout | None) -> None:
+    # Class-level defaults: members pickled before 2026-11-30 lack these attributes.
+    residual_load: bool = False
+    exog_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        calibration_window_days: int | None,
+        layout: ColumnLayout | None,
+        *,
+        residual_load: bool = False,
+        exog_names: Sequence[str] = (),
+    ) -> None:
         self.calibration_window_days = calibration_window_days
         self.layout = layout
+        self.residual_load = residual_load
+        self.exog_names = tuple(exog_names)
         self.params: dict[str, object] = {}
         self.slots_: int | None = None
         self.model_: object | None = None
@@ -188,8 +280,9 @@ class SlotTreeModel:
     def _rows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
         assert self.slots_ is not None
         if self.layout is None:
-            return slot_rows(X, self.slots_)
-        return column_slot_rows(X, self.layout)
+            parts = residual_load_of(self.exog_names) if self.residual_load else None
+            return slot_rows(X, self.slots_, parts)
+        return column_slot_rows(X, self.layout, self.residual_load)
 
 
 class GBM(SlotTreeModel):
@@ -209,8 +302,10 @@ class GBM(SlotTreeModel):
         l2_regularization: float = 1.0,
         seed: int = 0,
         layout: ColumnLayout | None = None,
+        residual_load: bool = False,
+        exog_names: Sequence[str] = (),
     ) -> None:
-        super().__init__(calibration_window_days, layout)
+        super().__init__(calibration_window_days, layout, residual_load=residual_load, exog_names=exog_names)
         self.params = {
             "max_iter": max_iter,
             "learning_rate": learning_rate,
@@ -248,8 +343,10 @@ class ExtraTrees(SlotTreeModel):
         n_jobs: int = 1,
         seed: int = 0,
         layout: ColumnLayout | None = None,
+        residual_load: bool = False,
+        exog_names: Sequence[str] = (),
     ) -> None:
-        super().__init__(calibration_window_days, layout)
+        super().__init__(calibration_window_days, layout, residual_load=residual_load, exog_names=exog_names)
         self.min_samples_leaf_per_hour = min_samples_leaf_per_hour
         self.params = {
             "n_estimators": n_estimators,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tasks.forecasting import design
-from tasks.forecasting.gbm import GBM, ExtraTrees, SlotTreeModel, slot_rows
+from tasks.forecasting.gbm import GBM, ExtraTrees, ResidualLoad, SlotTreeModel, residual_load_of, slot_rows
 from tasks.forecasting.metrics import mae
 from tasks.forecasting.naive import weekly_naive
 
@@ -91,3 +91,41 @@ def test_forest_leaves_hold_the_same_hours_at_15_minutes() -> None:
     model = ExtraTrees(min_samples_leaf_per_hour=5)
     assert model._estimator(24).min_samples_leaf == 5  # type: ignore[attr-defined]
     assert model._estimator(96).min_samples_leaf == 20  # type: ignore[attr-defined]
+
+
+def test_residual_load_is_load_minus_renewables_where_the_file_has_both(de: design.DayData) -> None:
+    parts = residual_load_of(de.exog_names)  # "Ampirion Load Forecast", "PV+Wind Forecast"
+    assert parts == ResidualLoad(load=0, renewables=(1,))
+    assert residual_load_of(("Generation forecast", "System load forecast")) is None  # BE: no renewables
+    assert residual_load_of(("load_mw", "wind_mw", "solar_mw", "wind_speed_ms", "ghi_w_m2")) == ResidualLoad(
+        0, (1, 2)
+    )  # wind speed and irradiance are weather, not infeed
+    days = [30, 31]
+    wide = design.build_design(de, days)
+    plain, _ = slot_rows(wide, de.slots)
+    rows, _ = slot_rows(wide, de.slots, parts)
+    extra = rows.shape[1] - plain.shape[1]
+    assert extra == 10  # today, D-1, D-7, mean, deviation, change from D-1, 2 neighbours, max, min
+    np.testing.assert_array_equal(rows[:, : plain.shape[1]], plain)
+    d, h = 1, 17
+    net = de.exog[0, 31] - de.exog[1, 31]
+    r = rows[d * 24 + h, plain.shape[1] :]
+    assert r[0] == pytest.approx(net[h])
+    assert r[1] == pytest.approx(de.exog[0, 30, h] - de.exog[1, 30, h])
+    assert r[2] == pytest.approx(de.exog[0, 24, h] - de.exog[1, 24, h])
+    assert r[3] == pytest.approx(net.mean())
+    assert r[-2:] == pytest.approx([net.max(), net.min()])
+
+
+@TREE_MODELS
+def test_trees_read_the_residual_load_only_when_asked(
+    de: design.DayData, model_cls: type[SlotTreeModel]
+) -> None:
+    train = np.arange(7, 60)
+    x, y = design.build_design(de, train), design.targets(de, train)
+    with_net = model_cls(calibration_window_days=None, residual_load=True, exog_names=de.exog_names).fit(x, y)
+    plain = model_cls(calibration_window_days=None).fit(x, y)
+    assert with_net.model_.n_features_in_ == plain.model_.n_features_in_ + 10  # type: ignore[attr-defined]
+    # A model pickled before the option existed has neither attribute: it reads the plain rows.
+    del plain.__dict__["residual_load"], plain.__dict__["exog_names"]
+    assert plain.predict(x[-3:]).shape == (3, 24)

@@ -123,3 +123,29 @@ def test_ensemble_members_from_the_config() -> None:
         _ensemble_members({"ensemble": {"members": ["dnn", "svm"]}}, fitted)
     with pytest.raises(ConfigError, match="name one or more"):
         _ensemble_members({"ensemble": {"members": []}}, fitted)
+
+
+def test_column_slot_rows_add_the_residual_load_when_asked() -> None:
+    columns = ("price_lag1", "load_mw", "load_mw_lag1", "wind_mw", "wind_mw_lag1", "solar_mw", "solar_mw_lag1",
+               "wind_speed_ms")  # fmt: skip
+    rng = np.random.default_rng(3)
+    x = np.concatenate(
+        [rng.normal(size=(2, 24 * len(columns))), np.tile(np.eye(7)[0], (2, 1)), np.zeros((2, 3))], 1
+    )
+    layout = ColumnLayout(columns, 24)
+    plain, _ = column_slot_rows(x, layout)
+    rows, _ = column_slot_rows(x, layout, residual_load=True)
+    grid = x[:, : 24 * len(columns)].reshape(2, 24, len(columns))
+    net, net_d1 = grid[:, :, 1] - grid[:, :, 3] - grid[:, :, 5], grid[:, :, 2] - grid[:, :, 4] - grid[:, :, 6]
+    d, s = 1, 5
+    extra = rows[d * 24 + s, plain.shape[1] :]
+    np.testing.assert_array_equal(rows[:, : plain.shape[1]], plain)
+    # today, D-1, mean, deviation, change from D-1, 2 neighbours, max, min: the wind speed is not infeed
+    assert extra.shape == (9,)
+    np.testing.assert_allclose(extra[:2], [net[d, s], net_d1[d, s]])
+    assert extra[4] == pytest.approx(net[d].mean() - net_d1[d].mean())
+    without_renewables = ColumnLayout(("price_lag1", "load_mw"), 24)
+    narrow = np.concatenate([x[:, :48], x[:, -10:]], axis=1)
+    assert column_slot_rows(narrow, without_renewables, residual_load=True)[0].shape == (
+        column_slot_rows(narrow, without_renewables)[0].shape
+    )
