@@ -193,3 +193,17 @@ def test_tree_members_join_the_ensemble_and_merge(tmp_path: Path) -> None:
     want = json.loads((whole / "metrics.json").read_text())["metrics"]
     for name in ("lear", "gbm", "gbm_28", "gbm_56", "forest", "forest_28", "ensemble"):
         assert got[name]["mae"] == pytest.approx(want[name]["mae"], abs=1e-3)
+
+
+def test_residual_load_option_changes_only_the_tree_members(tmp_path: Path) -> None:
+    base = ["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "14", "--models", "naive,forest"]
+    base += ["--forest-windows", "28"]
+    runs = {}
+    for choice in ("auto", "none"):
+        out = tmp_path / choice
+        assert backtest.cli([*base, "--residual-load", choice, "--out", str(out)]) == 0
+        runs[choice] = json.loads((out / "metrics.json").read_text())
+    assert runs["auto"]["config"]["residual_load"] is True
+    assert runs["none"]["config"]["residual_load"] is False
+    assert runs["auto"]["metrics"]["naive"] == runs["none"]["metrics"]["naive"]
+    assert runs["auto"]["metrics"]["forest"]["mae"] != runs["none"]["metrics"]["forest"]["mae"]
