@@ -193,11 +193,11 @@ def _lag_of(column: str, prefix: str) -> int | None:
 
 
 def column_slot_rows(
-    wide: np.ndarray, layout: ColumnLayout, residual_load: bool = False
+    wide: np.ndarray, layout: ColumnLayout, residual_load: ResidualLoad | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-slot rows ``[n·slots, f]`` of production design rows and each row's level (D-1's mean).
 
-    ``residual_load`` adds load minus wind and solar as a series where the layout has them.
+    ``residual_load`` (positions among ``layout.series``) adds the residual load as a series.
     """
     wide = np.asarray(wide, dtype=float)
     n, n_col, slots = wide.shape[0], len(layout.columns), layout.slots
@@ -214,9 +214,8 @@ def column_slot_rows(
         lags = sorted((lag, c) for c in layout.columns if (lag := _lag_of(c, f"{column}_lag")) is not None)
         lagged = {lag: grid[:, :, index[c]] for lag, c in lags}
         exog.append(Exogenous(today=grid[:, :, index[column]], d1=lagged.get(1), lags=tuple(lagged.values())))
-    parts = residual_load_of(layout.series) if residual_load else None
-    if parts is not None:
-        exog.append(parts.of(exog))
+    if residual_load is not None:
+        exog.append(residual_load.of(exog))
     day = wide[:, slots * n_col :]
     return _unfold(prices, exog, day[:, :7].argmax(axis=1), day[:, 7:])
 
@@ -280,9 +279,14 @@ class SlotTreeModel:
     def _rows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
         assert self.slots_ is not None
         if self.layout is None:
-            parts = residual_load_of(self.exog_names) if self.residual_load else None
-            return slot_rows(X, self.slots_, parts)
-        return column_slot_rows(X, self.layout, self.residual_load)
+            return slot_rows(X, self.slots_, self._residual_parts())
+        return column_slot_rows(X, self.layout, self._residual_parts())
+
+    def _residual_parts(self) -> ResidualLoad | None:
+        """Where the residual load comes from, if asked for: the layout's series or the lag design's names."""
+        if not self.residual_load:
+            return None
+        return residual_load_of(self.layout.series if self.layout is not None else self.exog_names)
 
 
 class GBM(SlotTreeModel):

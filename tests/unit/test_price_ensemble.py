@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.forecasting.gbm import GBM, ColumnLayout, ExtraTrees, SlotTreeModel, column_slot_rows
+from tasks.forecasting.gbm import (
+    GBM,
+    ColumnLayout,
+    ExtraTrees,
+    SlotTreeModel,
+    column_slot_rows,
+    residual_load_of,
+)
 from tasks.forecasting.metrics import mae
 from tasks.forecasting.price_ensemble import DesignLEAR, coarsen, combine_quantiles, recentre
 
@@ -134,7 +141,7 @@ def test_column_slot_rows_add_the_residual_load_when_asked() -> None:
     )
     layout = ColumnLayout(columns, 24)
     plain, _ = column_slot_rows(x, layout)
-    rows, _ = column_slot_rows(x, layout, residual_load=True)
+    rows, _ = column_slot_rows(x, layout, residual_load_of(layout.series))
     grid = x[:, : 24 * len(columns)].reshape(2, 24, len(columns))
     net, net_d1 = grid[:, :, 1] - grid[:, :, 3] - grid[:, :, 5], grid[:, :, 2] - grid[:, :, 4] - grid[:, :, 6]
     d, s = 1, 5
@@ -146,6 +153,7 @@ def test_column_slot_rows_add_the_residual_load_when_asked() -> None:
     assert extra[4] == pytest.approx(net[d].mean() - net_d1[d].mean())
     without_renewables = ColumnLayout(("price_lag1", "load_mw"), 24)
     narrow = np.concatenate([x[:, :48], x[:, -10:]], axis=1)
-    assert column_slot_rows(narrow, without_renewables, residual_load=True)[0].shape == (
-        column_slot_rows(narrow, without_renewables)[0].shape
-    )
+    assert residual_load_of(without_renewables.series) is None
+    assert column_slot_rows(narrow, without_renewables, residual_load_of(without_renewables.series))[
+        0
+    ].shape == (column_slot_rows(narrow, without_renewables)[0].shape)
