@@ -269,11 +269,24 @@ class SlotTreeModel:
         self.model_ = model
         return self
 
+    def _serial_predictor(self) -> object:
+        """The fitted model, set to predict on one thread.
+
+        A forest fitted on several threads is the same forest (each tree's seed is
+        drawn before the threads start), but its parallel ``predict`` adds the trees
+        up in the order the threads finish, so the last bits of a forecast would
+        differ between re-runs of a day. One thread sums them in tree order.
+        """
+        model = self.model_
+        if getattr(model, "n_jobs", 1) not in (None, 1):
+            model.set_params(n_jobs=1)  # type: ignore[union-attr]
+        return model
+
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         if self.model_ is None or self.slots_ is None:
             raise RuntimeError(f"{type(self).__name__}.predict called before fit")
         rows, level = self._rows(X)
-        out = self.model_.predict(rows) + level  # type: ignore[attr-defined]
+        out = self._serial_predictor().predict(rows) + level  # type: ignore[attr-defined]
         return np.asarray(out).reshape(-1, self.slots_)
 
     def _rows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
@@ -334,7 +347,8 @@ class ExtraTrees(SlotTreeModel):
     boosted GBM, which makes it worth a seat in the ensemble (docs/forecasting.md,
     "Extra-trees member"). ``min_samples_leaf_per_hour`` is scaled by the slots
     per hour, so 15-minute rows grow trees of the same depth (and size) as hourly
-    ones. Deterministic for a given ``seed``; ``n_jobs`` threads fit the trees.
+    ones. Deterministic for a given ``seed`` at any ``n_jobs``: the threads fit the
+    trees, and prediction sums them on one thread (``_serial_predictor``).
     """
 
     def __init__(

@@ -93,6 +93,20 @@ def test_forest_leaves_hold_the_same_hours_at_15_minutes() -> None:
     assert model._estimator(96).min_samples_leaf == 20  # type: ignore[attr-defined]
 
 
+def test_forest_forecast_does_not_depend_on_the_fit_threads(de: design.DayData) -> None:
+    """Two fit threads give the same bytes as one: re-running a day must not change its schedule."""
+    train, test = np.arange(7, 92), np.arange(92, 106)
+    x, y = design.build_design(de, train), design.targets(de, train)
+
+    def forecast(n_jobs: int) -> np.ndarray:
+        model = ExtraTrees(calibration_window_days=None, n_estimators=40, n_jobs=n_jobs).fit(x, y)
+        return model.predict(design.build_design(de, test))
+
+    serial = forecast(1)
+    for _ in range(3):  # a parallel predict sums in thread-finish order: repeat to give it a chance to differ
+        np.testing.assert_array_equal(forecast(2), serial)
+
+
 def test_residual_load_is_load_minus_renewables_where_the_file_has_both(de: design.DayData) -> None:
     parts = residual_load_of(de.exog_names)  # "Ampirion Load Forecast", "PV+Wind Forecast"
     assert parts == ResidualLoad(load=0, renewables=(1,))
