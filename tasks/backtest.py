@@ -82,6 +82,7 @@ class BacktestConfig:
     seed: int = 0
     holidays: str | None = None  # country whose public holidays are features (None: no flags)
     residual_load: bool = True  # tree members add load minus renewables where the file has both
+    intraday_profile: bool = True  # tree members take their shape from a second fit on the daily profile
 
 
 @dataclass
@@ -229,6 +230,7 @@ def _rolling_trees(
                 calibration_window_days=window,
                 seed=cfg.seed,
                 residual_load=cfg.residual_load,
+                intraday_profile=cfg.intraday_profile,
                 exog_names=data.exog_names,
             ).fit(x, y),
         )
@@ -556,6 +558,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Tree members (gbm, forest): add load minus renewables as a series where the file has a load "
         "and a wind/solar forecast (DE; BE has none); 'none' reproduces the figures before 2026-11-30.",
     )
+    p.add_argument(
+        "--intraday-profile",
+        choices=("on", "off"),
+        default="on",
+        help="Tree members (gbm, forest): take the forecast's shape from a second fit on the daily profile "
+        "(price minus the day's mean), its level from the first; 'off' reproduces the figures before 2026-11-30 "
+        "(stop 15). Doubles the trees' fit time.",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--holidays",
@@ -606,6 +616,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         holidays=country,
         residual_load=args.residual_load == "auto",
+        intraday_profile=args.intraday_profile == "on",
     )
     res = merge_runs(data, args.merge, cfg) if args.merge else run_backtest(data, cfg)
     metrics = score(res, cfg.quantiles)

@@ -229,11 +229,20 @@ class SlotTreeModel:
     :class:`ColumnLayout` the production design. ``residual_load`` adds load
     minus renewables as a series where the series have them: named by the
     layout, or for the lag design by ``exog_names`` (its exogenous columns).
+
+    ``intraday_profile`` fits a second regressor of the same kind on the day's
+    profile (price minus the day's own mean) and takes the forecast's shape from
+    it, its daily level from the first: a battery's profit depends on the order
+    of the hours, and the level changes between days, which dominate the squared
+    error of the first target, no longer take the shape model's splits
+    (docs/forecasting.md, "Intraday-profile trees").
     """
 
-    # Class-level defaults: members pickled before 2026-11-30 lack these attributes.
+    # Class-level defaults: members pickled before these options existed lack the attributes.
     residual_load: bool = False
     exog_names: tuple[str, ...] = ()
+    intraday_profile: bool = False
+    profile_model_: object | None = None
 
     def __init__(
         self,
@@ -242,14 +251,17 @@ class SlotTreeModel:
         *,
         residual_load: bool = False,
         exog_names: Sequence[str] = (),
+        intraday_profile: bool = False,
     ) -> None:
         self.calibration_window_days = calibration_window_days
         self.layout = layout
         self.residual_load = residual_load
         self.exog_names = tuple(exog_names)
+        self.intraday_profile = intraday_profile
         self.params: dict[str, object] = {}
         self.slots_: int | None = None
         self.model_: object | None = None
+        self.profile_model_: object | None = None
 
     def _estimator(self, slots: int) -> object:
         raise NotImplementedError
@@ -267,27 +279,35 @@ class SlotTreeModel:
         model = self._estimator(self.slots_)
         model.fit(rows, Y.reshape(-1) - level)  # type: ignore[attr-defined]
         self.model_ = model
+        self.profile_model_ = None
+        if self.intraday_profile:
+            profile = self._estimator(self.slots_)
+            profile.fit(rows, (Y - Y.mean(axis=1, keepdims=True)).reshape(-1))  # type: ignore[attr-defined]
+            self.profile_model_ = profile
         return self
 
-    def _serial_predictor(self) -> object:
-        """The fitted model, set to predict on one thread.
+    @staticmethod
+    def _serial(model: object) -> object:
+        """A fitted regressor, set to predict on one thread.
 
         A forest fitted on several threads is the same forest (each tree's seed is
         drawn before the threads start), but its parallel ``predict`` adds the trees
         up in the order the threads finish, so the last bits of a forecast would
         differ between re-runs of a day. One thread sums them in tree order.
         """
-        model = self.model_
         if getattr(model, "n_jobs", 1) not in (None, 1):
-            model.set_params(n_jobs=1)  # type: ignore[union-attr]
+            model.set_params(n_jobs=1)  # type: ignore[attr-defined]
         return model
 
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         if self.model_ is None or self.slots_ is None:
             raise RuntimeError(f"{type(self).__name__}.predict called before fit")
         rows, level = self._rows(X)
-        out = self._serial_predictor().predict(rows) + level  # type: ignore[attr-defined]
-        return np.asarray(out).reshape(-1, self.slots_)
+        out = np.asarray(self._serial(self.model_).predict(rows) + level).reshape(-1, self.slots_)  # type: ignore[attr-defined]
+        if self.profile_model_ is None:
+            return out
+        shape = np.asarray(self._serial(self.profile_model_).predict(rows)).reshape(-1, self.slots_)  # type: ignore[attr-defined]
+        return out.mean(axis=1, keepdims=True) + shape - shape.mean(axis=1, keepdims=True)
 
     def _rows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
         assert self.slots_ is not None
@@ -321,8 +341,15 @@ class GBM(SlotTreeModel):
         layout: ColumnLayout | None = None,
         residual_load: bool = False,
         exog_names: Sequence[str] = (),
+        intraday_profile: bool = False,
     ) -> None:
-        super().__init__(calibration_window_days, layout, residual_load=residual_load, exog_names=exog_names)
+        super().__init__(
+            calibration_window_days,
+            layout,
+            residual_load=residual_load,
+            exog_names=exog_names,
+            intraday_profile=intraday_profile,
+        )
         self.params = {
             "max_iter": max_iter,
             "learning_rate": learning_rate,
@@ -348,7 +375,7 @@ class ExtraTrees(SlotTreeModel):
     "Extra-trees member"). ``min_samples_leaf_per_hour`` is scaled by the slots
     per hour, so 15-minute rows grow trees of the same depth (and size) as hourly
     ones. Deterministic for a given ``seed`` at any ``n_jobs``: the threads fit the
-    trees, and prediction sums them on one thread (``_serial_predictor``).
+    trees, and prediction sums them on one thread (``_serial``).
     """
 
     def __init__(
@@ -363,8 +390,15 @@ class ExtraTrees(SlotTreeModel):
         layout: ColumnLayout | None = None,
         residual_load: bool = False,
         exog_names: Sequence[str] = (),
+        intraday_profile: bool = False,
     ) -> None:
-        super().__init__(calibration_window_days, layout, residual_load=residual_load, exog_names=exog_names)
+        super().__init__(
+            calibration_window_days,
+            layout,
+            residual_load=residual_load,
+            exog_names=exog_names,
+            intraday_profile=intraday_profile,
+        )
         self.min_samples_leaf_per_hour = min_samples_leaf_per_hour
         self.params = {
             "n_estimators": n_estimators,

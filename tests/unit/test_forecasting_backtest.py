@@ -195,15 +195,24 @@ def test_tree_members_join_the_ensemble_and_merge(tmp_path: Path) -> None:
         assert got[name]["mae"] == pytest.approx(want[name]["mae"], abs=1e-3)
 
 
-def test_residual_load_option_changes_only_the_tree_members(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("flag", "on", "off", "key"),
+    [
+        ("--residual-load", "auto", "none", "residual_load"),
+        ("--intraday-profile", "on", "off", "intraday_profile"),
+    ],
+)
+def test_tree_options_change_only_the_tree_members(
+    tmp_path: Path, flag: str, on: str, off: str, key: str
+) -> None:
     base = ["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "14", "--models", "naive,forest"]
     base += ["--forest-windows", "28"]
     runs = {}
-    for choice in ("auto", "none"):
+    for choice in (on, off):
         out = tmp_path / choice
-        assert backtest.cli([*base, "--residual-load", choice, "--out", str(out)]) == 0
+        assert backtest.cli([*base, flag, choice, "--out", str(out)]) == 0
         runs[choice] = json.loads((out / "metrics.json").read_text())
-    assert runs["auto"]["config"]["residual_load"] is True
-    assert runs["none"]["config"]["residual_load"] is False
-    assert runs["auto"]["metrics"]["naive"] == runs["none"]["metrics"]["naive"]
-    assert runs["auto"]["metrics"]["forest"]["mae"] != runs["none"]["metrics"]["forest"]["mae"]
+    assert runs[on]["config"][key] is True
+    assert runs[off]["config"][key] is False
+    assert runs[on]["metrics"]["naive"] == runs[off]["metrics"]["naive"]
+    assert runs[on]["metrics"]["forest"]["mae"] != runs[off]["metrics"]["forest"]["mae"]

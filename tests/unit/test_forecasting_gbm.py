@@ -143,3 +143,30 @@ def test_trees_read_the_residual_load_only_when_asked(
     # A model pickled before the option existed has neither attribute: it reads the plain rows.
     del plain.__dict__["residual_load"], plain.__dict__["exog_names"]
     assert plain.predict(x[-3:]).shape == (3, 24)
+
+
+@TREE_MODELS
+def test_intraday_profile_keeps_the_level_and_takes_the_shape_from_the_second_fit(
+    de: design.DayData, model_cls: type[SlotTreeModel]
+) -> None:
+    train, test = np.arange(7, 92), np.arange(92, 106)
+    x, y, x_test = design.build_design(de, train), design.targets(de, train), design.build_design(de, test)
+    plain = model_cls(calibration_window_days=None).fit(x, y)
+    profiled = model_cls(calibration_window_days=None, intraday_profile=True).fit(x, y)
+    assert plain.profile_model_ is None
+    base, pred = plain.predict(x_test), profiled.predict(x_test)
+    # The first fit is the plain member's, so the daily level is the plain member's ...
+    np.testing.assert_allclose(pred.mean(axis=1), base.mean(axis=1), rtol=0, atol=1e-9)
+    # ... and the shape is the profile fit's own prediction, re-centred on zero.
+    rows, _ = slot_rows(x_test, 24)
+    shape = profiled.profile_model_.predict(rows).reshape(-1, 24)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(
+        pred - pred.mean(axis=1, keepdims=True), shape - shape.mean(axis=1, keepdims=True)
+    )
+    assert np.abs(pred - base).max() > 0.1  # a different shape from the plain member's
+    assert mae(de.prices[test], pred) < 0.8 * mae(de.prices[test], weekly_naive(de.prices)[test])
+    again = model_cls(calibration_window_days=None, intraday_profile=True).fit(x, y)
+    np.testing.assert_array_equal(again.predict(x_test), pred)
+    # A member pickled before the option existed lacks both attributes and predicts as before.
+    del plain.__dict__["intraday_profile"], plain.__dict__["profile_model_"]
+    np.testing.assert_array_equal(plain.predict(x_test), base)
