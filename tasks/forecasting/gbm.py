@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -276,25 +277,22 @@ class SlotTreeModel:
             raise ValueError(f"targets have {Y.shape[1]} slots, the layout {self.layout.slots}")
         self.slots_ = Y.shape[1]
         rows, level = self._rows(X)
-        model = self._estimator(self.slots_)
-        model.fit(rows, Y.reshape(-1) - level)  # type: ignore[attr-defined]
-        self.model_ = model
-        self.profile_model_ = None
-        if self.intraday_profile:
-            profile = self._estimator(self.slots_)
-            profile.fit(rows, (Y - Y.mean(axis=1, keepdims=True)).reshape(-1))  # type: ignore[attr-defined]
-            self.profile_model_ = profile
+        self.model_ = self._fitted(rows, Y.reshape(-1) - level)
+        profile = (Y - Y.mean(axis=1, keepdims=True)).reshape(-1)
+        self.profile_model_ = self._fitted(rows, profile) if self.intraday_profile else None
         return self
 
-    @staticmethod
-    def _serial(model: object) -> object:
-        """A fitted regressor, set to predict on one thread.
+    def _fitted(self, rows: np.ndarray, target: np.ndarray) -> object:
+        """A regressor fitted to ``target``, then set to predict on one thread.
 
         A forest fitted on several threads is the same forest (each tree's seed is
         drawn before the threads start), but its parallel ``predict`` adds the trees
         up in the order the threads finish, so the last bits of a forecast would
         differ between re-runs of a day. One thread sums them in tree order.
         """
+        assert self.slots_ is not None
+        model = self._estimator(self.slots_)
+        model.fit(rows, target)  # type: ignore[attr-defined]
         if getattr(model, "n_jobs", 1) not in (None, 1):
             model.set_params(n_jobs=1)  # type: ignore[attr-defined]
         return model
@@ -303,10 +301,10 @@ class SlotTreeModel:
         if self.model_ is None or self.slots_ is None:
             raise RuntimeError(f"{type(self).__name__}.predict called before fit")
         rows, level = self._rows(X)
-        out = np.asarray(self._serial(self.model_).predict(rows) + level).reshape(-1, self.slots_)  # type: ignore[attr-defined]
+        out = np.asarray(self.model_.predict(rows) + level).reshape(-1, self.slots_)  # type: ignore[attr-defined]
         if self.profile_model_ is None:
             return out
-        shape = np.asarray(self._serial(self.profile_model_).predict(rows)).reshape(-1, self.slots_)  # type: ignore[attr-defined]
+        shape = np.asarray(self.profile_model_.predict(rows)).reshape(-1, self.slots_)  # type: ignore[attr-defined]
         return out.mean(axis=1, keepdims=True) + shape - shape.mean(axis=1, keepdims=True)
 
     def _rows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
@@ -339,17 +337,9 @@ class GBM(SlotTreeModel):
         l2_regularization: float = 1.0,
         seed: int = 0,
         layout: ColumnLayout | None = None,
-        residual_load: bool = False,
-        exog_names: Sequence[str] = (),
-        intraday_profile: bool = False,
+        **member_options: Any,  # residual_load, exog_names, intraday_profile: see SlotTreeModel
     ) -> None:
-        super().__init__(
-            calibration_window_days,
-            layout,
-            residual_load=residual_load,
-            exog_names=exog_names,
-            intraday_profile=intraday_profile,
-        )
+        super().__init__(calibration_window_days, layout, **member_options)
         self.params = {
             "max_iter": max_iter,
             "learning_rate": learning_rate,
@@ -375,7 +365,7 @@ class ExtraTrees(SlotTreeModel):
     "Extra-trees member"). ``min_samples_leaf_per_hour`` is scaled by the slots
     per hour, so 15-minute rows grow trees of the same depth (and size) as hourly
     ones. Deterministic for a given ``seed`` at any ``n_jobs``: the threads fit the
-    trees, and prediction sums them on one thread (``_serial``).
+    trees, and prediction sums them on one thread (``_fitted``).
     """
 
     def __init__(
@@ -388,17 +378,9 @@ class ExtraTrees(SlotTreeModel):
         n_jobs: int = 1,
         seed: int = 0,
         layout: ColumnLayout | None = None,
-        residual_load: bool = False,
-        exog_names: Sequence[str] = (),
-        intraday_profile: bool = False,
+        **member_options: Any,  # residual_load, exog_names, intraday_profile: see SlotTreeModel
     ) -> None:
-        super().__init__(
-            calibration_window_days,
-            layout,
-            residual_load=residual_load,
-            exog_names=exog_names,
-            intraday_profile=intraday_profile,
-        )
+        super().__init__(calibration_window_days, layout, **member_options)
         self.min_samples_leaf_per_hour = min_samples_leaf_per_hour
         self.params = {
             "n_estimators": n_estimators,
