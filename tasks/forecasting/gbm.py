@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -221,6 +221,37 @@ def column_slot_rows(
     return _unfold(prices, exog, day[:, :7].argmax(axis=1), day[:, 7:])
 
 
+#: How a tree member's targets are transformed before the fit (``none`` or ``asinh``).
+TargetTransform = Literal["none", "asinh"]
+TARGET_TRANSFORMS: tuple[str, ...] = ("none", "asinh")
+
+
+class AsinhTarget:
+    """A regressor fitted on ``asinh((y - median) / MAD)`` of its target; predictions come back in price units.
+
+    The median-asinh transform the epftoolbox LEAR and DNN use for spiky prices:
+    a few scarcity hours at hundreds of EUR/MWh no longer dominate the squared
+    error and take the splits that the ordinary days' hours need. The back
+    transform of a fit in asinh space estimates something close to the median,
+    not the mean (docs/forecasting.md, "Variance-stabilised tree targets").
+    """
+
+    def __init__(self, regressor: Any) -> None:
+        self.regressor = regressor
+        self.center_ = 0.0
+        self.scale_ = 1.0
+
+    def fit(self, rows: np.ndarray, target: np.ndarray) -> AsinhTarget:
+        self.center_ = float(np.median(target))
+        mad = float(np.median(np.abs(target - self.center_)))
+        self.scale_ = mad if mad > 0 else 1.0  # a constant target: any positive scale is exact
+        self.regressor.fit(rows, np.arcsinh((target - self.center_) / self.scale_))
+        return self
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        return self.center_ + self.scale_ * np.sinh(np.asarray(self.regressor.predict(rows)))
+
+
 class SlotTreeModel:
     """Day-ahead tree model ``fit(X[n, f], Y[n, s])`` / ``predict(X) -> [n, s]`` on wide design rows.
 
@@ -237,6 +268,9 @@ class SlotTreeModel:
     of the hours, and the level changes between days, which dominate the squared
     error of the first target, no longer take the shape model's splits
     (docs/forecasting.md, "Intraday-profile trees").
+
+    ``target_transform="asinh"`` fits every regressor on the median-asinh
+    transform of its target (:class:`AsinhTarget`).
     """
 
     # Class-level defaults: members pickled before these options existed lack the attributes.
@@ -244,6 +278,7 @@ class SlotTreeModel:
     exog_names: tuple[str, ...] = ()
     intraday_profile: bool = False
     profile_model_: object | None = None
+    target_transform: TargetTransform = "none"
 
     def __init__(
         self,
@@ -253,12 +288,16 @@ class SlotTreeModel:
         residual_load: bool = False,
         exog_names: Sequence[str] = (),
         intraday_profile: bool = False,
+        target_transform: TargetTransform = "none",
     ) -> None:
+        if target_transform not in TARGET_TRANSFORMS:
+            raise ValueError(f"target_transform must be one of {TARGET_TRANSFORMS}, got {target_transform!r}")
         self.calibration_window_days = calibration_window_days
         self.layout = layout
         self.residual_load = residual_load
         self.exog_names = tuple(exog_names)
         self.intraday_profile = intraday_profile
+        self.target_transform = target_transform
         self.params: dict[str, object] = {}
         self.slots_: int | None = None
         self.model_: object | None = None
@@ -291,10 +330,11 @@ class SlotTreeModel:
         differ between re-runs of a day. One thread sums them in tree order.
         """
         assert self.slots_ is not None
-        model = self._estimator(self.slots_)
+        regressor = self._estimator(self.slots_)
+        model = AsinhTarget(regressor) if self.target_transform == "asinh" else regressor
         model.fit(rows, target)  # type: ignore[attr-defined]
-        if getattr(model, "n_jobs", 1) not in (None, 1):
-            model.set_params(n_jobs=1)  # type: ignore[attr-defined]
+        if getattr(regressor, "n_jobs", 1) not in (None, 1):
+            regressor.set_params(n_jobs=1)  # type: ignore[attr-defined]
         return model
 
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
@@ -337,7 +377,7 @@ class GBM(SlotTreeModel):
         l2_regularization: float = 1.0,
         seed: int = 0,
         layout: ColumnLayout | None = None,
-        **member_options: Any,  # residual_load, exog_names, intraday_profile: see SlotTreeModel
+        **member_options: Any,  # residual_load, exog_names, intraday_profile, target_transform: see SlotTreeModel
     ) -> None:
         super().__init__(calibration_window_days, layout, **member_options)
         self.params = {
@@ -378,7 +418,7 @@ class ExtraTrees(SlotTreeModel):
         n_jobs: int = 1,
         seed: int = 0,
         layout: ColumnLayout | None = None,
-        **member_options: Any,  # residual_load, exog_names, intraday_profile: see SlotTreeModel
+        **member_options: Any,  # residual_load, exog_names, intraday_profile, target_transform: see SlotTreeModel
     ) -> None:
         super().__init__(calibration_window_days, layout, **member_options)
         self.min_samples_leaf_per_hour = min_samples_leaf_per_hour

@@ -196,23 +196,25 @@ def test_tree_members_join_the_ensemble_and_merge(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("flag", "on", "off", "key"),
+    ("member", "flag", "choices", "recorded"),
     [
-        ("--residual-load", "auto", "none", "residual_load"),
-        ("--intraday-profile", "on", "off", "intraday_profile"),
+        ("forest", "--residual-load", ("auto", "none"), (True, False)),
+        ("forest", "--intraday-profile", ("on", "off"), (True, False)),
+        ("forest", "--forest-target", ("asinh", "none"), ("asinh", "none")),
+        ("gbm", "--gbm-target", ("asinh", "none"), ("asinh", "none")),
     ],
 )
 def test_tree_options_change_only_the_tree_members(
-    tmp_path: Path, flag: str, on: str, off: str, key: str
+    tmp_path: Path, member: str, flag: str, choices: tuple[str, str], recorded: tuple[object, object]
 ) -> None:
-    base = ["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "14", "--models", "naive,forest"]
-    base += ["--forest-windows", "28"]
-    runs = {}
-    for choice in (on, off):
+    key = flag.removeprefix("--").replace("-", "_")  # the option's name in the recorded config
+    base = ["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "14", "--models", f"naive,{member}"]
+    base += [f"--{member}-windows", "28"]
+    runs = []
+    for choice in choices:
         out = tmp_path / choice
         assert backtest.cli([*base, flag, choice, "--out", str(out)]) == 0
-        runs[choice] = json.loads((out / "metrics.json").read_text())
-    assert runs[on]["config"][key] is True
-    assert runs[off]["config"][key] is False
-    assert runs[on]["metrics"]["naive"] == runs[off]["metrics"]["naive"]
-    assert runs[on]["metrics"]["forest"]["mae"] != runs[off]["metrics"]["forest"]["mae"]
+        runs.append(json.loads((out / "metrics.json").read_text()))
+    assert (runs[0]["config"][key], runs[1]["config"][key]) == recorded
+    assert runs[0]["metrics"]["naive"] == runs[1]["metrics"]["naive"]
+    assert runs[0]["metrics"][member]["mae"] != runs[1]["metrics"][member]["mae"]

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from tasks.forecasting import design
-from tasks.forecasting.gbm import GBM, ExtraTrees, ResidualLoad, SlotTreeModel, residual_load_of, slot_rows
+from tasks.forecasting.gbm import (
+    GBM,
+    AsinhTarget,
+    ExtraTrees,
+    ResidualLoad,
+    SlotTreeModel,
+    residual_load_of,
+    slot_rows,
+)
 from tasks.forecasting.metrics import mae
 from tasks.forecasting.naive import weekly_naive
 
@@ -93,13 +101,18 @@ def test_forest_leaves_hold_the_same_hours_at_15_minutes() -> None:
     assert model._estimator(96).min_samples_leaf == 20  # type: ignore[attr-defined]
 
 
-def test_forest_forecast_does_not_depend_on_the_fit_threads(de: design.DayData) -> None:
+@pytest.mark.parametrize("target_transform", ["none", "asinh"])
+def test_forest_forecast_does_not_depend_on_the_fit_threads(
+    de: design.DayData, target_transform: str
+) -> None:
     """Two fit threads give the same bytes as one: re-running a day must not change its schedule."""
     train, test = np.arange(7, 92), np.arange(92, 106)
     x, y = design.build_design(de, train), design.targets(de, train)
 
     def forecast(n_jobs: int) -> np.ndarray:
-        model = ExtraTrees(calibration_window_days=None, n_estimators=40, n_jobs=n_jobs).fit(x, y)
+        model = ExtraTrees(
+            calibration_window_days=None, n_estimators=40, n_jobs=n_jobs, target_transform=target_transform
+        ).fit(x, y)
         return model.predict(design.build_design(de, test))
 
     serial = forecast(1)
@@ -170,3 +183,57 @@ def test_intraday_profile_keeps_the_level_and_takes_the_shape_from_the_second_fi
     # A member pickled before the option existed lacks both attributes and predicts as before.
     del plain.__dict__["intraday_profile"], plain.__dict__["profile_model_"]
     np.testing.assert_array_equal(plain.predict(x_test), base)
+
+
+def test_asinh_target_inverts_exactly_and_scales_by_the_median_absolute_deviation() -> None:
+    from sklearn.neighbors import KNeighborsRegressor
+
+    rows = np.arange(9, dtype=float)[:, None]
+    target = np.array([-40.0, 10, 20, 30, 35, 40, 50, 60, 900])  # a negative price and a scarcity spike
+    model = AsinhTarget(KNeighborsRegressor(n_neighbors=1)).fit(rows, target)
+    assert model.center_ == 35.0
+    assert model.scale_ == 15.0  # median of |target - 35|: 75, 25, 15, 5, 0, 5, 15, 25, 865
+    np.testing.assert_allclose(model.predict(rows), target)  # a memorising regressor gives the target back
+    constant = AsinhTarget(KNeighborsRegressor(n_neighbors=1)).fit(rows, np.full(9, 42.0))
+    assert constant.scale_ == 1.0
+    np.testing.assert_allclose(constant.predict(rows), 42.0)
+
+
+def test_asinh_target_keeps_rare_spikes_from_pulling_the_ordinary_rows() -> None:
+    """Squared error on raw prices lets a few spikes move the fit of the rows around them; asinh does not."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(2000, 1))
+    clean = 40 + 20 * x[:, 0]
+    spikes = rng.random(2000) < 0.01
+    y = clean + np.where(spikes, 800.0, 0.0) + rng.normal(0, 2, 2000)
+    raw = DecisionTreeRegressor(max_leaf_nodes=8, random_state=0).fit(x, y)
+    robust = AsinhTarget(DecisionTreeRegressor(max_leaf_nodes=8, random_state=0)).fit(x, y)
+    ordinary = ~spikes
+    err_raw = np.abs(raw.predict(x[ordinary]) - clean[ordinary]).mean()
+    err_robust = np.abs(robust.predict(x[ordinary]) - clean[ordinary]).mean()
+    assert err_robust < 0.5 * err_raw
+
+
+@TREE_MODELS
+def test_asinh_target_transform_is_deterministic_and_old_members_keep_the_raw_fit(
+    de: design.DayData, model_cls: type[SlotTreeModel]
+) -> None:
+    train, test = np.arange(7, 92), np.arange(92, 106)
+    x, y, x_test = design.build_design(de, train), design.targets(de, train), design.build_design(de, test)
+    raw = model_cls(calibration_window_days=None, intraday_profile=True).fit(x, y)
+    asinh = model_cls(calibration_window_days=None, intraday_profile=True, target_transform="asinh").fit(x, y)
+    assert isinstance(asinh.model_, AsinhTarget)
+    assert isinstance(asinh.profile_model_, AsinhTarget)
+    pred = asinh.predict(x_test)
+    assert np.abs(pred - raw.predict(x_test)).max() > 0.1
+    assert mae(de.prices[test], pred) < 0.8 * mae(de.prices[test], weekly_naive(de.prices)[test])
+    again = model_cls(calibration_window_days=None, intraday_profile=True, target_transform="asinh").fit(x, y)
+    np.testing.assert_array_equal(again.predict(x_test), pred)
+    # A member pickled before the option existed lacks the attribute and predicts on the raw fit.
+    base = raw.predict(x_test)
+    del raw.__dict__["target_transform"]
+    np.testing.assert_array_equal(raw.predict(x_test), base)
+    with pytest.raises(ValueError, match="target_transform"):
+        model_cls(calibration_window_days=None, target_transform="log")  # type: ignore[arg-type]
