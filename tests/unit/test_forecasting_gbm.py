@@ -23,6 +23,12 @@ pytestmark = pytest.mark.unit
 TREE_MODELS = pytest.mark.parametrize("model_cls", [GBM, ExtraTrees], ids=["gbm", "forest"])
 
 
+def fit_and_test_days(de: design.DayData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Design and targets of 85 fitting days of the excerpt, then the design of the 14 days after them."""
+    train, test = np.arange(7, 92), np.arange(92, 106)
+    return design.build_design(de, train), design.targets(de, train), design.build_design(de, test), test
+
+
 def test_slot_rows_unfold_each_day_into_its_slots(de: design.DayData) -> None:
     days = [30, 31]
     rows, level = slot_rows(design.build_design(de, days), de.slots)
@@ -106,14 +112,13 @@ def test_forest_forecast_does_not_depend_on_the_fit_threads(
     de: design.DayData, target_transform: str
 ) -> None:
     """Two fit threads give the same bytes as one: re-running a day must not change its schedule."""
-    train, test = np.arange(7, 92), np.arange(92, 106)
-    x, y = design.build_design(de, train), design.targets(de, train)
+    x, y, x_test, _ = fit_and_test_days(de)
 
     def forecast(n_jobs: int) -> np.ndarray:
         model = ExtraTrees(
             calibration_window_days=None, n_estimators=40, n_jobs=n_jobs, target_transform=target_transform
         ).fit(x, y)
-        return model.predict(design.build_design(de, test))
+        return model.predict(x_test)
 
     serial = forecast(1)
     for _ in range(3):  # a parallel predict sums in thread-finish order: repeat to give it a chance to differ
@@ -162,8 +167,7 @@ def test_trees_read_the_residual_load_only_when_asked(
 def test_intraday_profile_keeps_the_level_and_takes_the_shape_from_the_second_fit(
     de: design.DayData, model_cls: type[SlotTreeModel]
 ) -> None:
-    train, test = np.arange(7, 92), np.arange(92, 106)
-    x, y, x_test = design.build_design(de, train), design.targets(de, train), design.build_design(de, test)
+    x, y, x_test, test = fit_and_test_days(de)
     plain = model_cls(calibration_window_days=None).fit(x, y)
     profiled = model_cls(calibration_window_days=None, intraday_profile=True).fit(x, y)
     assert plain.profile_model_ is None
@@ -220,8 +224,7 @@ def test_asinh_target_keeps_rare_spikes_from_pulling_the_ordinary_rows() -> None
 def test_asinh_target_transform_is_deterministic_and_old_members_keep_the_raw_fit(
     de: design.DayData, model_cls: type[SlotTreeModel]
 ) -> None:
-    train, test = np.arange(7, 92), np.arange(92, 106)
-    x, y, x_test = design.build_design(de, train), design.targets(de, train), design.build_design(de, test)
+    x, y, x_test, test = fit_and_test_days(de)
     raw = model_cls(calibration_window_days=None, intraday_profile=True).fit(x, y)
     asinh = model_cls(calibration_window_days=None, intraday_profile=True, target_transform="asinh").fit(x, y)
     assert isinstance(asinh.model_, AsinhTarget)
