@@ -18,15 +18,22 @@ MAD_TO_STD = 1.4826  # scipy's scale="normal" for the median absolute deviation
 
 
 class AsinhScaler:
-    """Column-wise ``asinh((x - median) / MAD)``, the epftoolbox "Invariant" scaler."""
+    """Column-wise ``asinh((x - median) / (mad_factor · MAD))``, the epftoolbox "Invariant" scaler.
 
-    def __init__(self) -> None:
+    ``mad_factor`` 1.4826 (default) scales like a standard deviation, as the
+    epftoolbox does; the tree members' targets use 1 (``gbm.AsinhTarget``).
+    """
+
+    mad_factor: float = MAD_TO_STD  # scalers pickled before the option existed
+
+    def __init__(self, mad_factor: float = MAD_TO_STD) -> None:
+        self.mad_factor = mad_factor
         self.center_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
 
     def fit(self, x: np.ndarray) -> AsinhScaler:
         center = np.median(x, axis=0)
-        scale = np.median(np.abs(x - center), axis=0) * MAD_TO_STD
+        scale = np.median(np.abs(x - center), axis=0) * self.mad_factor
         fallback = np.std(x, axis=0)
         scale = np.where(scale > 0, scale, np.where(fallback > 0, fallback, 1.0))
         self.center_, self.scale_ = center, scale

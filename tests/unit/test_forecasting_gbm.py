@@ -195,11 +195,13 @@ def test_asinh_target_inverts_exactly_and_scales_by_the_median_absolute_deviatio
     rows = np.arange(9, dtype=float)[:, None]
     target = np.array([-40.0, 10, 20, 30, 35, 40, 50, 60, 900])  # a negative price and a scarcity spike
     model = AsinhTarget(KNeighborsRegressor(n_neighbors=1)).fit(rows, target)
-    assert model.center_ == 35.0
-    assert model.scale_ == 15.0  # median of |target - 35|: 75, 25, 15, 5, 0, 5, 15, 25, 865
+    assert model.scaler_.params() == (
+        [35.0],
+        [15.0],
+    )  # median of |target - 35|: 75, 25, 15, 5, 0, 5, 15, 25, 865
     np.testing.assert_allclose(model.predict(rows), target)  # a memorising regressor gives the target back
     constant = AsinhTarget(KNeighborsRegressor(n_neighbors=1)).fit(rows, np.full(9, 42.0))
-    assert constant.scale_ == 1.0
+    np.testing.assert_array_equal(constant.scaler_.params()[1], [1.0])
     np.testing.assert_allclose(constant.predict(rows), 42.0)
 
 
