@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -224,7 +224,7 @@ def column_slot_rows(
 
 #: How a tree member's targets are transformed before the fit (``none`` or ``asinh``).
 TargetTransform = Literal["none", "asinh"]
-TARGET_TRANSFORMS: tuple[str, ...] = ("none", "asinh")
+TARGET_TRANSFORMS: tuple[str, ...] = get_args(TargetTransform)
 
 
 class AsinhTarget:
@@ -317,8 +317,9 @@ class SlotTreeModel:
         self.slots_ = Y.shape[1]
         rows, level = self._rows(X)
         self.model_ = self._fitted(rows, Y.reshape(-1) - level)
-        profile = (Y - Y.mean(axis=1, keepdims=True)).reshape(-1)
-        self.profile_model_ = self._fitted(rows, profile) if self.intraday_profile else None
+        self.profile_model_ = None
+        if self.intraday_profile:
+            self.profile_model_ = self._fitted(rows, (Y - Y.mean(axis=1, keepdims=True)).reshape(-1))
         return self
 
     def _fitted(self, rows: np.ndarray, target: np.ndarray) -> object:
