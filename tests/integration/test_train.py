@@ -89,7 +89,8 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
             member_run = mc.get_run(run.data.tags[f"{member}_run_id"])
             assert mc.get_experiment(member_run.info.experiment_id).name == f"day-ahead-price-{member}"
             assert member_run.data.metrics["mae"] == run.data.metrics[f"{member}_mae"]
-        assert mc.get_run(run.data.tags["forest_run_id"]).data.params["forest_n_estimators"] == "200"
+        forest_params = mc.get_run(run.data.tags["forest_run_id"]).data.params
+        assert (forest_params["forest_n_estimators"], forest_params["forest_level_estimators"]) == ("200", "50")
         # The load model: its own run in the load family's experiment, scored against the TSO.
         load_run = mc.get_run(run.data.tags["load_run_id"])
         assert mc.get_experiment(load_run.info.experiment_id).name == "day-ahead-load-dnn"

@@ -107,6 +107,22 @@ def test_forest_leaves_hold_the_same_hours_at_15_minutes() -> None:
     assert model._estimator(96).min_samples_leaf == 20  # type: ignore[attr-defined]
 
 
+def test_forest_level_trees_size_only_the_level_fit_of_a_profile_forest(de: design.DayData) -> None:
+    """The level fit only gives the daily mean when the profile fit gives the shape; alone it needs every tree."""
+    x, y, x_test, _ = fit_and_test_days(de)
+    profiled = ExtraTrees(
+        calibration_window_days=None, n_estimators=12, level_estimators=4, intraday_profile=True
+    )
+    profiled.fit(x, y)
+    assert len(profiled.model_.estimators_) == 4  # type: ignore[attr-defined]
+    assert len(profiled.profile_model_.estimators_) == 12  # type: ignore[union-attr]
+    assert np.isfinite(profiled.predict(x_test)).all()
+    single = ExtraTrees(calibration_window_days=None, n_estimators=12, level_estimators=4).fit(x, y)
+    assert len(single.model_.estimators_) == 12  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="level_estimators"):
+        ExtraTrees(level_estimators=0)
+
+
 @pytest.mark.parametrize("target_transform", ["none", "asinh"])
 def test_forest_forecast_does_not_depend_on_the_fit_threads(
     de: design.DayData, target_transform: str
