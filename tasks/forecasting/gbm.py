@@ -393,7 +393,7 @@ class GBM(SlotTreeModel):
             "random_state": seed,
         }
 
-    def _estimator(self, slots: int, *, level_only: bool = False) -> object:  # noqa: ARG002 - same trees for any role
+    def _estimator(self, slots: int, *, level_only: bool = False) -> object:  # noqa: ARG002 - same trees at any resolution, for either fit
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         return HistGradientBoostingRegressor(loss="squared_error", categorical_features=[0, 1], **self.params)
