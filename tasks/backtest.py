@@ -81,6 +81,7 @@ class BacktestConfig:
     ensemble_how: str = "mean"
     seed: int = 0
     holidays: str | None = None  # country whose public holidays are features (None: no flags)
+    neighbour: str | None = None  # "NAME=PATH": a coupled market's file whose forecasts are more series
     residual_load: bool = True  # tree members add load minus renewables where the file has both
     intraday_profile: bool = True  # tree members take their shape from a second fit on the daily profile
     gbm_target: str = "asinh"  # the GBM fits the median-asinh transform of its targets ("none": raw prices)
@@ -599,6 +600,14 @@ def build_parser() -> argparse.ArgumentParser:
         "'auto' (the benchmark files' country) or 'none'.",
     )
     p.add_argument(
+        "--neighbour",
+        default=None,
+        metavar="NAME=PATH",
+        help="A coupled market's epftoolbox-layout file (e.g. DE=../shared/data/epf/DE.csv for BE): its "
+        "exogenous day-ahead forecasts join every model's inputs as 'NAME: series'. Only the days both files "
+        "cover are kept (training windows start no earlier); the file must reach the market's last day.",
+    )
+    p.add_argument(
         "--merge",
         type=lambda s: tuple(Path(x) for x in _csv_list(s)),
         default=(),
@@ -615,6 +624,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     t0, cpu0 = time.perf_counter(), time.process_time()
     data = design.load_csv(args.dataset)
     market = identify_market(data)
+    if args.neighbour:
+        name, sep, path = args.neighbour.partition("=")
+        if not sep or not name or not path:
+            raise BacktestError(f"--neighbour expects NAME=PATH (e.g. DE=DE.csv), got {args.neighbour!r}")
+        data = design.with_neighbour(data, design.load_csv(Path(path)), name)
     country = resolve_holidays(args.holidays, market)
     if country is not None:
         data = design.with_holidays(data, country)
@@ -640,6 +654,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         ensemble_how=args.ensemble_how,
         seed=args.seed,
         holidays=country,
+        neighbour=args.neighbour,
         residual_load=args.residual_load == "auto",
         intraday_profile=args.intraday_profile == "on",
         gbm_target=args.gbm_target,

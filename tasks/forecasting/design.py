@@ -33,7 +33,17 @@ EXOG_LAGS: tuple[int, ...] = (0, 1, 7)
 HOLIDAY_LAGS: tuple[int, ...] = (0, *PRICE_LAGS)
 MAX_LAG = 7
 
-__all__ = ["DatasetError", "DayData", "build_design", "from_frame", "load_csv", "n_features", "targets"]
+__all__ = [
+    "DatasetError",
+    "DayData",
+    "build_design",
+    "from_frame",
+    "load_csv",
+    "n_features",
+    "targets",
+    "with_holidays",
+    "with_neighbour",
+]
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,45 @@ def with_holidays(data: DayData, country: str) -> DayData:
         raise DatasetError(f"no public-holiday calendar for country {country!r} in the holidays package")
     flags = np.array([d.item() in calendar for d in data.dates], dtype=bool)
     return dataclasses.replace(data, holidays=flags, holiday_country=country)
+
+
+#: Separates a neighbouring market's name from its series' names ("DE: PV+Wind Forecast").
+NEIGHBOUR_SEP = ": "
+
+
+def with_neighbour(data: DayData, other: DayData, name: str) -> DayData:
+    """``data`` with another market's exogenous day-ahead forecasts as more series, named ``"NAME: series"``.
+
+    Coupled markets price each other's load and renewable infeed: BE's hourly shape
+    follows German wind and solar. Only the days both files cover are kept, so
+    the history starts at the later first day; ``other`` must reach ``data``'s
+    last day, so that a backtest's test period (the last days) stays the same.
+    Apply before :func:`with_holidays`.
+    """
+    import dataclasses
+
+    if data.holidays is not None:
+        raise DatasetError("add the neighbouring market's series before the holiday flags")
+    if other.slots != data.slots:
+        raise DatasetError(
+            f"{name} has {other.slots} slots per day, the market {data.slots}; resample one of them"
+        )
+    first, last = max(data.dates[0], other.dates[0]), data.dates[-1]
+    if other.dates[-1] < last or other.dates[0] > last:
+        raise DatasetError(
+            f"{name}'s data ({other.dates[0]} … {other.dates[-1]}) must reach the market's last day {last}"
+        )
+    i0, j0 = data.day_index(first.item()), other.day_index(first.item())
+    j1 = other.day_index(last.item()) + 1
+    if j1 - j0 < MAX_LAG + 1:
+        raise DatasetError(f"{name}'s data and the market's share fewer than {MAX_LAG + 1} days")
+    return dataclasses.replace(
+        data,
+        dates=data.dates[i0:],
+        prices=data.prices[i0:],
+        exog=np.concatenate([data.exog[:, i0:], other.exog[:, j0:j1]], axis=0),
+        exog_names=data.exog_names + tuple(f"{name}{NEIGHBOUR_SEP}{n}" for n in other.exog_names),
+    )
 
 
 def n_features(slots: int, n_exog: int, holidays: bool = False) -> int:

@@ -89,18 +89,25 @@ def residual_load_of(names: Sequence[str]) -> ResidualLoad | None:
     DE's epftoolbox file ("Ampirion Load Forecast", "PV+Wind Forecast") and the
     production features (``load_mw``, ``wind_mw``, ``solar_mw``) have one; BE's
     (French generation and load forecasts) has none: total generation is not
-    renewable infeed.
+    renewable infeed. A load is netted only with renewables of its own market:
+    a neighbour's series (``design.with_neighbour``, "DE: PV+Wind Forecast") pair
+    among themselves, the market's own series first.
     """
-    lower = [n.lower() for n in names]
-    renewables = tuple(
-        k
-        for k, n in enumerate(lower)
-        if any(w in n for w in RENEWABLE_KEYWORDS) and not any(w in n for w in WEATHER_KEYWORDS)
-    )
-    loads = [k for k, n in enumerate(lower) if "load" in n and k not in renewables]
-    if not loads or not renewables:
-        return None
-    return ResidualLoad(loads[0], renewables)
+    groups: dict[str, list[int]] = {}
+    for k, n in enumerate(names):
+        market = n.split(design.NEIGHBOUR_SEP, 1)[0] if design.NEIGHBOUR_SEP in n else ""
+        groups.setdefault(market, []).append(k)
+    for members in groups.values():
+        lower = {k: names[k].lower() for k in members}
+        renewables = tuple(
+            k
+            for k, n in lower.items()
+            if any(w in n for w in RENEWABLE_KEYWORDS) and not any(w in n for w in WEATHER_KEYWORDS)
+        )
+        loads = [k for k, n in lower.items() if "load" in n and k not in renewables]
+        if loads and renewables:
+            return ResidualLoad(loads[0], renewables)
+    return None
 
 
 def _unfold(

@@ -153,6 +153,69 @@ def test_holiday_flags_of_the_day_and_its_price_lags() -> None:
         design.with_holidays(de, "XX")
 
 
+def _neighbour_csv(path: Path, first_day: str, days: int) -> Path:
+    """DE excerpt's rows re-dated to start on ``first_day``: a stand-in neighbour for the BE excerpt."""
+    rows = (FIX / "DE_excerpt.csv").read_text().splitlines()
+    start = np.datetime64(first_day, "h")
+    body = [
+        f"{start + np.timedelta64(i, 'h')}".replace("T", " ") + ":00:00," + r.split(",", 1)[1]
+        for i, r in enumerate(rows[1 : 1 + 24 * days])
+    ]
+    path.write_text("\n".join([rows[0], *body]) + "\n")
+    return path
+
+
+def test_neighbour_series_join_by_day_on_the_common_days(tmp_path: Path) -> None:
+    be = design.load_csv(FIX / "BE_excerpt.csv")  # 2016-11-02 ... 2016-12-31
+    de = design.load_csv(_neighbour_csv(tmp_path / "nb.csv", "2016-11-05", 60))  # 2016-11-05 ... 2017-01-03
+    joined = design.with_neighbour(be, de, "DE")
+    assert str(joined.dates[0]) == "2016-11-05"
+    assert joined.dates[-1] == be.dates[-1]  # the market's last day (and so its test period) is kept
+    assert joined.exog_names == (*be.exog_names, "DE: Ampirion Load Forecast", "DE: PV+Wind Forecast")
+    day = np.datetime64("2016-12-24").item()
+    i, j = joined.day_index(day), de.day_index(day)
+    assert np.array_equal(joined.exog[2:, i], de.exog[:, j])  # the neighbour's values of the same day
+    assert np.array_equal(joined.exog[:2, i], be.exog[:, be.day_index(day)])
+    assert np.array_equal(joined.prices[i], be.prices[be.day_index(day)])
+    x = design.build_design(joined, [joined.day_index(np.datetime64("2016-12-31").item())])
+    assert x.shape[1] == design.n_features(24, 4)
+    short = design.load_csv(_neighbour_csv(tmp_path / "short.csv", "2016-11-05", 40))  # ends 2016-12-14
+    with pytest.raises(design.DatasetError, match="must reach the market's last day 2016-12-31"):
+        design.with_neighbour(be, short, "DE")
+    with pytest.raises(design.DatasetError, match="before the holiday flags"):
+        design.with_neighbour(design.with_holidays(be, "BE"), de, "DE")
+
+
+def test_cli_neighbour_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nb = _neighbour_csv(tmp_path / "nb.csv", "2016-11-05", 60)
+    out = tmp_path / "bt"
+    args = ["--dataset", str(FIX / "BE_excerpt.csv"), "--test-days", "14", "--lear-windows", "28"]
+    assert (
+        backtest.cli(
+            [
+                *args,
+                "--models",
+                "naive,lear,gbm",
+                "--gbm-windows",
+                "28",
+                "--neighbour",
+                f"DE={nb}",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    meta = json.loads((out / "metrics.json").read_text())
+    assert meta["config"]["neighbour"] == f"DE={nb}"
+    assert meta["test_start"] == "2016-12-18"  # unchanged: the join keeps the market's last day
+    assert np.isfinite(meta["metrics"]["gbm"]["mae"])
+    assert np.isfinite(meta["metrics"]["lear"]["mae"])
+    capsys.readouterr()
+    assert backtest.cli([*args, "--models", "naive", "--neighbour", str(nb)]) == 2
+    assert "NAME=PATH" in capsys.readouterr().err
+
+
 def test_holidays_option_resolves_the_country() -> None:
     assert backtest.resolve_holidays("none", "DE") is None
     assert backtest.resolve_holidays("auto", "BE") == "BE"

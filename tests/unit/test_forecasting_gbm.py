@@ -148,6 +148,18 @@ def test_residual_load_is_load_minus_renewables_where_the_file_has_both(de: desi
     assert residual_load_of(("load_mw", "wind_mw", "solar_mw", "wind_speed_ms", "ghi_w_m2")) == ResidualLoad(
         0, (1, 2)
     )  # wind speed and irradiance are weather, not infeed
+    # A neighbour's series (design.with_neighbour) pair among themselves, never with the market's own load.
+    be_with_de = (
+        "Generation forecast",
+        "System load forecast",
+        "DE: Ampirion Load Forecast",
+        "DE: PV+Wind Forecast",
+    )
+    assert residual_load_of(be_with_de) == ResidualLoad(load=2, renewables=(3,))
+    assert residual_load_of(("load_mw", "wind_mw", "NL: load", "NL: wind")) == ResidualLoad(
+        0, (1,)
+    )  # own first
+    assert residual_load_of(("System load forecast", "DE: PV+Wind Forecast")) is None
     days = [30, 31]
     wide = design.build_design(de, days)
     plain, _ = slot_rows(wide, de.slots)
