@@ -13,7 +13,7 @@ uses prices up to day ``i-1`` and exogenous forecasts up to day ``i`` only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -128,14 +128,12 @@ def load_csv(path: Path) -> DayData:
 
 def with_holidays(data: DayData, country: str) -> DayData:
     """The same data with public-holiday flags of ``country`` (ISO code for the `holidays` package)."""
-    import dataclasses
-
     years = range(int(str(data.dates[0])[:4]), int(str(data.dates[-1])[:4]) + 1)
     calendar = public_holidays(country, years)
     if calendar is None:
         raise DatasetError(f"no public-holiday calendar for country {country!r} in the holidays package")
     flags = np.array([d.item() in calendar for d in data.dates], dtype=bool)
-    return dataclasses.replace(data, holidays=flags, holiday_country=country)
+    return replace(data, holidays=flags, holiday_country=country)
 
 
 #: Separates a neighbouring market's name from its series' names ("DE: PV+Wind Forecast").
@@ -151,8 +149,6 @@ def with_neighbour(data: DayData, other: DayData, name: str) -> DayData:
     last day, so that a backtest's test period (the last days) stays the same.
     Apply before :func:`with_holidays`.
     """
-    import dataclasses
-
     if data.holidays is not None:
         raise DatasetError("add the neighbouring market's series before the holiday flags")
     if other.slots != data.slots:
@@ -168,7 +164,7 @@ def with_neighbour(data: DayData, other: DayData, name: str) -> DayData:
     j1 = other.day_index(last.item()) + 1
     if j1 - j0 < MAX_LAG + 1:
         raise DatasetError(f"{name}'s data and the market's share fewer than {MAX_LAG + 1} days")
-    return dataclasses.replace(
+    return replace(
         data,
         dates=data.dates[i0:],
         prices=data.prices[i0:],

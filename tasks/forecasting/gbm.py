@@ -95,8 +95,8 @@ def residual_load_of(names: Sequence[str]) -> ResidualLoad | None:
     """
     groups: dict[str, list[int]] = {}
     for k, n in enumerate(names):
-        market = n.split(design.NEIGHBOUR_SEP, 1)[0] if design.NEIGHBOUR_SEP in n else ""
-        groups.setdefault(market, []).append(k)
+        market, sep, _ = n.partition(design.NEIGHBOUR_SEP)
+        groups.setdefault(market if sep else "", []).append(k)
     for members in groups.values():
         lower = {k: names[k].lower() for k in members}
         renewables = tuple(

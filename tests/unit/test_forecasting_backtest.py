@@ -156,11 +156,10 @@ def test_holiday_flags_of_the_day_and_its_price_lags() -> None:
 def _neighbour_csv(path: Path, first_day: str, days: int) -> Path:
     """DE excerpt's rows re-dated to start on ``first_day``: a stand-in neighbour for the BE excerpt."""
     rows = (FIX / "DE_excerpt.csv").read_text().splitlines()
-    start = np.datetime64(first_day, "h")
-    body = [
-        f"{start + np.timedelta64(i, 'h')}".replace("T", " ") + ":00:00," + r.split(",", 1)[1]
-        for i, r in enumerate(rows[1 : 1 + 24 * days])
-    ]
+    start = np.datetime64(first_day, "s")
+    hours = start + np.arange(24 * days) * np.timedelta64(3600, "s")
+    stamps = np.datetime_as_string(hours).astype(object)  # "2016-11-05T00:00:00"
+    body = [f"{t.replace('T', ' ')},{r.split(',', 1)[1]}" for t, r in zip(stamps, rows[1:], strict=False)]
     path.write_text("\n".join([rows[0], *body]) + "\n")
     return path
 
@@ -190,22 +189,8 @@ def test_cli_neighbour_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     nb = _neighbour_csv(tmp_path / "nb.csv", "2016-11-05", 60)
     out = tmp_path / "bt"
     args = ["--dataset", str(FIX / "BE_excerpt.csv"), "--test-days", "14", "--lear-windows", "28"]
-    assert (
-        backtest.cli(
-            [
-                *args,
-                "--models",
-                "naive,lear,gbm",
-                "--gbm-windows",
-                "28",
-                "--neighbour",
-                f"DE={nb}",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    joined = ["--models", "naive,lear,gbm", "--gbm-windows", "28", "--neighbour", f"DE={nb}"]
+    assert backtest.cli([*args, *joined, "--out", str(out)]) == 0
     meta = json.loads((out / "metrics.json").read_text())
     assert meta["config"]["neighbour"] == f"DE={nb}"
     assert meta["test_start"] == "2016-12-18"  # unchanged: the join keeps the market's last day
