@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -54,6 +54,25 @@ PRICE_LAG_COLUMNS = tuple(f"price_lag{k}" for k in PRICE_LAGS)
 EXO_LAG_COLUMNS = tuple(f"{c}_lag{k}" for c in EXO_COLUMNS for k in EXO_LAGS)
 SLOT_COLUMNS = (*PRICE_LAG_COLUMNS, *EXO_COLUMNS, *EXO_LAG_COLUMNS, *WEATHER_COLUMNS)
 FEATURE_COLUMNS = ("timestamp_utc", "resolution_minutes", *CALENDAR_COLUMNS, *SLOT_COLUMNS)
+
+#: Separates a neighbouring zone from its series' names (``"DE_LU: load_mw"``); the
+#: backtest's design names a neighbour's series the same way.
+NEIGHBOUR_SEP = ": "
+
+
+def neighbour_columns(neighbours: Sequence[str]) -> tuple[str, ...]:
+    """Feature columns a zone gets from coupled zones: their load and wind/solar forecasts of D and lags."""
+    return tuple(f"{zone}{NEIGHBOUR_SEP}{c}" for zone in neighbours for c in (*EXO_COLUMNS, *EXO_LAG_COLUMNS))
+
+
+def is_neighbour_column(column: str) -> bool:
+    return NEIGHBOUR_SEP in column
+
+
+def feature_columns(neighbours: Sequence[str] = ()) -> tuple[str, ...]:
+    """The columns of a feature file of a zone with these neighbours (:data:`FEATURE_COLUMNS` first)."""
+    return (*FEATURE_COLUMNS, *neighbour_columns(neighbours))
+
 
 #: Holiday calendar of each bidding zone (``holidays`` country code).
 ZONE_COUNTRY = {
@@ -149,16 +168,51 @@ class Inputs:
         return frame
 
 
+Getter = Callable[..., "pd.DataFrame | None"]
+
+
+def _need(get: Getter, zone: str, dataset: str, data_day: date) -> pd.DataFrame:
+    frame = get(dataset, data_day)
+    if frame is None:
+        raise MissingInputError(f"{dataset} for zone {zone} day {data_day.isoformat()} is missing")
+    return frame
+
+
+def _exogenous(
+    zone: str,
+    day: date,
+    get: Getter,
+    *,
+    starts: pd.DatetimeIndex,
+    wall: np.ndarray,
+    tz: str,
+    mtu_minutes: int,
+) -> dict[str, np.ndarray]:
+    """One zone's load and wind/solar forecasts of D (by time) and of the lag days (by clock)."""
+    source = {"load_mw": "load_forecast", "wind_mw": "renewables_forecast", "solar_mw": "renewables_forecast"}
+    out = {c: _by_time(_need(get, zone, source[c], day), c, starts, mtu_minutes) for c in EXO_COLUMNS}
+    for lag in EXO_LAGS:
+        lag_day = day - timedelta(days=lag)
+        for c in EXO_COLUMNS:
+            out[f"{c}_lag{lag}"] = _by_clock(_need(get, zone, source[c], lag_day), c, tz, wall, mtu_minutes)
+    return out
+
+
 def build_day(
     zone: str,
     day: date,
-    get: Callable[..., pd.DataFrame | None],
+    get: Getter,
     *,
     tz: str,
     mtu_minutes: int,
     holidays_: set[date] | None = None,
+    neighbours: Mapping[str, Getter] | None = None,
 ) -> pd.DataFrame:
-    """Pure feature builder: ``get(dataset, day, required=...)`` returns a processed frame."""
+    """Pure feature builder: ``get(dataset, day, required=...)`` returns a processed frame.
+
+    ``neighbours`` maps coupled zones to their getters: their load and
+    wind/solar forecasts join as ``"<zone>: <column>"`` (:func:`neighbour_columns`).
+    """
     import numpy as np
     import pandas as pd
 
@@ -179,27 +233,17 @@ def build_day(
         }
     )
 
-    def need(dataset: str, data_day: date) -> pd.DataFrame:
-        frame = get(dataset, data_day)
-        if frame is None:
-            raise MissingInputError(f"{dataset} for zone {zone} day {data_day.isoformat()} is missing")
-        return frame
-
     for lag in PRICE_LAGS:
-        prices = need("day_ahead_prices", day - timedelta(days=lag))
+        prices = _need(get, zone, "day_ahead_prices", day - timedelta(days=lag))
         out[f"price_lag{lag}"] = _by_clock(prices, "price_eur_mwh", tz, wall, mtu_minutes)
-    load = need("load_forecast", day)
-    res = need("renewables_forecast", day)
-    out["load_mw"] = _by_time(load, "load_mw", starts, mtu_minutes)
-    out["wind_mw"] = _by_time(res, "wind_mw", starts, mtu_minutes)
-    out["solar_mw"] = _by_time(res, "solar_mw", starts, mtu_minutes)
-    for lag in EXO_LAGS:
-        lag_day = day - timedelta(days=lag)
-        load_lag = need("load_forecast", lag_day)
-        res_lag = need("renewables_forecast", lag_day)
-        out[f"load_mw_lag{lag}"] = _by_clock(load_lag, "load_mw", tz, wall, mtu_minutes)
-        out[f"wind_mw_lag{lag}"] = _by_clock(res_lag, "wind_mw", tz, wall, mtu_minutes)
-        out[f"solar_mw_lag{lag}"] = _by_clock(res_lag, "solar_mw", tz, wall, mtu_minutes)
+
+    def exogenous(source_zone: str, source_get: Getter) -> dict[str, np.ndarray]:
+        return _exogenous(
+            source_zone, day, source_get, starts=starts, wall=wall, tz=tz, mtu_minutes=mtu_minutes
+        )
+
+    for column, values in exogenous(zone, get).items():
+        out[column] = values
     weather = get("weather_forecast", day, required=False)
     for column in WEATHER_COLUMNS:
         if weather is not None and column in weather:
@@ -209,51 +253,87 @@ def build_day(
             out[column] = _by_time(means, column, starts, mtu_minutes)
         else:
             out[column] = np.nan
-    required = [c for c in SLOT_COLUMNS if c not in WEATHER_COLUMNS]
+    for neighbour, get_neighbour in (neighbours or {}).items():
+        for column, values in exogenous(neighbour, get_neighbour).items():
+            out[f"{neighbour}{NEIGHBOUR_SEP}{column}"] = values
+    columns = feature_columns(tuple(neighbours or ()))
+    required = [
+        c for c in columns if (c in SLOT_COLUMNS and c not in WEATHER_COLUMNS) or is_neighbour_column(c)
+    ]
     gaps = [c for c in required if out[c].isna().any()]
     if gaps:
         raise MissingInputError(
             f"features of zone {zone} day {day.isoformat()} have gaps in {gaps}: "
             "the processed inputs do not cover the whole day; re-ingest them"
         )
-    return out[list(FEATURE_COLUMNS)]
+    return out[list(columns)]
 
 
 def build_features(
-    zone: str, day: date, settings: Settings | None = None, *, inputs: Inputs | None = None
+    zone: str,
+    day: date,
+    settings: Settings | None = None,
+    *,
+    inputs: Inputs | None = None,
+    neighbour_inputs: Mapping[str, Inputs] | None = None,
 ) -> Path:
-    """Build and atomically write the feature file of one zone and delivery day."""
+    """Build and atomically write the feature file of one zone and delivery day.
+
+    The zone's neighbours (``settings.neighbours_of``) must have their inputs of
+    D landed and must not be gated for D: their forecasts become this zone's features.
+    """
     settings = settings or get_settings()
     layout = Layout(settings.data_root)
     if zone not in settings.zones:
         raise ConfigError(f"zone {zone!r} is not configured (settings.zones = {list(settings.zones)})")
-    gate = layout.gate_file(zone, day)
-    if gate.exists():
-        raise GateClosedError(
-            f"zone {zone} day {day.isoformat()} failed a gate ({gate}); fix its inputs and remove the marker"
-        )
-    inputs = inputs or Inputs(layout, zone)
-    used: set[tuple[str, date]] = set()
+    neighbours = settings.neighbours_of(zone)
+    for gated_zone in (zone, *neighbours):
+        gate = layout.gate_file(gated_zone, day)
+        if gate.exists():
+            role = "" if gated_zone == zone else f" (a neighbour whose forecasts are features of {zone})"
+            raise GateClosedError(
+                f"zone {gated_zone}{role} day {day.isoformat()} failed a gate ({gate}); "
+                "fix its inputs and remove the marker"
+            )
+    readers = {zone: inputs or Inputs(layout, zone)}
+    readers.update({n: (neighbour_inputs or {}).get(n) or Inputs(layout, n) for n in neighbours})
+    used: set[tuple[str, str, date]] = set()
 
-    def get(dataset: str, data_day: date, *, required: bool = True) -> pd.DataFrame | None:
-        frame = inputs.get(dataset, data_day, required=required)
-        if frame is not None:
-            used.add((dataset, data_day))
-        return frame
+    def getter(source_zone: str) -> Getter:
+        def get(dataset: str, data_day: date, *, required: bool = True) -> pd.DataFrame | None:
+            frame = readers[source_zone].get(dataset, data_day, required=required)
+            if frame is not None:
+                used.add((source_zone, dataset, data_day))
+            return frame
+
+        return get
 
     frame = build_day(
         zone,
         day,
-        get,
+        getter(zone),
         tz=settings.market_timezone,
         mtu_minutes=settings.mtu_minutes,
         holidays_=holiday_dates(zone, [day.year]),
+        neighbours={n: getter(n) for n in neighbours},
     )
     sources = [
-        {"dataset": dataset, "day": data_day.isoformat(), **(inputs.lineage.get((dataset, data_day)) or {})}
-        for dataset, data_day in sorted(used)
+        {
+            "dataset": dataset,
+            "day": data_day.isoformat(),
+            **({} if source_zone == zone else {"zone": source_zone}),
+            **(readers[source_zone].lineage.get((dataset, data_day)) or {}),
+        }
+        for source_zone, dataset, data_day in sorted(used, key=lambda u: (u[0] != zone, u))
     ]
     return write_parquet_atomic(layout.features_file(zone, day), frame, lineage={"inputs": sources})
+
+
+def _has_columns(path: Path, columns: Sequence[str]) -> bool:
+    """Whether a feature file has every column (reads the Parquet footer only)."""
+    import pyarrow.parquet as pq
+
+    return set(columns) <= set(pq.read_schema(path).names)
 
 
 def backfill(
@@ -262,20 +342,26 @@ def backfill(
     """Build feature files for every day of ``first..last`` in one process.
 
     Days that are gated or lack inputs are skipped and reported (reason per
-    day), so a training window can use whatever history is clean.
+    day), so a training window can use whatever history is clean. A file
+    built before a neighbour was configured lacks its columns and is rebuilt.
     """
     settings = settings or get_settings()
     layout = Layout(settings.data_root)
     inputs = Inputs(layout, zone)
+    neighbours = settings.neighbours_of(zone)
+    neighbour_inputs = {n: Inputs(layout, n) for n in neighbours}
+    expected = neighbour_columns(neighbours)
     built: list[Path] = []
     skipped: dict[str, str] = {}
     for day in days(first, last):
         path = layout.features_file(zone, day)
-        if path.exists() and not overwrite:
+        if path.exists() and not overwrite and (not expected or _has_columns(path, expected)):
             built.append(path)
             continue
         try:
-            built.append(build_features(zone, day, settings, inputs=inputs))
+            built.append(
+                build_features(zone, day, settings, inputs=inputs, neighbour_inputs=neighbour_inputs)
+            )
         except (MissingInputError, GateClosedError) as exc:
             skipped[day.isoformat()] = f"{type(exc).__name__}: {exc}"
     return built, skipped

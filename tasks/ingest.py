@@ -143,11 +143,18 @@ def fill_inbox(settings: Settings, run_day: date, inbox: Path, zone: str | None 
 
         return list(publish_for_run(settings, run_day, inbox, zones))
     if settings.source == "replay":
-        if settings.replay_csv is None:
-            raise ConfigError("source=replay needs DAP_REPLAY_CSV (an hourly epftoolbox-layout CSV)")
         from tasks.simulator.replay import replay_for_run
 
-        return list(replay_for_run(settings, settings.replay_csv, run_day, inbox, zones))
+        written: list[Path] = []
+        for each in zones:
+            csv = settings.replay_csv_for(each)
+            if csv is None:
+                raise ConfigError(
+                    f"source=replay needs DAP_REPLAY_CSV or a DAP_REPLAY_CSVS entry for zone {each} "
+                    "(an hourly epftoolbox-layout CSV)"
+                )
+            written.extend(replay_for_run(settings, csv, run_day, inbox, [each]))
+        return written
     raise ConfigError(f"unknown source {settings.source!r}")
 
 

@@ -19,7 +19,7 @@ members are in ``members.joblib`` and named in ``ensemble.json``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from importlib.metadata import version
 from pathlib import Path
@@ -31,7 +31,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from tasks.config import PROJECT_ROOT, Settings
-from tasks.errors import ConfigError, ModelNotFoundError
+from tasks.errors import ConfigError, MissingInputError, ModelNotFoundError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -145,9 +145,30 @@ class Design:
     fill: dict[str, float]  # training means for optional inputs (weather) missing at serving time
     price_floor: float
     price_cap: float
+    # Columns from coupled zones (among ``columns``): only members configured with
+    # ``neighbour_series`` read them; the DNNs never do (models saved before: none).
+    neighbour_columns: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    @property
+    def own_index(self) -> np.ndarray:
+        """Positions, in a :meth:`matrix` row, of the zone's own columns and the day columns."""
+        from tasks.features import DAY_COLUMNS
+
+        n_col = len(self.columns)
+        own = [j for j, c in enumerate(self.columns) if c not in self.neighbour_columns]
+        grid = [s * n_col + j for s in range(self.slots) for j in own]
+        return np.array([*grid, *range(self.slots * n_col, self.slots * n_col + len(DAY_COLUMNS))], dtype=int)
+
+    @property
+    def own_columns(self) -> list[str]:
+        return [c for c in self.columns if c not in self.neighbour_columns]
+
+    def own(self, x: np.ndarray) -> np.ndarray:
+        """Rows of :meth:`matrix` without the neighbour columns (the DNNs' and own-input members' view)."""
+        return x[:, self.own_index] if self.neighbour_columns else x
 
     def matrix(self, frames: list[pd.DataFrame]) -> np.ndarray:
         """``X[n_days, f]`` from feature frames (same code at training and serving)."""
@@ -155,6 +176,12 @@ class Design:
 
         rows = []
         for frame in frames:
+            missing = [c for c in self.columns if c not in frame]
+            if missing:
+                raise MissingInputError(
+                    f"the feature rows lack columns the model was trained with: {missing}; rebuild the "
+                    "features with the zones and neighbour_zones of training (python -m tasks.features)"
+                )
             f = frame.copy()
             for column, value in self.fill.items():
                 if column in f:
@@ -259,7 +286,7 @@ class DayAheadPriceModel(PythonModel):
         assert self.design is not None, "load the model first"
         if self.load_dnn is None:
             raise ModelNotFoundError("this model was trained without a load network")
-        pred = np.clip(self.load_dnn.predict(self.design.matrix(frames)), 0.0, None)
+        pred = np.clip(self.load_dnn.predict(self.design.own(self.design.matrix(frames))), 0.0, None)
         return np.maximum.accumulate(pred, axis=-1)
 
     @property
@@ -281,7 +308,7 @@ class DayAheadPriceModel(PythonModel):
         from tasks.forecasting.price_ensemble import combine_quantiles
 
         pred = combine_quantiles(
-            self.dnn.predict(x),
+            self.dnn.predict(self.design.own(x)),
             {name: member.predict(x) for name, member in self.members.items()},
             median_index(self.design.quantiles),
             dnn_in_point=self.dnn_in_point,

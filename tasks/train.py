@@ -47,6 +47,8 @@ from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError, MissingInputError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import numpy as np
     import pandas as pd
 
@@ -131,15 +133,17 @@ def load_window(
     )
 
 
-def choose_design(frames: list[pd.DataFrame], settings: Settings) -> Any:
+def choose_design(frames: list[pd.DataFrame], settings: Settings, neighbours: Sequence[str] = ()) -> Any:
     """Model inputs: every slot column that is present on the training days.
 
     Weather joins the design when at least 95 % of training days carry it; a
     day without it at serving time gets the training mean (logged in design).
+    The ``neighbours``' forecasts (built into every feature file of the window,
+    :func:`tasks.features.backfill`) follow the zone's own columns.
     """
     import pandas as pd
 
-    from tasks.features import SLOT_COLUMNS, WEATHER_COLUMNS, n_slots
+    from tasks.features import SLOT_COLUMNS, WEATHER_COLUMNS, n_slots, neighbour_columns
     from tasks.mlflow_utils import Design
 
     stacked = pd.concat(frames, ignore_index=True)
@@ -151,8 +155,10 @@ def choose_design(frames: list[pd.DataFrame], settings: Settings) -> Any:
                 continue
             fill[column] = float(stacked[column].mean())
         columns.append(column)
+    from_neighbours = list(neighbour_columns(neighbours))
     return Design(
-        columns=columns,
+        columns=columns + from_neighbours,
+        neighbour_columns=from_neighbours,
         slots=n_slots(settings.mtu_minutes),
         quantiles=[float(q) for q in settings.quantiles],
         fill=fill,
@@ -298,29 +304,34 @@ def history_start(zone: str, settings: Settings) -> date | None:
     return min(days) if days else None
 
 
-def point_models(
-    config: dict[str, Any], columns: tuple[str, ...], slots: int, per_hour: int, seed: int
-) -> dict[str, Any]:
+def point_models(config: dict[str, Any], design: Any, per_hour: int, seed: int) -> dict[str, Any]:
     """Unfitted point members configured in models.json, keyed by name (``fit(X, Y)``/``predict(X)``).
 
     A member (``lear``, ``gbm``, ``forest``) is fitted and logged to experiment
     ``price_<name>`` when models.json has a block for it, whether or not
     ``ensemble.members`` names it. ``per_hour`` slots are averaged into LEAR's
-    hourly inputs when ``lear.hourly_inputs``.
+    hourly inputs when ``lear.hourly_inputs``. A member reads the neighbouring
+    zones' columns of ``design`` only with ``"neighbour_series": true`` (the
+    trees, where the backtest measured a gain); the others get a
+    :class:`~tasks.forecasting.price_ensemble.ColumnSubset` of the zone's own.
     """
     from tasks.forecasting.gbm import GBM, ColumnLayout, ExtraTrees
-    from tasks.forecasting.price_ensemble import DesignLEAR
+    from tasks.forecasting.price_ensemble import ColumnSubset, DesignLEAR
 
     models: dict[str, Any] = {}
-    if "lear" in config:
-        lear_config = dict(config["lear"])
-        factor = per_hour if lear_config.pop("hourly_inputs", True) else 1
-        models["lear"] = DesignLEAR(len(columns), slots, factor, lear_config)
-    layout = ColumnLayout(columns, slots)
-    if "gbm" in config:
-        models["gbm"] = GBM(layout=layout, seed=seed, **config["gbm"])
-    if "forest" in config:
-        models["forest"] = ExtraTrees(layout=layout, seed=seed, **config["forest"])
+    for name in ("lear", "gbm", "forest"):
+        if name not in config:
+            continue
+        member_config = dict(config[name])
+        all_columns = bool(member_config.pop("neighbour_series", False)) or not design.neighbour_columns
+        columns = tuple(design.columns if all_columns else design.own_columns)
+        if name == "lear":
+            factor = per_hour if member_config.pop("hourly_inputs", True) else 1
+            model: Any = DesignLEAR(len(columns), design.slots, factor, member_config)
+        else:
+            tree = GBM if name == "gbm" else ExtraTrees
+            model = tree(layout=ColumnLayout(columns, design.slots), seed=seed, **member_config)
+        models[name] = model if all_columns else ColumnSubset(model, design.own_index)
     return models
 
 
@@ -449,7 +460,7 @@ def train(
             f"(python -m tasks.features --backfill-from {first} --delivery-date {last} --zone {zone})"
         )
     t_data = time.perf_counter() - t0
-    design = choose_design(window.frames[:-n_eval], settings)
+    design = choose_design(window.frames[:-n_eval], settings, settings.neighbours_of(zone))
     # Days without an optional input (weather) that the design uses get the training mean.
     x_all = design.matrix(window.frames)
     y_all = window.y
@@ -460,16 +471,17 @@ def train(
 
     t1 = time.perf_counter()
     dnn = QuantileDNN(quantiles=design.quantiles, seed=seed, **config["dnn"])
-    dnn.fit(x_all[tr], y_all[tr], x_all[va], y_all[va])
+    x_own = design.own(x_all)  # the DNNs read the zone's own inputs only (Design.neighbour_columns)
+    dnn.fit(x_own[tr], y_all[tr], x_own[va], y_all[va])
     t_dnn = time.perf_counter() - t1
     load_fit = None
     if dict(config.get("load_dnn", {})).get("enabled", True):
-        load_fit = fit_load_model(window, x_all, day, n_fit=n_fit, quantiles=design.quantiles, config=config)
+        load_fit = fit_load_model(window, x_own, day, n_fit=n_fit, quantiles=design.quantiles, config=config)
         log.info("zone %s load model: %s", zone, load_fit.reason)
     fitted: dict[str, Any] = {}
     fit_seconds: dict[str, float] = {}
     per_hour = 60 // settings.mtu_minutes
-    for member, model in point_models(config, tuple(design.columns), design.slots, per_hour, seed).items():
+    for member, model in point_models(config, design, per_hour, seed).items():
         t2 = time.perf_counter()
         fitted[member] = model.fit(x_all[:n_fit], y_all[:n_fit])
         fit_seconds[member] = time.perf_counter() - t2
@@ -485,7 +497,7 @@ def train(
     x_eval = x_all[ev]  # the rows Design.matrix gives for the evaluation days (serving code path)
     q_eval = wrapped.forecast_matrix(x_eval)
     floor, cap = settings.price_floor_eur_mwh, settings.price_cap_eur_mwh
-    dnn_eval = np.clip(dnn.predict(x_eval), floor, cap)
+    dnn_eval = np.clip(dnn.predict(design.own(x_eval)), floor, cap)
 
     y_eval, naive_eval = y_all[ev], window.naive[ev]
     model_scores = score(y_eval, q_eval, naive_eval, design.quantiles)
@@ -608,6 +620,7 @@ def train(
             {
                 "n_inputs": int(x_all.shape[1]),
                 "input_columns": ",".join(design.columns),
+                "neighbour_zones": ",".join(settings.neighbours_of(zone)) or "none",
                 "ensemble_members": ",".join(wrapped.member_names),
             }
         )

@@ -194,7 +194,11 @@ def validate_features(
         "weather_columns": list(ft.WEATHER_COLUMNS),
         "calendar_columns": list(ft.CALENDAR_COLUMNS),
     }
-    value_columns = tuple(c for c in ft.SLOT_COLUMNS if c not in ft.WEATHER_COLUMNS)
+    # A neighbour's columns: its own inputs gate checked their ranges; here they must be complete.
+    value_columns = (
+        *(c for c in ft.SLOT_COLUMNS if c not in ft.WEATHER_COLUMNS),
+        *ft.neighbour_columns(settings.neighbours_of(zone)),
+    )
     result.suites.append(
         _timeseries_outcome(
             runner,

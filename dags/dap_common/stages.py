@@ -15,6 +15,7 @@ when the kubernetes runner is configured.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +32,12 @@ if TYPE_CHECKING:
 #: Settings forwarded to the stage process/pod as DAP_* env vars.
 FORWARDED_SETTINGS = (
     "zones",
+    "neighbour_zones",
     "market_timezone",
     "mtu_minutes",
     "source",
     "replay_csv",
+    "replay_csvs",
     "simulator_seed",
     "ingest_mode",
     "train_every_days",
@@ -148,6 +151,8 @@ def stage_env(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(value, tuple):
             value = ",".join(map(str, value))
+        elif isinstance(value, dict):  # pydantic-settings reads dict settings as JSON
+            value = json.dumps({k: v if isinstance(v, tuple) else str(v) for k, v in value.items()})
         env[f"DAP_{name.upper()}"] = str(value)
     return env
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tasks import features
 from tasks.errors import DatasetError
 from tasks.timeutil import public_holidays
 
@@ -136,8 +137,9 @@ def with_holidays(data: DayData, country: str) -> DayData:
     return replace(data, holidays=flags, holiday_country=country)
 
 
-#: Separates a neighbouring market's name from its series' names ("DE: PV+Wind Forecast").
-NEIGHBOUR_SEP = ": "
+#: Separates a neighbouring market's name from its series' names ("DE: PV+Wind Forecast"),
+#: as in the production features ("DE_LU: load_mw").
+NEIGHBOUR_SEP = features.NEIGHBOUR_SEP
 
 
 def with_neighbour(data: DayData, other: DayData, name: str) -> DayData:

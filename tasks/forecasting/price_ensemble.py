@@ -73,6 +73,25 @@ class DesignLEAR:
         return np.asarray(self.model.predict(self._inputs(X)[:, self.keep]))
 
 
+@dataclass
+class ColumnSubset:
+    """A point member that reads only some entries of the design rows (``index`` into ``X``'s columns).
+
+    Members configured without ``neighbour_series`` see the zone's own inputs only
+    (docs/models.md, "Neighbouring zones"); the others read the whole row.
+    """
+
+    model: Any
+    index: np.ndarray
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> ColumnSubset:  # noqa: N803 - X/Y as the members
+        self.model.fit(X[:, self.index], Y)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        return np.asarray(self.model.predict(X[:, self.index]))
+
+
 def recentre(quantiles: np.ndarray, point: np.ndarray, median_index: int) -> np.ndarray:
     """Shift every quantile ``[n, s, q]`` by ``point − median`` so the median becomes ``point``."""
     shift = np.asarray(point, dtype=float) - quantiles[..., median_index]

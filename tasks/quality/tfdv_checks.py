@@ -66,14 +66,22 @@ def import_tfdv() -> Any:
 
 
 def to_tfdv_frame(features: pd.DataFrame) -> pd.DataFrame:
-    """Numeric columns only, default index (TFDV would add a non-default index as a feature)."""
+    """Numeric columns only, default index (TFDV would add a non-default index as a feature).
+
+    A neighbouring zone's columns are left out: the curated schema is one zone's,
+    and those values are the neighbour's own features, checked by its gate.
+    """
     import pandas as pd
+
+    from tasks.features import is_neighbour_column
 
     frame = features.reset_index(drop=True)
     keep = [
         c
         for c in frame.columns
-        if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+        if pd.api.types.is_numeric_dtype(frame[c])
+        and not pd.api.types.is_bool_dtype(frame[c])
+        and not is_neighbour_column(c)
     ]
     out = frame[keep].copy()
     for column in keep:

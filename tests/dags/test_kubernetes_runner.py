@@ -8,6 +8,7 @@ operator; they do not start a pod.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from unittest import mock
 
@@ -55,6 +56,7 @@ def test_stage_pod_runs_the_same_command(k8s_settings: Settings) -> None:
     env = {e["name"]: e.get("value") for e in base["env"]}
     assert env["DAP_DATA_ROOT"] == "/data"
     assert env["DAP_ZONES"] == "DE_LU,BE"
+    assert json.loads(env["DAP_NEIGHBOUR_ZONES"]) == {"BE": ["DE_LU"]}, "dict settings travel as JSON"
     assert env["DAP_MLFLOW_TRACKING_URI"] == "http://mlflow.day-ahead:5000"
     assert not any("token" in k.lower() or "password" in k.lower() for k in env), (
         "secrets must come from a Secret"

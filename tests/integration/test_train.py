@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,28 @@ def small(monkeypatch: pytest.MonkeyPatch, data_root: Path, tmp_path: Path) -> t
     for zone in ZONES:
         write_history(settings.data_root, zone, D - timedelta(days=60), D + timedelta(days=1))
     return settings, config
+
+
+def _check_neighbour_inputs(model: Any, frame: pd.DataFrame, params: dict[str, str]) -> None:
+    """BE's model: the trees read DE_LU's forecasts, LEAR and the DNN only BE's own inputs."""
+    from tasks.features import neighbour_columns
+    from tasks.forecasting.price_ensemble import ColumnSubset
+
+    design = model.design
+    assert params["neighbour_zones"] == "DE_LU"
+    assert design.neighbour_columns == list(neighbour_columns(["DE_LU"]))
+    assert design.columns[-9:] == design.neighbour_columns
+    assert isinstance(model.members["lear"], ColumnSubset)
+    assert not isinstance(model.members["gbm"], ColumnSubset)
+    assert "DE_LU: load_mw" in model.members["forest"].layout.series
+    # Moving Germany's load forecast moves the trees' forecast and nothing else.
+    moved = frame.copy()
+    moved["DE_LU: load_mw"] = moved["DE_LU: load_mw"] * 1.5 + 20000
+    x, x_moved = design.matrix([frame]), design.matrix([moved])
+    # (The extra-trees split on random columns; the GBM may ignore a series the simulated BE price lacks.)
+    assert not np.allclose(model.members["forest"].predict(x), model.members["forest"].predict(x_moved))
+    for unmoved in (model.members["lear"].predict, lambda z: model.dnn.predict(design.own(z))):
+        np.testing.assert_array_equal(unmoved(x), unmoved(x_moved))
 
 
 @pytest.mark.integration
@@ -128,7 +150,9 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
         last = [pd.read_parquet(layout.features_file(zone, D - timedelta(days=1)))]
         assert reloaded.design is not None
         x = reloaded.design.matrix(last)
-        dnn_q = reloaded.dnn.predict(x)
+        dnn_q = reloaded.dnn.predict(reloaded.design.own(x))
+        if zone == "BE":
+            _check_neighbour_inputs(reloaded, last[0], run.data.params)
         expected = (dnn_q[..., 1] + sum(m.predict(x) for m in reloaded.members.values())) / 4
         got = reloaded.forecast_days(last)
         np.testing.assert_allclose(

@@ -22,7 +22,7 @@ from tasks.features import (
     slot_values,
     target_slots,
 )
-from tasks.storage import Layout, write_json_atomic, write_parquet_atomic
+from tasks.storage import Layout, read_lineage, write_json_atomic, write_parquet_atomic
 from tasks.timeutil import days, mtu_starts_utc
 
 if TYPE_CHECKING:
@@ -195,6 +195,7 @@ def test_no_look_ahead(two_zone_settings: Settings) -> None:
 def test_missing_input_names_dataset_zone_and_day(two_zone_settings: Settings) -> None:
     day = date(2026, 5, 20)
     write_history(two_zone_settings.data_root, "BE", day - timedelta(days=7), day)
+    write_history(two_zone_settings.data_root, "DE_LU", day - timedelta(days=7), day)  # BE's neighbour
     Layout(two_zone_settings.data_root).processed_file(
         "renewables_forecast", "BE", day - timedelta(days=1)
     ).unlink()
@@ -206,6 +207,7 @@ def test_missing_input_names_dataset_zone_and_day(two_zone_settings: Settings) -
 def test_weather_is_optional(two_zone_settings: Settings) -> None:
     day = date(2026, 5, 20)
     write_history(two_zone_settings.data_root, "BE", day - timedelta(days=7), day, weather=False)
+    write_history(two_zone_settings.data_root, "DE_LU", day - timedelta(days=7), day)  # BE's neighbour
     frame = pd.read_parquet(build_features("BE", day, two_zone_settings))
     assert frame["temperature_c"].isna().all()
     assert not frame["price_lag1"].isna().any()
@@ -272,7 +274,8 @@ def test_cli_backfill(two_zone_settings: Settings) -> None:
     from tasks.features import main, parser
 
     day = date(2026, 5, 20)
-    write_history(two_zone_settings.data_root, "BE", day - timedelta(days=14), day)
+    for zone in ("BE", "DE_LU"):  # DE_LU: BE's neighbour
+        write_history(two_zone_settings.data_root, zone, day - timedelta(days=14), day)
     args = parser().parse_args(
         ["--delivery-date", "2026-05-20", "--zone", "BE", "--backfill-from", "2026-05-13"]
     )
@@ -299,3 +302,92 @@ def test_load_split_uses_complete_actuals_up_to_d_minus_2_and_the_price_evaluati
     assert max(train_idx) < min(val_idx), "validation days follow the training days"
     assert max(val_idx) < n_fit, "no evaluation day is fitted"
     assert len(val_idx) == round(0.2 * 23)
+
+
+@pytest.fixture
+def be_with_neighbour(two_zone_settings: Settings) -> Settings:
+    """BE and DE_LU configured: BE's features carry DE_LU's forecasts (the default neighbour_zones)."""
+    assert two_zone_settings.neighbours_of("BE") == ("DE_LU",)
+    assert two_zone_settings.neighbours_of("DE_LU") == ()
+    return two_zone_settings
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("day", [date(2026, 5, 20), SPRING, AUTUMN])
+def test_neighbour_forecasts_join_as_its_own_feature_columns(be_with_neighbour: Settings, day: date) -> None:
+    from tasks.features import NEIGHBOUR_SEP, feature_columns, neighbour_columns
+
+    root = be_with_neighbour.data_root
+    for zone in ("BE", "DE_LU"):
+        write_history(root, zone, day - timedelta(days=7), day)
+    be = pd.read_parquet(build_features("BE", day, be_with_neighbour))
+    de = pd.read_parquet(build_features("DE_LU", day, be_with_neighbour))
+    assert list(be.columns) == list(feature_columns(["DE_LU"]))
+    assert list(de.columns) == list(FEATURE_COLUMNS)
+    assert len(neighbour_columns(["DE_LU"])) == 9  # load, wind, solar of D, D-1 and D-7
+    for column in neighbour_columns(["DE_LU"]):
+        own = column.split(NEIGHBOUR_SEP)[1]
+        np.testing.assert_array_equal(be[column].to_numpy(), de[own].to_numpy(), err_msg=column)
+    # BE's own forecasts stay its own (the two zones' histories differ).
+    assert not np.allclose(be["load_mw"], be["DE_LU: load_mw"])
+    lineage = read_lineage(Layout(root).features_file("BE", day))
+    zones = {entry.get("zone", "BE") for entry in lineage["inputs"]}
+    assert zones == {"BE", "DE_LU"}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("env", [{"DAP_ZONES": "BE"}, {"DAP_NEIGHBOUR_ZONES": "{}"}])
+def test_a_neighbour_is_read_only_when_configured_and_ingested(
+    two_zone_settings: Settings, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    from tasks.config import get_settings
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    settings = get_settings()
+    day = date(2026, 5, 20)
+    write_history(settings.data_root, "BE", day - timedelta(days=7), day)  # no DE_LU data at all
+    assert list(pd.read_parquet(build_features("BE", day, settings)).columns) == list(FEATURE_COLUMNS)
+
+
+@pytest.mark.unit
+def test_missing_or_gated_neighbour_input_refuses_the_day(be_with_neighbour: Settings) -> None:
+    root = be_with_neighbour.data_root
+    day = date(2026, 5, 20)
+    for zone in ("BE", "DE_LU"):
+        write_history(root, zone, day - timedelta(days=7), day)
+    Layout(root).processed_file("load_forecast", "DE_LU", day - timedelta(days=7)).unlink()
+    with pytest.raises(MissingInputError, match=r"load_forecast for zone DE_LU day 2026-05-13"):
+        build_features("BE", day, be_with_neighbour)
+    write_json_atomic(Layout(root).gate_file("DE_LU", day - timedelta(days=1)), {"failed": ["x"]})
+    with pytest.raises(
+        GateClosedError, match=r"zone DE_LU \(a neighbour whose forecasts are features of BE\)"
+    ):
+        build_features("BE", day - timedelta(days=1), be_with_neighbour)
+
+
+@pytest.mark.unit
+def test_backfill_rebuilds_days_built_before_the_neighbour_was_configured(
+    be_with_neighbour: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.config import get_settings
+    from tasks.features import neighbour_columns
+
+    root = be_with_neighbour.data_root
+    day = date(2026, 5, 20)
+    for zone in ("BE", "DE_LU"):
+        write_history(root, zone, day - timedelta(days=10), day)
+    monkeypatch.setenv("DAP_NEIGHBOUR_ZONES", "{}")
+    get_settings.cache_clear()
+    before, _ = backfill("BE", day - timedelta(days=2), day, get_settings())
+    assert all("DE_LU: load_mw" not in pd.read_parquet(p).columns for p in before)
+    Layout(root).processed_file("renewables_forecast", "DE_LU", day).unlink()  # the neighbour lacks D
+    monkeypatch.delenv("DAP_NEIGHBOUR_ZONES")
+    get_settings.cache_clear()
+    built, skipped = backfill("BE", day - timedelta(days=2), day, get_settings())
+    assert len(built) == 2
+    assert set(skipped) == {day.isoformat()}
+    assert "renewables_forecast for zone DE_LU" in skipped[day.isoformat()]
+    for path in built:
+        assert set(neighbour_columns(["DE_LU"])) <= set(pd.read_parquet(path).columns)

@@ -65,6 +65,27 @@ def test_settings_env_overrides_and_frozen(monkeypatch: pytest.MonkeyPatch) -> N
         Settings()
 
 
+def test_neighbour_zones_from_env_are_read_only_where_ingested(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAP_ZONES", "DE_LU,BE")
+    assert Settings().neighbours_of("BE") == ("DE_LU",), "default: BE reads Germany's forecasts"
+    monkeypatch.setenv("DAP_NEIGHBOUR_ZONES", '{"NL": ["BE", "FR", "DE_LU"]}')
+    monkeypatch.setenv("DAP_ZONES", "NL,DE_LU,BE")
+    s = Settings()
+    assert s.neighbours_of("NL") == ("BE", "DE_LU"), "FR is not ingested: not a feature source"
+    assert s.neighbours_of("BE") == ()
+    monkeypatch.setenv("DAP_NEIGHBOUR_ZONES", '{"BE": ["BE"]}')
+    with pytest.raises(ValueError, match="own neighbour"):
+        Settings()
+
+
+def test_replay_csv_per_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAP_REPLAY_CSV", "/data/DE.csv")
+    monkeypatch.setenv("DAP_REPLAY_CSVS", '{"BE": "/data/BE.csv"}')
+    s = Settings()
+    assert s.replay_csv_for("BE") == Path("/data/BE.csv")
+    assert s.replay_csv_for("DE_LU") == Path("/data/DE.csv")
+
+
 def test_portfolio_loads_and_splits_by_zone(settings: Settings) -> None:
     portfolio = settings.load_portfolio()
     de = portfolio.for_zone("DE_LU")
