@@ -1,7 +1,8 @@
 """The production price model on real history: accuracy and storage capture of its members.
 
     PYTHONPATH=. .venv/bin/python benchmarks/production_replay.py --csv ../shared/data/epf/DE.csv \
-        [--zone DE_LU] [--first-origin 2016-02-01] [--origins 26] [--every 28] [--keep DIR]
+        [--zone DE_LU] [--first-origin 2016-02-01] [--origins 26] [--every 28] [--keep DIR] \
+        [--neighbour ZONE=CSV]
 
 Replays an hourly epftoolbox-layout CSV through the embedded ingestion path
 (``DAP_SOURCE=replay``, tasks.bootstrap), then runs ``python -m tasks.train``
@@ -86,6 +87,14 @@ def main() -> None:
     parser.add_argument(
         "--train-days", type=int, default=1092, help="Training window (the settings default)."
     )
+    parser.add_argument(
+        "--neighbour",
+        action="append",
+        default=[],
+        metavar="ZONE=CSV",
+        help="A coupled zone replayed beside --zone from its own CSV; its load and renewable forecasts "
+        "join the zone's features (settings.neighbour_zones), e.g. --zone BE --neighbour DE_LU=DE.csv.",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="Use (and keep) this directory.")
     parser.add_argument(
         "--reuse-runs",
@@ -94,6 +103,12 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    neighbours: dict[str, str] = {}
+    for spec in args.neighbour:
+        zone, sep, csv = spec.partition("=")
+        if not sep or not zone or not csv or zone == args.zone:
+            parser.error(f"--neighbour {spec!r}: expected ZONE=CSV with a zone other than --zone")
+        neighbours[zone] = str(Path(csv).resolve())
     base = (args.keep or Path(tempfile.mkdtemp(prefix="dap-replay-"))).resolve()
     base.mkdir(parents=True, exist_ok=True)
     env = {
@@ -102,7 +117,9 @@ def main() -> None:
         "DAP_DATA_ROOT": str(base / "data"),
         "DAP_MLFLOW_TRACKING_URI": f"sqlite:///{base / 'mlflow.db'}",
         "DAP_MLFLOW_ARTIFACT_ROOT": (base / "artifacts").as_uri(),
-        "DAP_ZONES": args.zone,
+        "DAP_ZONES": ",".join([args.zone, *neighbours]),
+        "DAP_NEIGHBOUR_ZONES": json.dumps({args.zone: list(neighbours)}),
+        "DAP_REPLAY_CSVS": json.dumps(neighbours),
         "DAP_MARKET_TIMEZONE": args.timezone,
         "DAP_MTU_MINUTES": "60",
         "DAP_SOURCE": "replay",
@@ -169,7 +186,7 @@ def main() -> None:
         m = len(model.design.quantiles) // 2
         points = {
             "ensemble": q[..., m],
-            "dnn": model.dnn.predict(x)[..., m],
+            "dnn": model.dnn.predict(model.design.own(x))[..., m],
             **{name: member.predict(x) for name, member in model.members.items()},
         }
         if len(model.members) > 1:
@@ -201,6 +218,7 @@ def main() -> None:
     print(
         f"\n{args.csv.name} as zone {args.zone}: {args.origins} origins from {origins[0]}, "
         f"{n_days} evaluation days, {args.train_days}-day window"
+        + (f", neighbours {', '.join(neighbours)}" if neighbours else "")
     )
     print(f"{'model':18s} {'MAE':>7s} {'rMAE':>6s} {'capture':>8s}")
     for name, name_errors in errors.items():

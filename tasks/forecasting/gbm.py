@@ -83,22 +83,23 @@ class ResidualLoad:
         )
 
 
-def residual_load_of(names: Sequence[str]) -> ResidualLoad | None:
-    """Which of the series ``names`` form the residual load; None without a load or a renewable forecast.
+def residual_loads_of(names: Sequence[str]) -> tuple[ResidualLoad, ...]:
+    """Which of the series ``names`` form residual loads: one per market with a load and a renewable forecast.
 
     DE's epftoolbox file ("Ampirion Load Forecast", "PV+Wind Forecast") and the
     production features (``load_mw``, ``wind_mw``, ``solar_mw``) have one; BE's
     (French generation and load forecasts) has none: total generation is not
     renewable infeed. A load is netted only with renewables of its own market:
-    a neighbour's series (``design.with_neighbour``, "DE: PV+Wind Forecast") pair
-    among themselves, the market's own series first.
+    a neighbour's series (``"DE: PV+Wind Forecast"``, production's ``"DE_LU: wind_mw"``)
+    pair among themselves. The market's own residual load comes first.
     """
     groups: dict[str, list[int]] = {}
     for k, n in enumerate(names):
         market, sep, _ = n.partition(design.NEIGHBOUR_SEP)
         groups.setdefault(market if sep else "", []).append(k)
-    for members in groups.values():
-        lower = {k: names[k].lower() for k in members}
+    found = []
+    for market in sorted(groups, key=bool):  # the own market ("") first
+        lower = {k: names[k].lower() for k in groups[market]}
         renewables = tuple(
             k
             for k, n in lower.items()
@@ -106,8 +107,8 @@ def residual_load_of(names: Sequence[str]) -> ResidualLoad | None:
         )
         loads = [k for k, n in lower.items() if "load" in n and k not in renewables]
         if loads and renewables:
-            return ResidualLoad(loads[0], renewables)
-    return None
+            found.append(ResidualLoad(loads[0], renewables))
+    return tuple(found)
 
 
 def _unfold(
@@ -152,11 +153,11 @@ def _layout(n_features: int, slots: int) -> tuple[int, bool]:
 
 
 def slot_rows(
-    wide: np.ndarray, slots: int, residual_load: ResidualLoad | None = None
+    wide: np.ndarray, slots: int, residual_loads: Sequence[ResidualLoad] = ()
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-slot rows ``[n·slots, f]`` of the epftoolbox lag design and each row's level (D-1's mean).
 
-    ``residual_load`` (positions of the design's exogenous series) adds the residual load as a series.
+    ``residual_loads`` (positions of the design's exogenous series) add residual loads as series.
     """
     wide = np.asarray(wide, dtype=float)
     n_exog, has_holidays = _layout(wide.shape[1], slots)
@@ -168,8 +169,7 @@ def slot_rows(
     for k in range(n_exog):
         ex = blocks[:, N_PRICE_BLOCKS + k * N_EXOG_BLOCKS : N_PRICE_BLOCKS + (k + 1) * N_EXOG_BLOCKS]
         exog.append(Exogenous(today=ex[:, 0], d1=ex[:, 1], lags=(ex[:, 1], ex[:, 2])))
-    if residual_load is not None:
-        exog.append(residual_load.of(exog))
+    exog.extend([parts.of(exog) for parts in residual_loads])
     flags = tail[:, 7 : 7 + len(design.HOLIDAY_LAGS)] if has_holidays else np.zeros((n, 0))
     return _unfold(blocks[:, :N_PRICE_BLOCKS], exog, tail[:, :7].argmax(axis=1), flags)
 
@@ -202,11 +202,11 @@ def _lag_of(column: str, prefix: str) -> int | None:
 
 
 def column_slot_rows(
-    wide: np.ndarray, layout: ColumnLayout, residual_load: ResidualLoad | None = None
+    wide: np.ndarray, layout: ColumnLayout, residual_loads: Sequence[ResidualLoad] = ()
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-slot rows ``[n·slots, f]`` of production design rows and each row's level (D-1's mean).
 
-    ``residual_load`` (positions among ``layout.series``) adds the residual load as a series.
+    ``residual_loads`` (positions among ``layout.series``) add residual loads as series.
     """
     wide = np.asarray(wide, dtype=float)
     n, n_col, slots = wide.shape[0], len(layout.columns), layout.slots
@@ -223,8 +223,7 @@ def column_slot_rows(
         lags = sorted((lag, c) for c in layout.columns if (lag := _lag_of(c, f"{column}_lag")) is not None)
         lagged = {lag: grid[:, :, index[c]] for lag, c in lags}
         exog.append(Exogenous(today=grid[:, :, index[column]], d1=lagged.get(1), lags=tuple(lagged.values())))
-    if residual_load is not None:
-        exog.append(residual_load.of(exog))
+    exog.extend([parts.of(exog) for parts in residual_loads])
     day = wide[:, slots * n_col :]
     return _unfold(prices, exog, day[:, :7].argmax(axis=1), day[:, 7:])
 
@@ -362,11 +361,11 @@ class SlotTreeModel:
             return slot_rows(X, self.slots_, self._residual_parts())
         return column_slot_rows(X, self.layout, self._residual_parts())
 
-    def _residual_parts(self) -> ResidualLoad | None:
-        """Where the residual load comes from, if asked for: the layout's series or the lag design's names."""
+    def _residual_parts(self) -> tuple[ResidualLoad, ...]:
+        """Where the residual loads come from, if asked for: the layout's series or the lag design's names."""
         if not self.residual_load:
-            return None
-        return residual_load_of(self.layout.series if self.layout is not None else self.exog_names)
+            return ()
+        return residual_loads_of(self.layout.series if self.layout is not None else self.exog_names)
 
 
 class GBM(SlotTreeModel):

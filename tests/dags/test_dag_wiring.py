@@ -124,6 +124,13 @@ def test_stage_arguments_flow_through_the_dag(stub_tasks: Path, tmp_path: Path) 
     ]
     assert by_stage["schedule"] == [["--delivery-date", "2026-03-29"]]
     assert by_stage["publish"] == [["--delivery-date", "2026-03-29"]]
+    # BE's features read DE_LU's forecasts (neighbour_zones): no zone's features are built
+    # before every zone's inputs passed their gate.
+    order = [(c["stage"], c["args"][:2]) for c in calls]
+    input_gates = [i for i, (stage, head) in enumerate(order) if stage == "validate" and head[1] == "inputs"]
+    features = [i for i, (stage, _) in enumerate(order) if stage == "features"]
+    assert len(input_gates) == len(features) == 2
+    assert max(input_gates) < min(features)
     assert (
         sorted(a[:2] for a in by_stage["validate"])
         == [["--dataset", "features"]] * 2 + [["--dataset", "inputs"]] * 2 + [["--dataset", "schedule"]] * 2

@@ -447,3 +447,39 @@ def test_bootstrap_replays_a_csv_up_to_its_last_day(data_root: Path, monkeypatch
     assert layout.processed_file("day_ahead_prices", ZONE, date(2016, 5, 10)).is_file()
     assert result["feature_days"][ZONE] == 3  # 2016-05-08..10: lags reach back a week
     assert result["ingest"]["quarantined"] == 0
+
+
+def test_bootstrap_replays_each_zone_from_its_own_csv(
+    data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DAP_REPLAY_CSVS: BE and DE_LU from their own files; BE's features carry DE_LU's forecasts."""
+    import json
+
+    from tasks.bootstrap import bootstrap
+    from tasks.config import get_settings
+    from tests.unit.test_simulator import _epf_csv
+
+    first, last = date(2016, 5, 1), date(2016, 5, 10)
+    be_csv = _epf_csv(
+        data_root.parent / "be.csv", "Date, Prices, Generation forecast, System load forecast", first, 10
+    )
+    de_csv = _epf_csv(
+        data_root.parent / "de.csv", ",Price,Ampirion Load Forecast,PV+Wind Forecast", first, 10
+    )
+    monkeypatch.setenv("DAP_SOURCE", "replay")
+    monkeypatch.setenv("DAP_REPLAY_CSVS", json.dumps({"BE": str(be_csv), "DE_LU": str(de_csv)}))
+    monkeypatch.setenv("DAP_ZONES", "BE,DE_LU")
+    monkeypatch.setenv("DAP_MTU_MINUTES", "60")
+    get_settings.cache_clear()
+    settings = get_settings()
+    result = bootstrap(settings, first, last, settings.zones)
+    assert result["feature_days"] == {"BE": 3, "DE_LU": 3}
+    layout = Layout(settings.data_root)
+    load = {
+        z: pd.read_parquet(layout.processed_file("load_forecast", z, last))["load_mw"]
+        for z in ("BE", "DE_LU")
+    }
+    assert load["BE"].between(10_000, 20_000).all(), "BE's load: its own 'System load forecast'"
+    assert load["DE_LU"].min() >= 50_000, "DE_LU's load: DE's 'Ampirion Load Forecast'"
+    be = pd.read_parquet(layout.features_file("BE", last))
+    assert be["DE_LU: load_mw"].tolist() == load["DE_LU"].tolist()

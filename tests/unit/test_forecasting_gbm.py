@@ -12,7 +12,7 @@ from tasks.forecasting.gbm import (
     ExtraTrees,
     ResidualLoad,
     SlotTreeModel,
-    residual_load_of,
+    residual_loads_of,
     slot_rows,
 )
 from tasks.forecasting.metrics import mae
@@ -142,11 +142,11 @@ def test_forest_forecast_does_not_depend_on_the_fit_threads(
 
 
 def test_residual_load_is_load_minus_renewables_where_the_file_has_both(de: design.DayData) -> None:
-    parts = residual_load_of(de.exog_names)  # "Ampirion Load Forecast", "PV+Wind Forecast"
-    assert parts == ResidualLoad(load=0, renewables=(1,))
-    assert residual_load_of(("Generation forecast", "System load forecast")) is None  # BE: no renewables
-    assert residual_load_of(("load_mw", "wind_mw", "solar_mw", "wind_speed_ms", "ghi_w_m2")) == ResidualLoad(
-        0, (1, 2)
+    parts = residual_loads_of(de.exog_names)  # "Ampirion Load Forecast", "PV+Wind Forecast"
+    assert parts == (ResidualLoad(load=0, renewables=(1,)),)
+    assert residual_loads_of(("Generation forecast", "System load forecast")) == ()  # BE: no renewables
+    assert residual_loads_of(("load_mw", "wind_mw", "solar_mw", "wind_speed_ms", "ghi_w_m2")) == (
+        ResidualLoad(0, (1, 2)),
     )  # wind speed and irradiance are weather, not infeed
     # A neighbour's series (design.with_neighbour) pair among themselves, never with the market's own load.
     be_with_de = (
@@ -155,11 +155,13 @@ def test_residual_load_is_load_minus_renewables_where_the_file_has_both(de: desi
         "DE: Ampirion Load Forecast",
         "DE: PV+Wind Forecast",
     )
-    assert residual_load_of(be_with_de) == ResidualLoad(load=2, renewables=(3,))
-    assert residual_load_of(("load_mw", "wind_mw", "NL: load", "NL: wind")) == ResidualLoad(
-        0, (1,)
-    )  # own first
-    assert residual_load_of(("System load forecast", "DE: PV+Wind Forecast")) is None
+    assert residual_loads_of(be_with_de) == (ResidualLoad(load=2, renewables=(3,)),)
+    # One per market, the own market's first wherever its columns are (production's BE with DE_LU).
+    assert residual_loads_of(("NL: load", "NL: wind", "load_mw", "wind_mw")) == (
+        ResidualLoad(2, (3,)),
+        ResidualLoad(0, (1,)),
+    )
+    assert residual_loads_of(("System load forecast", "DE: PV+Wind Forecast")) == ()
     days = [30, 31]
     wide = design.build_design(de, days)
     plain, _ = slot_rows(wide, de.slots)

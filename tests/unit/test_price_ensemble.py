@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tasks.forecasting.gbm import (
@@ -11,7 +12,7 @@ from tasks.forecasting.gbm import (
     ExtraTrees,
     SlotTreeModel,
     column_slot_rows,
-    residual_load_of,
+    residual_loads_of,
 )
 from tasks.forecasting.metrics import mae
 from tasks.forecasting.price_ensemble import DesignLEAR, coarsen, combine_quantiles, recentre
@@ -141,7 +142,7 @@ def test_column_slot_rows_add_the_residual_load_when_asked() -> None:
     )
     layout = ColumnLayout(columns, 24)
     plain, _ = column_slot_rows(x, layout)
-    rows, _ = column_slot_rows(x, layout, residual_load_of(layout.series))
+    rows, _ = column_slot_rows(x, layout, residual_loads_of(layout.series))
     grid = x[:, : 24 * len(columns)].reshape(2, 24, len(columns))
     net, net_d1 = grid[:, :, 1] - grid[:, :, 3] - grid[:, :, 5], grid[:, :, 2] - grid[:, :, 4] - grid[:, :, 6]
     d, s = 1, 5
@@ -153,7 +154,46 @@ def test_column_slot_rows_add_the_residual_load_when_asked() -> None:
     assert extra[4] == pytest.approx(net[d].mean() - net_d1[d].mean())
     without_renewables = ColumnLayout(("price_lag1", "load_mw"), 24)
     narrow = np.concatenate([x[:, :48], x[:, -10:]], axis=1)
-    assert residual_load_of(without_renewables.series) is None
-    assert column_slot_rows(narrow, without_renewables, residual_load_of(without_renewables.series))[
+    assert residual_loads_of(without_renewables.series) == ()
+    assert column_slot_rows(narrow, without_renewables, residual_loads_of(without_renewables.series))[
         0
     ].shape == (column_slot_rows(narrow, without_renewables)[0].shape)
+
+
+def test_members_without_neighbour_series_read_the_zones_own_columns() -> None:
+    from tasks.features import neighbour_columns
+    from tasks.forecasting.gbm import GBM, ExtraTrees
+    from tasks.forecasting.price_ensemble import ColumnSubset, DesignLEAR
+    from tasks.mlflow_utils import Design
+    from tasks.train import point_models
+
+    own = ["price_lag1", "price_lag7", "load_mw", "wind_mw"]
+    nb = list(neighbour_columns(["DE_LU"]))
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(rng.normal(size=(24, len(own) + len(nb))), columns=own + nb)
+    frame = frame.assign(slot=range(24), weekday=2, month=5, is_holiday=0)
+    common = {
+        "slots": 24,
+        "quantiles": [0.1, 0.5, 0.9],
+        "fill": {},
+        "price_floor": -500.0,
+        "price_cap": 4000.0,
+    }
+    both = Design(columns=own + nb, neighbour_columns=nb, **common)  # type: ignore[arg-type]
+    alone = Design(columns=own, **common)  # type: ignore[arg-type]
+    x = both.matrix([frame])
+    assert x.shape[1] == 24 * 13 + 10
+    np.testing.assert_array_equal(both.own(x), alone.matrix([frame]))
+    np.testing.assert_array_equal(alone.own(alone.matrix([frame])), alone.matrix([frame]))
+
+    config = {"lear": {}, "gbm": {"neighbour_series": True}, "forest": {"n_estimators": 5}}
+    members = point_models(config, both, per_hour=1, seed=0)
+    assert isinstance(members["lear"], ColumnSubset)
+    assert isinstance(members["lear"].model, DesignLEAR)
+    assert isinstance(members["gbm"], GBM)
+    assert members["gbm"].layout == ColumnLayout(tuple(own + nb), 24)
+    assert isinstance(members["forest"], ColumnSubset)
+    assert isinstance(members["forest"].model, ExtraTrees)
+    assert members["forest"].model.layout == ColumnLayout(tuple(own), 24)
+    # Without neighbour columns nothing is wrapped, whatever the member's setting.
+    assert not any(isinstance(m, ColumnSubset) for m in point_models(config, alone, 1, 0).values())
