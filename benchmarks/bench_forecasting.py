@@ -1,6 +1,7 @@
 """Time the forecasting stages of one daily run on a year of 15-minute history.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_forecasting.py [--days 365] [--zone DE_LU] [--keep DIR]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_forecasting.py [--days 365] [--zone DE_LU] [--keep DIR] \
+        [--neighbour ZONE]
 
 Writes simulated processed inputs (tasks.simulator) for ``--days`` + 8 days
 into a throwaway data root, then runs each stage as its CLI command (the way
@@ -74,6 +75,14 @@ def main() -> None:
     parser.add_argument("--zone", default="DE_LU")
     parser.add_argument("--mtu", type=int, default=15)
     parser.add_argument("--delivery-date", default="2026-11-10")
+    parser.add_argument(
+        "--neighbour",
+        action="append",
+        default=[],
+        metavar="ZONE",
+        help="A coupled zone whose forecasts join --zone's features (settings.neighbour_zones); "
+        "its inputs are simulated too, e.g. --zone BE --neighbour DE_LU.",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="Use (and keep) this directory.")
     args = parser.parse_args()
     day = date.fromisoformat(args.delivery_date)
@@ -85,14 +94,18 @@ def main() -> None:
         "DAP_DATA_ROOT": str(root),
         "DAP_MLFLOW_TRACKING_URI": f"sqlite:///{base / 'mlflow.db'}",
         "DAP_MLFLOW_ARTIFACT_ROOT": (base / "artifacts").as_uri(),
-        "DAP_ZONES": args.zone,
+        "DAP_ZONES": ",".join([args.zone, *args.neighbour]),
+        "DAP_NEIGHBOUR_ZONES": json.dumps({args.zone: args.neighbour}),
         "DAP_MTU_MINUTES": str(args.mtu),
         "DAP_TRAIN_WINDOW_DAYS": str(args.days),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     first = day - timedelta(days=args.days + 8)
     if not (root / "processed").exists():
-        seconds = write_inputs(root, args.zone, first, day, tz="Europe/Berlin", mtu=args.mtu, seed=7)
+        seconds = sum(
+            write_inputs(root, zone, first, day, tz="Europe/Berlin", mtu=args.mtu, seed=7)
+            for zone in (args.zone, *args.neighbour)
+        )
         print(f"simulated inputs {first}..{day}: {seconds:.1f} s (not part of the daily run)")
     common = ["--delivery-date", day.isoformat(), "--zone", args.zone]
     rows = []
@@ -134,7 +147,9 @@ def main() -> None:
     mlflow.set_tracking_uri(env["DAP_MLFLOW_TRACKING_URI"])
     metrics = mlflow.MlflowClient().get_run(run_id).data.metrics
     print(
-        f"\n{args.days} days, {args.mtu}-minute MTU, zone {args.zone}, delivery day {day} ({os.cpu_count()} cores)"
+        f"\n{args.days} days, {args.mtu}-minute MTU, zone {args.zone}"
+        + (f" (neighbours {', '.join(args.neighbour)})" if args.neighbour else "")
+        + f", delivery day {day} ({os.cpu_count()} cores)"
     )
     print(f"{'stage':34s} {'wall s':>7s} {'CPU s':>7s} {'peak MiB':>9s}  result")
     for name, wall, cpu, rss, note in rows:

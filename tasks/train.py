@@ -346,6 +346,25 @@ def _ensemble_members(config: dict[str, Any], fitted: dict[str, Any]) -> tuple[d
     return {n: fitted[n] for n in names if n != "dnn"}, "dnn" in names
 
 
+def _neighbour_change(input_columns: str, neighbours: Sequence[str]) -> str:
+    """Why a champion's neighbour inputs no longer match ``neighbour_zones`` ('' when they do).
+
+    A champion reading a neighbour that is no longer configured cannot forecast
+    (its columns are not built any more), and a newly configured one should be
+    used from the next run, not a week later.
+    """
+    from tasks.features import NEIGHBOUR_SEP, is_neighbour_column, neighbour_columns
+
+    trained = sorted(c for c in input_columns.split(",") if is_neighbour_column(c))
+    if trained == sorted(neighbour_columns(neighbours)):
+        return ""
+    before = sorted({c.split(NEIGHBOUR_SEP)[0] for c in trained}) or ["none"]
+    return (
+        f"was trained with the forecasts of neighbour zones {before}, "
+        f"neighbour_zones now gives {list(neighbours) or ['none']}"
+    )
+
+
 def is_due(settings: Settings, zone: str, day: date, config: dict[str, Any]) -> tuple[bool, str]:
     """Whether a new model is needed: no champion, or one trained ≥ train_every_days before D."""
     from tasks.mlflow_utils import champion_version, client
@@ -354,6 +373,9 @@ def is_due(settings: Settings, zone: str, day: date, config: dict[str, Any]) -> 
     if version is None:
         return True, "no champion yet"
     run = client(settings).get_run(str(version.run_id))
+    changed = _neighbour_change(run.data.params.get("input_columns", ""), settings.neighbours_of(zone))
+    if changed:
+        return True, f"champion v{version.version} {changed}"
     trained_for = run.data.tags.get("delivery_date")
     if not trained_for:
         return True, f"champion v{version.version} has no delivery_date tag"

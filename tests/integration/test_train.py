@@ -244,6 +244,17 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
     assert skipped["skipped"] is True
     assert skipped["run_id"] is None
     assert skipped["model_uri"] == f"models:/day_ahead_price_{zone}@champion"
+    # BE's champion reads DE_LU's forecasts: dropping the neighbour makes training due at once.
+    from tasks.mlflow_utils import load_config
+    from tasks.train import is_due
+
+    models = load_config(config)
+    assert is_due(settings, "BE", D + timedelta(days=1), models)[0] is False
+    due, reason = is_due(
+        settings.model_copy(update={"neighbour_zones": {}}), "BE", D + timedelta(days=1), models
+    )
+    assert due
+    assert "neighbour zones ['DE_LU'], neighbour_zones now gives ['none']" in reason
 
     # A second model for the same day is compared with the champion on its own evaluation window;
     # same data and seed give the same network (reproducible training), so the figures tie.
