@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tasks.schedule")
 
-SCHEMA_VERSION = "1.3.0"  # 1.1: inputs[zone].sources (raw revisions); 1.2: options.timing_shift; 1.3: sources[].zone
+# 1.1: inputs[zone].sources (raw revisions); 1.2: options.timing_shift; 1.3: sources[].zone
+SCHEMA_VERSION = "1.3.0"
 SCHEDULE_FILES = ("schedule.parquet", "schedule.csv", "bids.parquet", "bids.csv", "summary.png")
 VERSION_RE = re.compile(r"^v=(\d{3,})$")
 MLFLOW_EXPERIMENT = "day_ahead_schedules"
