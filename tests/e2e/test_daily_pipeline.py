@@ -73,6 +73,11 @@ def test_daily_run_publishes_a_valid_schedule_and_is_repeatable(tmp_path: Path) 
         assert {"day_ahead_prices", "load_forecast", "renewables_forecast"} <= datasets, datasets
         assert all(s["raw_file"].endswith((".xml", ".json")) and s["revision"] >= 1 for s in sources), sources
         assert {s["day"] for s in sources if s["dataset"] == "load_forecast"} >= {DAY}
+    # BE's models read DE_LU's forecasts (the default neighbour_zones): its lineage names them.
+    from_neighbour = {(s["dataset"], s["day"]) for s in manifest["inputs"]["BE"]["sources"] if s.get("zone")}
+    assert {("load_forecast", DAY), ("renewables_forecast", DAY)} <= from_neighbour
+    assert {s.get("zone") for s in manifest["inputs"]["BE"]["sources"]} == {None, "DE_LU"}
+    assert not any(s.get("zone") for s in manifest["inputs"]["DE_LU"]["sources"])
     assert (version / "bids.parquet").exists()
     assert not (data_root / "gates" / "zone=DE_LU" / f"{DAY}.json").exists()
 
