@@ -167,8 +167,13 @@ class Design:
         return [c for c in self.columns if c not in self.neighbour_columns]
 
     def own(self, x: np.ndarray) -> np.ndarray:
-        """Rows of :meth:`matrix` without the neighbour columns (the DNNs' and own-input members' view)."""
-        return x[:, self.own_index] if self.neighbour_columns else x
+        """Rows of :meth:`matrix` without the neighbour columns (the DNNs' and own-input members' view).
+
+        C-ordered like :meth:`matrix` (a column selection is Fortran-ordered): numpy's
+        reductions sum in memory order, and the DNN's input scaling must come out
+        bit-identical to the same zone's model without neighbours.
+        """
+        return np.ascontiguousarray(x[:, self.own_index]) if self.neighbour_columns else x
 
     def matrix(self, frames: list[pd.DataFrame]) -> np.ndarray:
         """``X[n_days, f]`` from feature frames (same code at training and serving)."""

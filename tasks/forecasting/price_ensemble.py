@@ -85,11 +85,15 @@ class ColumnSubset:
     index: np.ndarray
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> ColumnSubset:  # noqa: N803 - X/Y as the members
-        self.model.fit(X[:, self.index], Y)
+        self.model.fit(self._columns(X), Y)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        return np.asarray(self.model.predict(X[:, self.index]))
+        return np.asarray(self.model.predict(self._columns(X)))
+
+    def _columns(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        # C order, as the full rows: the member's fit is then bit-identical to one on the zone's own design.
+        return np.ascontiguousarray(X[:, self.index])
 
 
 def recentre(quantiles: np.ndarray, point: np.ndarray, median_index: int) -> np.ndarray:

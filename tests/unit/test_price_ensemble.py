@@ -184,6 +184,7 @@ def test_members_without_neighbour_series_read_the_zones_own_columns() -> None:
     x = both.matrix([frame])
     assert x.shape[1] == 24 * 13 + 10
     np.testing.assert_array_equal(both.own(x), alone.matrix([frame]))
+    assert both.own(x).flags.c_contiguous, "a column selection is Fortran-ordered; reductions would differ"
     np.testing.assert_array_equal(alone.own(alone.matrix([frame])), alone.matrix([frame]))
 
     config = {"lear": {}, "gbm": {"neighbour_series": True}, "forest": {"n_estimators": 5}}
