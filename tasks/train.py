@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from tasks.mlflow_utils import Design
+
 log = logging.getLogger(__name__)
 
 
@@ -133,7 +135,7 @@ def load_window(
     )
 
 
-def choose_design(frames: list[pd.DataFrame], settings: Settings, neighbours: Sequence[str] = ()) -> Any:
+def choose_design(frames: list[pd.DataFrame], settings: Settings, neighbours: Sequence[str] = ()) -> Design:
     """Model inputs: every slot column that is present on the training days.
 
     Weather joins the design when at least 95 % of training days carry it; a
@@ -304,7 +306,7 @@ def history_start(zone: str, settings: Settings) -> date | None:
     return min(days) if days else None
 
 
-def point_models(config: dict[str, Any], design: Any, per_hour: int, seed: int) -> dict[str, Any]:
+def point_models(config: dict[str, Any], design: Design, per_hour: int, seed: int) -> dict[str, Any]:
     """Unfitted point members configured in models.json, keyed by name (``fit(X, Y)``/``predict(X)``).
 
     A member (``lear``, ``gbm``, ``forest``) is fitted and logged to experiment
