@@ -186,7 +186,7 @@ def main() -> None:
         m = len(model.design.quantiles) // 2
         points = {
             "ensemble": q[..., m],
-            "dnn": model.dnn.predict(model.design.own(x))[..., m],
+            "dnn": model.dnn_quantiles(x)[..., m],
             **{name: member.predict(x) for name, member in model.members.items()},
         }
         if len(model.members) > 1:

@@ -71,14 +71,8 @@ def bootstrap(settings: Settings, first: date, last: date, zones: tuple[str, ...
         elif settings.source == "replay":
             from tasks.simulator.replay import replay_history
 
-            csv = settings.replay_csv_for(zone)
-            if csv is None:
-                raise ConfigError(
-                    f"DAP_SOURCE=replay needs DAP_REPLAY_CSV or a DAP_REPLAY_CSVS entry for zone {zone} "
-                    "(an epftoolbox-layout CSV)"
-                )
             # Replay has no actuals to extend the range for: a CSV's last day can be the range's last.
-            files = replay_history(settings, csv, lo, hi, inbox, zones=[zone])
+            files = replay_history(settings, settings.replay_csv_for(zone), lo, hi, inbox, zones=[zone])
         else:
             files = []
         published += len(files)

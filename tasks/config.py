@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tasks.errors import ConfigError
+
 # Off by default: on the epftoolbox test periods (docs/schedule.md) blurring helps single noisy
 # forecasts (naive, LEAR) but not the ensembles. Shared by the schedule stage and the backtest.
 DISPATCH_TIMING_SHIFT = 0.0
@@ -212,9 +214,15 @@ class Settings(BaseSettings):
         """The configured neighbours of ``zone`` that the pipeline ingests (in ``zones``), in order."""
         return tuple(n for n in self.neighbour_zones.get(zone, ()) if n in self.zones)
 
-    def replay_csv_for(self, zone: str) -> Path | None:
+    def replay_csv_for(self, zone: str) -> Path:
         """The CSV replayed as ``zone`` (``replay_csvs`` first, else ``replay_csv``)."""
-        return self.replay_csvs.get(zone, self.replay_csv)
+        csv = self.replay_csvs.get(zone, self.replay_csv)
+        if csv is None:
+            raise ConfigError(
+                f"source=replay needs DAP_REPLAY_CSV or a DAP_REPLAY_CSVS entry for zone {zone} "
+                "(an hourly epftoolbox-layout CSV)"
+            )
+        return csv
 
     @property
     def inbox(self) -> Path:

@@ -60,13 +60,24 @@ FEATURE_COLUMNS = ("timestamp_utc", "resolution_minutes", *CALENDAR_COLUMNS, *SL
 NEIGHBOUR_SEP = ": "
 
 
-def neighbour_columns(neighbours: Sequence[str]) -> tuple[str, ...]:
-    """Feature columns a zone gets from coupled zones: their load and wind/solar forecasts of D and lags."""
-    return tuple(f"{zone}{NEIGHBOUR_SEP}{c}" for zone in neighbours for c in (*EXO_COLUMNS, *EXO_LAG_COLUMNS))
+def neighbour_column(zone: str, column: str) -> str:
+    """The name of a neighbouring zone's series among another zone's inputs (``"DE_LU: load_mw"``)."""
+    return f"{zone}{NEIGHBOUR_SEP}{column}"
+
+
+def neighbour_of(column: str) -> str | None:
+    """The neighbouring zone a column comes from; None for the zone's own."""
+    zone, sep, _ = column.partition(NEIGHBOUR_SEP)
+    return zone if sep else None
 
 
 def is_neighbour_column(column: str) -> bool:
-    return NEIGHBOUR_SEP in column
+    return neighbour_of(column) is not None
+
+
+def neighbour_columns(neighbours: Sequence[str]) -> tuple[str, ...]:
+    """Feature columns a zone gets from coupled zones: their load and wind/solar forecasts of D and lags."""
+    return tuple(neighbour_column(zone, c) for zone in neighbours for c in (*EXO_COLUMNS, *EXO_LAG_COLUMNS))
 
 
 def feature_columns(neighbours: Sequence[str] = ()) -> tuple[str, ...]:
@@ -255,7 +266,7 @@ def build_day(
             out[column] = np.nan
     for neighbour, get_neighbour in (neighbours or {}).items():
         for column, values in exogenous(neighbour, get_neighbour).items():
-            out[f"{neighbour}{NEIGHBOUR_SEP}{column}"] = values
+            out[neighbour_column(neighbour, column)] = values
     columns = feature_columns(tuple(neighbours or ()))
     required = [
         c for c in columns if (c in SLOT_COLUMNS and c not in WEATHER_COLUMNS) or is_neighbour_column(c)

@@ -145,16 +145,11 @@ def fill_inbox(settings: Settings, run_day: date, inbox: Path, zone: str | None 
     if settings.source == "replay":
         from tasks.simulator.replay import replay_for_run
 
-        written: list[Path] = []
-        for each in zones:
-            csv = settings.replay_csv_for(each)
-            if csv is None:
-                raise ConfigError(
-                    f"source=replay needs DAP_REPLAY_CSV or a DAP_REPLAY_CSVS entry for zone {each} "
-                    "(an hourly epftoolbox-layout CSV)"
-                )
-            written.extend(replay_for_run(settings, csv, run_day, inbox, [each]))
-        return written
+        return [
+            path
+            for each in zones
+            for path in replay_for_run(settings, settings.replay_csv_for(each), run_day, inbox, [each])
+        ]
     raise ConfigError(f"unknown source {settings.source!r}")
 
 

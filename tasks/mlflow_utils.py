@@ -158,7 +158,7 @@ class Design:
         from tasks.features import DAY_COLUMNS
 
         n_col = len(self.columns)
-        own = [j for j, c in enumerate(self.columns) if c not in self.neighbour_columns]
+        own = [self.columns.index(c) for c in self.own_columns]
         grid = [s * n_col + j for s in range(self.slots) for j in own]
         return np.array([*grid, *range(self.slots * n_col, self.slots * n_col + len(DAY_COLUMNS))], dtype=int)
 
@@ -305,6 +305,11 @@ class DayAheadPriceModel(PythonModel):
         assert self.dnn is not None, "load the model first"
         return self.forecast_matrix(self.design.matrix(frames))
 
+    def dnn_quantiles(self, x: np.ndarray) -> np.ndarray:
+        """The DNN's own quantiles ``[n_days, slots, q]`` (unclipped) from design rows; it reads the zone's own columns."""
+        assert self.design is not None, "load the model first"
+        return np.asarray(self.dnn.predict(self.design.own(x)))
+
     def forecast_matrix(self, x: np.ndarray) -> np.ndarray:
         """:meth:`forecast_days` from design rows ``X[n_days, f]`` (``Design.matrix``)."""
         assert self.design is not None, "load the model first"
@@ -313,7 +318,7 @@ class DayAheadPriceModel(PythonModel):
         from tasks.forecasting.price_ensemble import combine_quantiles
 
         pred = combine_quantiles(
-            self.dnn.predict(self.design.own(x)),
+            self.dnn_quantiles(x),
             {name: member.predict(x) for name, member in self.members.items()},
             median_index(self.design.quantiles),
             dnn_in_point=self.dnn_in_point,

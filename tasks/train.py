@@ -355,12 +355,12 @@ def _neighbour_change(input_columns: str, neighbours: Sequence[str]) -> str:
     (its columns are not built any more), and a newly configured one should be
     used from the next run, not a week later.
     """
-    from tasks.features import NEIGHBOUR_SEP, is_neighbour_column, neighbour_columns
+    from tasks.features import neighbour_columns, neighbour_of
 
-    trained = sorted(c for c in input_columns.split(",") if is_neighbour_column(c))
-    if trained == sorted(neighbour_columns(neighbours)):
+    trained = {c: zone for c in input_columns.split(",") if (zone := neighbour_of(c))}
+    if sorted(trained) == sorted(neighbour_columns(neighbours)):
         return ""
-    before = sorted({c.split(NEIGHBOUR_SEP)[0] for c in trained}) or ["none"]
+    before = sorted(set(trained.values())) or ["none"]
     return (
         f"was trained with the forecasts of neighbour zones {before}, "
         f"neighbour_zones now gives {list(neighbours) or ['none']}"
@@ -521,7 +521,7 @@ def train(
     x_eval = x_all[ev]  # the rows Design.matrix gives for the evaluation days (serving code path)
     q_eval = wrapped.forecast_matrix(x_eval)
     floor, cap = settings.price_floor_eur_mwh, settings.price_cap_eur_mwh
-    dnn_eval = np.clip(dnn.predict(design.own(x_eval)), floor, cap)
+    dnn_eval = np.clip(wrapped.dnn_quantiles(x_eval), floor, cap)
 
     y_eval, naive_eval = y_all[ev], window.naive[ev]
     model_scores = score(y_eval, q_eval, naive_eval, design.quantiles)

@@ -137,11 +137,6 @@ def with_holidays(data: DayData, country: str) -> DayData:
     return replace(data, holidays=flags, holiday_country=country)
 
 
-#: Separates a neighbouring market's name from its series' names ("DE: PV+Wind Forecast"),
-#: as in the production features ("DE_LU: load_mw").
-NEIGHBOUR_SEP = features.NEIGHBOUR_SEP
-
-
 def with_neighbour(data: DayData, other: DayData, name: str) -> DayData:
     """``data`` with another market's exogenous day-ahead forecasts as more series, named ``"NAME: series"``.
 
@@ -171,7 +166,8 @@ def with_neighbour(data: DayData, other: DayData, name: str) -> DayData:
         dates=data.dates[i0:],
         prices=data.prices[i0:],
         exog=np.concatenate([data.exog[:, i0:], other.exog[:, j0:j1]], axis=0),
-        exog_names=data.exog_names + tuple(f"{name}{NEIGHBOUR_SEP}{n}" for n in other.exog_names),
+        # Named as the production features name a neighbour's series ("DE: PV+Wind Forecast").
+        exog_names=data.exog_names + tuple(features.neighbour_column(name, n) for n in other.exog_names),
     )
 
 

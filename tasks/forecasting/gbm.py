@@ -34,6 +34,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from tasks import features
 from tasks.forecasting import design
 from tasks.forecasting.lear import AsinhScaler
 
@@ -95,8 +96,7 @@ def residual_loads_of(names: Sequence[str]) -> tuple[ResidualLoad, ...]:
     """
     groups: dict[str, list[int]] = {}
     for k, n in enumerate(names):
-        market, sep, _ = n.partition(design.NEIGHBOUR_SEP)
-        groups.setdefault(market if sep else "", []).append(k)
+        groups.setdefault(features.neighbour_of(n) or "", []).append(k)
     found = []
     for market in sorted(groups, key=bool):  # the own market ("") first
         lower = {k: names[k].lower() for k in groups[market]}

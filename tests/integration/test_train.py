@@ -72,7 +72,7 @@ def _check_neighbour_inputs(model: Any, frame: pd.DataFrame, params: dict[str, s
     x, x_moved = design.matrix([frame]), design.matrix([moved])
     # (The extra-trees split on random columns; the GBM may ignore a series the simulated BE price lacks.)
     assert not np.allclose(model.members["forest"].predict(x), model.members["forest"].predict(x_moved))
-    for unmoved in (model.members["lear"].predict, lambda z: model.dnn.predict(design.own(z))):
+    for unmoved in (model.members["lear"].predict, model.dnn_quantiles):
         np.testing.assert_array_equal(unmoved(x), unmoved(x_moved))
 
 
@@ -150,7 +150,7 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
         last = [pd.read_parquet(layout.features_file(zone, D - timedelta(days=1)))]
         assert reloaded.design is not None
         x = reloaded.design.matrix(last)
-        dnn_q = reloaded.dnn.predict(reloaded.design.own(x))
+        dnn_q = reloaded.dnn_quantiles(x)
         if zone == "BE":
             _check_neighbour_inputs(reloaded, last[0], run.data.params)
         expected = (dnn_q[..., 1] + sum(m.predict(x) for m in reloaded.members.values())) / 4

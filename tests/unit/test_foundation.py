@@ -12,6 +12,7 @@ import pytest
 
 from tasks import runner, storage, timeutil
 from tasks.config import Settings
+from tasks.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 BERLIN = "Europe/Berlin"
@@ -84,6 +85,9 @@ def test_replay_csv_per_zone(monkeypatch: pytest.MonkeyPatch) -> None:
     s = Settings()
     assert s.replay_csv_for("BE") == Path("/data/BE.csv")
     assert s.replay_csv_for("DE_LU") == Path("/data/DE.csv")
+    monkeypatch.delenv("DAP_REPLAY_CSV")
+    with pytest.raises(ConfigError, match="DAP_REPLAY_CSVS entry for zone DE_LU"):
+        Settings().replay_csv_for("DE_LU")
 
 
 def test_portfolio_loads_and_splits_by_zone(settings: Settings) -> None:
