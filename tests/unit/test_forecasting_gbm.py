@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -105,6 +107,32 @@ def test_forest_leaves_hold_the_same_hours_at_15_minutes() -> None:
     model = ExtraTrees(min_samples_leaf_per_hour=5)
     assert model._estimator(24).min_samples_leaf == 5  # type: ignore[attr-defined]
     assert model._estimator(96).min_samples_leaf == 20  # type: ignore[attr-defined]
+
+
+def test_forest_grows_15_minute_trees_on_a_sample_of_the_rows(de: design.DayData) -> None:
+    """``subhourly_max_samples``: each 15-minute tree draws that share of the rows; hourly fits draw every row."""
+    sampled = ExtraTrees(min_samples_leaf_per_hour=5, subhourly_max_samples=0.5)
+    assert (
+        sampled._estimator(24).get_params()
+        == ExtraTrees(min_samples_leaf_per_hour=5)._estimator(24).get_params()
+    )  # type: ignore[attr-defined]
+    quarter = sampled._estimator(96)
+    assert (quarter.bootstrap, quarter.max_samples, quarter.min_samples_leaf) == (True, 0.5, 20)  # type: ignore[attr-defined]
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="subhourly_max_samples"):
+            ExtraTrees(subhourly_max_samples=bad)
+    # Fitted on 15-minute days (each hour's values held for its four quarters): every tree drew half the rows.
+    quarters = dataclasses.replace(
+        de, prices=np.repeat(de.prices, 4, axis=1), exog=np.repeat(de.exog, 4, axis=2)
+    )
+    days = np.arange(7, 40)
+    x, y = design.build_design(quarters, days), design.targets(quarters, days)
+    model = ExtraTrees(
+        calibration_window_days=None, n_estimators=6, subhourly_max_samples=0.5, intraday_profile=True
+    ).fit(x, y)
+    drawn = model.profile_model_.estimators_samples_  # type: ignore[union-attr]
+    assert [len(rows) for rows in drawn] == [len(days) * 96 // 2] * 6
+    assert np.isfinite(model.predict(x)).all()
 
 
 def test_forest_level_trees_size_only_the_level_fit_of_a_profile_forest(de: design.DayData) -> None:
