@@ -112,12 +112,11 @@ def test_forest_leaves_hold_the_same_hours_at_15_minutes() -> None:
 def test_forest_grows_15_minute_trees_on_a_sample_of_the_rows(de: design.DayData) -> None:
     """``subhourly_max_samples``: each 15-minute tree draws that share of the rows; hourly fits draw every row."""
     sampled = ExtraTrees(min_samples_leaf_per_hour=5, subhourly_max_samples=0.5)
-    assert (
-        sampled._estimator(24).get_params()
-        == ExtraTrees(min_samples_leaf_per_hour=5)._estimator(24).get_params()
-    )  # type: ignore[attr-defined]
-    quarter = sampled._estimator(96)
-    assert (quarter.bootstrap, quarter.max_samples, quarter.min_samples_leaf) == (True, 0.5, 20)  # type: ignore[attr-defined]
+    hourly, plain_hourly = sampled._estimator(24), ExtraTrees(min_samples_leaf_per_hour=5)._estimator(24)
+    assert hourly.get_params() == plain_hourly.get_params()  # type: ignore[attr-defined]
+    quarter_hourly = sampled._estimator(96)
+    settings = (quarter_hourly.bootstrap, quarter_hourly.max_samples, quarter_hourly.min_samples_leaf)  # type: ignore[attr-defined]
+    assert settings == (True, 0.5, 20)
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="subhourly_max_samples"):
             ExtraTrees(subhourly_max_samples=bad)
