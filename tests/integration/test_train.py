@@ -103,10 +103,10 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
             assert np.isfinite(run.data.metrics[key]), key
         # The registered candidate is the ensemble; each member is scored on the same days.
         assert run.data.tags["model_kind"] == "ensemble"
-        assert run.data.params["ensemble_members"] == "dnn,lear,gbm,forest"
+        assert run.data.params["ensemble_members"] == "lear,gbm,forest"  # the DNN gives the band only
         for key in ("dnn_mae", "dnn_pinball", "gbm_mae", "gbm_rmae", "forest_mae", "forest_fit_seconds"):
             assert np.isfinite(run.data.metrics[key]), key
-        assert trained["members"] == ["dnn", "lear", "gbm", "forest"]
+        assert trained["members"] == ["lear", "gbm", "forest"]
         for member in ("lear", "gbm", "forest"):  # each point member has its own run
             member_run = mc.get_run(run.data.tags[f"{member}_run_id"])
             assert mc.get_experiment(member_run.info.experiment_id).name == f"day-ahead-price-{member}"
@@ -143,8 +143,8 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
         )
         assert (local / "artifacts" / "price_model" / "load_dnn" / "model.keras").is_file()
         ensemble_doc = json.loads((local / "artifacts" / "price_model" / "ensemble.json").read_text())
-        assert ensemble_doc["members"] == ["dnn", "lear", "gbm", "forest"]
-        # Reloaded, the median is the mean of the DNN median and the point members; the band is the DNN's.
+        assert ensemble_doc["members"] == ["lear", "gbm", "forest"]
+        # Reloaded, the median is the mean of the point members; the band is the DNN's, re-centred on it.
         reloaded = load_price_model(trained["model_uri"])
         assert set(reloaded.members) == {"lear", "gbm", "forest"}
         last = [pd.read_parquet(layout.features_file(zone, D - timedelta(days=1)))]
@@ -153,7 +153,7 @@ def test_pipeline_two_zones(small: tuple[Settings, Path]) -> None:
         dnn_q = reloaded.dnn_quantiles(x)
         if zone == "BE":
             _check_neighbour_inputs(reloaded, last[0], run.data.params)
-        expected = (dnn_q[..., 1] + sum(m.predict(x) for m in reloaded.members.values())) / 4
+        expected = sum(m.predict(x) for m in reloaded.members.values()) / 3
         got = reloaded.forecast_days(last)
         np.testing.assert_allclose(
             got[..., 1],
