@@ -189,8 +189,10 @@ def main() -> None:
             "dnn": model.dnn_quantiles(x)[..., m],
             **{name: member.predict(x) for name, member in model.members.items()},
         }
-        if len(model.members) > 1:
-            points["+".join(model.members)] = np.mean([points[n] for n in model.members], axis=0)
+        # The registered point's counterpart: the same members with the DNN median if it is left out, without it if in.
+        other = list(model.members) if model.dnn_in_point else ["dnn", *model.members]
+        if len(other) > 1:
+            points["+".join(other)] = np.mean([points[n] for n in other], axis=0)
         points["naive"] = window.naive
         for i, d in enumerate(window.days):
             rows.extend(
