@@ -144,6 +144,7 @@ def main() -> None:
 
     from tasks.backtest_trading import expert_profits
     from tasks.config import get_settings
+    from tasks.forecasting.metrics import median_index
     from tasks.mlflow_utils import load_price_model
     from tasks.train import load_window
 
@@ -181,14 +182,9 @@ def main() -> None:
         )
         model = load_price_model(str(res["model_uri"]))
         assert model.design is not None
-        x = model.design.matrix(window.frames)
-        q = model.forecast_days(window.frames)
-        m = len(model.design.quantiles) // 2
-        points = {
-            "ensemble": q[..., m],
-            "dnn": model.dnn_quantiles(x)[..., m],
-            **{name: member.predict(x) for name, member in model.members.items()},
-        }
+        forecast = model.forecast_parts(model.design.matrix(window.frames))
+        m = median_index(model.design.quantiles)
+        points = {"ensemble": forecast.quantiles[..., m], "dnn": forecast.dnn[..., m], **forecast.members}
         # The registered point's counterpart: the same members with the DNN median if it is left out, without it if in.
         other = list(model.members) if model.dnn_in_point else ["dnn", *model.members]
         if len(other) > 1:

@@ -198,6 +198,15 @@ class Design:
         return x
 
 
+@dataclass(frozen=True)
+class PriceForecast:
+    """A forecast and the parts it was combined from, for scoring each part without predicting twice."""
+
+    quantiles: np.ndarray  # [n_days, slots, q], clipped to the price limits: what the model serves
+    dnn: np.ndarray  # the DNN's own quantiles, unclipped
+    members: dict[str, np.ndarray]  # each point member's [n_days, slots], unclipped
+
+
 class DayAheadPriceModel(PythonModel):
     """Pyfunc: a day's feature rows in, quantile prices (and loads) per row out.
 
@@ -312,18 +321,21 @@ class DayAheadPriceModel(PythonModel):
 
     def forecast_matrix(self, x: np.ndarray) -> np.ndarray:
         """:meth:`forecast_days` from design rows ``X[n_days, f]`` (``Design.matrix``)."""
+        return self.forecast_parts(x).quantiles
+
+    def forecast_parts(self, x: np.ndarray) -> PriceForecast:
+        """:meth:`forecast_matrix` with the DNN's quantiles and each member's point it combined."""
         assert self.design is not None, "load the model first"
         assert self.dnn is not None, "load the model first"
         from tasks.forecasting.metrics import median_index
         from tasks.forecasting.price_ensemble import combine_quantiles
 
+        dnn = self.dnn_quantiles(x)
+        members = {name: np.asarray(member.predict(x)) for name, member in self.members.items()}
         pred = combine_quantiles(
-            self.dnn_quantiles(x),
-            {name: member.predict(x) for name, member in self.members.items()},
-            median_index(self.design.quantiles),
-            dnn_in_point=self.dnn_in_point,
+            dnn, members, median_index(self.design.quantiles), dnn_in_point=self.dnn_in_point
         )
-        return np.clip(pred, self.design.price_floor, self.design.price_cap)
+        return PriceForecast(np.clip(pred, self.design.price_floor, self.design.price_cap), dnn, members)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

@@ -519,16 +519,21 @@ def train(
         dnn_in_point=dnn_in_point,
     )
     x_eval = x_all[ev]  # the rows Design.matrix gives for the evaluation days (serving code path)
-    q_eval = wrapped.forecast_matrix(x_eval)
+    forecast = wrapped.forecast_parts(x_eval)
+    q_eval = forecast.quantiles
     floor, cap = settings.price_floor_eur_mwh, settings.price_cap_eur_mwh
-    dnn_eval = np.clip(wrapped.dnn_quantiles(x_eval), floor, cap)
+    dnn_eval = np.clip(forecast.dnn, floor, cap)
+    # Members outside ensemble.members are fitted and scored too; only they are predicted here.
+    member_eval = {
+        m: forecast.members[m] if m in forecast.members else f.predict(x_eval) for m, f in fitted.items()
+    }
 
     y_eval, naive_eval = y_all[ev], window.naive[ev]
     model_scores = score(y_eval, q_eval, naive_eval, design.quantiles)
     dnn_scores = score(y_eval, dnn_eval, naive_eval, design.quantiles)
     member_scores = {
-        member: score_point(y_eval, np.clip(model.predict(x_eval), floor, cap), naive_eval)
-        for member, model in fitted.items()
+        member: score_point(y_eval, np.clip(point, floor, cap), naive_eval)
+        for member, point in member_eval.items()
     }
     naive_scores = score_point(y_eval, naive_eval, naive_eval)
     log.info(

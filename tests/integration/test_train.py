@@ -67,12 +67,17 @@ def _check_dnn_in_point_round_trip(model: Any, frames: list[pd.DataFrame], tmp_p
     reloaded.load_context(SimpleNamespace(artifacts={"model_dir": str(tmp_path)}))
     assert reloaded.dnn_in_point
     x = model.design.matrix(frames)
-    points = [model.dnn_quantiles(x)[..., 1], *(m.predict(x) for m in model.members.values())]
-    np.testing.assert_allclose(
-        reloaded.forecast_days(frames)[..., 1],
-        np.clip(np.mean(points, axis=0), model.design.price_floor, model.design.price_cap),
-        rtol=1e-6,
-    )
+    _assert_median_is_mean_of(reloaded, frames, [model.dnn_quantiles(x)[..., 1], *_member_points(model, x)])
+
+
+def _member_points(model: Any, x: np.ndarray) -> list[np.ndarray]:
+    return [member.predict(x) for member in model.members.values()]
+
+
+def _assert_median_is_mean_of(model: Any, frames: list[pd.DataFrame], points: list[np.ndarray]) -> None:
+    """The served median is the equal-weight mean of ``points``, clipped to the price limits."""
+    expected = np.clip(np.mean(points, axis=0), model.design.price_floor, model.design.price_cap)
+    np.testing.assert_allclose(model.forecast_days(frames)[..., 1], expected, rtol=1e-6)
 
 
 def _check_neighbour_inputs(model: Any, frame: pd.DataFrame, params: dict[str, str]) -> None:
@@ -174,13 +179,12 @@ def test_pipeline_two_zones(small: tuple[Settings, Path], tmp_path: Path) -> Non
         dnn_q = reloaded.dnn_quantiles(x)
         if zone == "BE":
             _check_neighbour_inputs(reloaded, last[0], run.data.params)
-        expected = sum(m.predict(x) for m in reloaded.members.values()) / 3
-        got = reloaded.forecast_days(last)
-        np.testing.assert_allclose(
-            got[..., 1],
-            np.clip(expected, settings.price_floor_eur_mwh, settings.price_cap_eur_mwh),
-            rtol=1e-6,
+        _assert_median_is_mean_of(reloaded, last, _member_points(reloaded, x))
+        assert (reloaded.design.price_floor, reloaded.design.price_cap) == (
+            settings.price_floor_eur_mwh,
+            settings.price_cap_eur_mwh,
         )
+        got = reloaded.forecast_days(last)
         np.testing.assert_allclose(np.diff(got, axis=-1), np.diff(dnn_q, axis=-1), rtol=1e-5, atol=1e-4)
         if zone == ZONES[0]:  # champions registered before stop 20 list the DNN: its median joins the mean
             _check_dnn_in_point_round_trip(reloaded, last, tmp_path / "dnn_in_point")
