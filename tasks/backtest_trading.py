@@ -15,7 +15,12 @@ makes the battery decide on timing-robust prices as the pipeline does
 
 Forecasts: the built-in weekly naive (price of D-7, from the dataset itself),
 or a column of the forecasting backtest's ``forecasts.csv`` (``date``,
-``hour``, ``actual``, one column per model, optional ``q10``/``q50``/``q90``).
+``hour``, ``actual``, one column per model, optional ``q10``/``q50``/``q90``),
+or of the epftoolbox benchmark's published forecast files (``--model "DNN
+Ensemble"`` reproduces the published capture). ``--model a+b`` schedules on the
+equal-weight mean of columns, taken from whichever of the (repeatable)
+``--forecasts`` files has each: what a member would add to the ensemble, or
+how a forecast of another source would do in its place, before building it.
 With quantiles, ``--strategy expected`` schedules on Swanson's mean and
 ``--strategy cvar`` adds a CVaR term over the three quantile paths.
 
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,8 +102,16 @@ def evaluation_period(days: Sequence[str], test_days: int = TEST_DAYS, skip_days
     return slice(n - test_days + skip_days, n)
 
 
-def load_forecasts(path: Path, days: Sequence[str], column: str) -> dict[str, np.ndarray]:
-    """Columns of forecasts.csv as [days, 24] matrices aligned to ``days`` (NaN where missing)."""
+def _forecast_frame(path: Path) -> Any:
+    """A forecasts file as rows with ``date``, ``hour`` and one column per forecast.
+
+    Two layouts: ``forecasts.csv`` of tasks.backtest (``date``, ``hour``,
+    ``actual``, one column per model), and the epftoolbox benchmark's published
+    forecasts (``Forecasts_<market>_DNN_LEAR_ensembles.csv``: an hourly local
+    time stamp first, then ``Real price``, ``DNN Ensemble``, ``LEAR Ensemble``
+    ...), whose ``Real price`` becomes ``actual`` so it is checked against the
+    dataset like ours.
+    """
     import pandas as pd
 
     if not path.exists():
@@ -105,18 +119,91 @@ def load_forecasts(path: Path, days: Sequence[str], column: str) -> dict[str, np
             f"forecasts file {path} not found; run tasks.backtest first or omit --forecasts"
         )
     frame = pd.read_csv(path)
-    missing = [c for c in ("date", "hour", column) if c not in frame.columns]
-    if missing:
-        raise MissingInputError(f"{path} lacks columns {missing}; has {list(frame.columns)}")
-    frame["date"] = pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d")
+    if {"date", "hour"} <= set(frame.columns):
+        frame["date"] = pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d")
+        return frame
+    try:
+        stamps = pd.to_datetime(frame.iloc[:, 0], format="%Y-%m-%d %H:%M:%S")
+    except (ValueError, TypeError):
+        raise MissingInputError(
+            f"{path} is neither a forecasts.csv of tasks.backtest (date, hour, one column per model) "
+            f"nor an epftoolbox forecast file (hourly time stamps first); has {list(frame.columns)}"
+        ) from None
+    frame = frame.iloc[:, 1:].rename(columns={"Real price": "actual"})
+    frame.insert(0, "hour", stamps.dt.hour.to_numpy())
+    frame.insert(0, "date", stamps.dt.strftime("%Y-%m-%d").to_numpy())
+    return frame
+
+
+def load_forecasts(path: Path, days: Sequence[str], column: str) -> dict[str, np.ndarray]:
+    """Columns of a forecasts file as [days, 24] matrices aligned to ``days`` (NaN where missing)."""
+    frame = _forecast_frame(path)
+    if column not in frame.columns:
+        raise MissingInputError(f"{path} lacks column {column!r}; has {list(frame.columns)}")
     wanted = [c for c in (column, "q10", "q50", "q90", "actual") if c in frame.columns]
-    out: dict[str, np.ndarray] = {}
-    index = pd.Index(days, name="date")
-    for col in wanted:
-        wide = frame.pivot_table(index="date", columns="hour", values=col, aggfunc="first")
-        wide = wide.reindex(index=index, columns=range(24))
-        out[col] = wide.to_numpy(dtype=float)
-    return out
+    return {col: _day_matrix(frame, days, col) for col in wanted}
+
+
+def _day_matrix(frame: Any, days: Sequence[str], column: str) -> np.ndarray:
+    """One column of a forecasts frame as [days, 24] (NaN where missing)."""
+    import pandas as pd
+
+    wide = frame.pivot_table(index="date", columns="hour", values=column, aggfunc="first")
+    wide = wide.reindex(index=pd.Index(days, name="date"), columns=range(24))
+    return np.asarray(wide.to_numpy(dtype=float))
+
+
+def blend_members(model: str) -> list[str]:
+    """The columns a ``--model`` names: one column, or ``a+b+c`` for their equal-weight mean."""
+    names = [n.strip() for n in model.split("+")]
+    if any(not n for n in names):
+        raise MissingInputError(f"--model {model!r} has an empty member; write e.g. lear+gbm")
+    if len(set(names)) != len(names):
+        raise MissingInputError(f"--model {model!r} names a column twice; weights are equal by design")
+    return names
+
+
+def load_blend(
+    paths: Sequence[Path], days: Sequence[str], model: str
+) -> tuple[np.ndarray, dict[Path, np.ndarray]]:
+    """The point forecast ``model`` names ([days, 24]) from one or more forecasts files.
+
+    A blend ``a+b`` averages its columns with equal weight (NaN where any is
+    missing), each taken from the one file that has it, so a forecast of
+    another source (e.g. the published epftoolbox DNN) can stand in for a member
+    before it is built. Returns the point and each file's ``actual``, for the
+    check against the dataset.
+    """
+    names = blend_members(model)
+    frames = {path: _forecast_frame(path) for path in paths}
+    parts = []
+    for name in names:
+        holders = [p for p in paths if name in frames[p].columns]
+        if not holders:
+            raise MissingInputError(
+                f"no forecasts file has column {name!r}: "
+                + "; ".join(
+                    f"{p} has {[c for c in frames[p].columns if c not in ('date', 'hour')]}" for p in paths
+                )
+            )
+        if len(holders) > 1:
+            raise MissingInputError(
+                f"column {name!r} is in several forecasts files ({', '.join(map(str, holders))}); "
+                "give it once (e.g. drop a file)"
+            )
+        parts.append(_day_matrix(frames[holders[0]], days, name))
+    actuals = {p: _day_matrix(f, days, "actual") for p, f in frames.items() if "actual" in f.columns}
+    return np.mean(parts, axis=0), actuals
+
+
+def _check_actual(actuals: dict[Path, np.ndarray], prices: np.ndarray) -> None:
+    """Refuse a forecasts file whose actual prices are not the dataset's (a file of another market or period)."""
+    for path, actual in actuals.items():
+        diff = np.nanmax(np.abs(actual - prices)) if np.isfinite(actual).any() else 0.0
+        if diff > 0.01:
+            raise MissingInputError(
+                f"'actual' in {path} differs from the dataset by up to {diff:.2f} EUR/MWh"
+            )
 
 
 @dataclass
@@ -286,7 +373,7 @@ def market_of(dataset: Path) -> str:
 def backtest(
     dataset: Path,
     *,
-    forecasts: Path | None = None,
+    forecasts: Path | Sequence[Path] | None = None,
     model: str = "naive",
     strategy: str = "point",
     cvar_weight: float = 1.0,
@@ -306,17 +393,18 @@ def backtest(
 
     days, prices = load_day_matrix(dataset)
     period = evaluation_period(days, test_days, skip_days)
+    paths = [] if forecasts is None else [forecasts] if isinstance(forecasts, Path) else list(forecasts)
     start = period.start or 0
     extra: dict[str, Any] = {}
     if strategy == "adaptive":
-        if forecasts is None:
+        if not paths:
             raise MissingInputError("--strategy adaptive needs --forecasts (the experts mix its columns)")
         names = list(members) if members else [model]
         results, covered, extra = _adaptive_days(
             days,
             prices,
             start,
-            forecasts,
+            paths,
             names=names,
             weight_step=weight_step,
             scales=scales,
@@ -329,7 +417,7 @@ def backtest(
             days,
             prices,
             period,
-            forecasts,
+            paths,
             model=model,
             strategy=strategy,
             cvar_weight=cvar_weight,
@@ -356,7 +444,7 @@ def _scheduled_days(
     days: Sequence[str],
     prices: np.ndarray,
     period: slice,
-    forecasts: Path | None,
+    forecasts: Sequence[Path],
     *,
     model: str,
     strategy: str,
@@ -376,7 +464,7 @@ def _scheduled_days(
         raise MissingInputError(f"--residual-days must be 1..{start}, got {residual_days}")
     lag = residual_days if strategy == "residual" else 0
     weights: list[float] | None = None
-    if forecasts is None:
+    if not forecasts:
         if model != "naive":
             raise MissingInputError(f"model {model!r} needs --forecasts; only 'naive' is built in")
         if strategy not in ("point", "residual"):
@@ -385,23 +473,23 @@ def _scheduled_days(
             )
         point = prices[start - lag - 7 : len(days) - 7]
         scen = point[None, lag:, :]
+    elif strategy in ("point", "residual"):
+        point, actuals = load_blend(forecasts, days[start - lag :], model)
+        _check_actual({p: a[lag:] for p, a in actuals.items()}, actual)
+        scen = point[None, lag:, :]
     else:
-        cols = load_forecasts(forecasts, days[start - lag :], model)
+        if len(forecasts) != 1 or len(blend_members(model)) != 1:
+            raise MissingInputError(
+                f"--strategy {strategy} schedules on one file's q10/q50/q90: give one --forecasts and one --model"
+            )
+        cols = load_forecasts(forecasts[0], days[start:], model)
+        if not all(q in cols for q in ("q10", "q50", "q90")):
+            raise MissingInputError(f"--strategy {strategy} needs q10/q50/q90 columns in {forecasts[0]}")
         point = cols[model]
-        cols = {k: v[lag:] for k, v in cols.items()}
-        if strategy in ("point", "residual"):
-            scen = cols[model][None, :, :]
-        else:
-            if not all(q in cols for q in ("q10", "q50", "q90")):
-                raise MissingInputError(f"--strategy {strategy} needs q10/q50/q90 columns in {forecasts}")
-            scen = np.stack([cols["q10"], cols["q50"], cols["q90"]])
-            weights = [0.3, 0.4, 0.3]
+        scen = np.stack([cols["q10"], cols["q50"], cols["q90"]])
+        weights = [0.3, 0.4, 0.3]
         if "actual" in cols:
-            diff = np.nanmax(np.abs(cols["actual"] - actual))
-            if diff > 0.01:
-                raise MissingInputError(
-                    f"'actual' in {forecasts} differs from the dataset by up to {diff:.2f} EUR/MWh"
-                )
+            _check_actual({forecasts[0]: cols["actual"]}, actual)
     if strategy == "residual":
         scen = residual_scenarios(point, prices[start - lag :], lag)
     covered = np.isfinite(scen).all(axis=(0, 2))
@@ -425,7 +513,7 @@ def _adaptive_days(
     days: Sequence[str],
     prices: np.ndarray,
     start: int,
-    forecasts: Path,
+    forecasts: Sequence[Path],
     *,
     names: Sequence[str],
     weight_step: float,
@@ -441,14 +529,8 @@ def _adaptive_days(
     span = days[first:]
     cols: dict[str, np.ndarray] = {}
     for name in names:
-        loaded = load_forecasts(forecasts, span, name)
-        cols[name] = loaded[name]
-        if "actual" in loaded:
-            diff = np.nanmax(np.abs(loaded["actual"] - prices[first:]))
-            if diff > 0.01:
-                raise MissingInputError(
-                    f"'actual' in {forecasts} differs from the dataset by up to {diff:.2f} EUR/MWh"
-                )
+        cols[name], actuals = load_blend(forecasts, span, name)
+        _check_actual(actuals, prices[first:])
     labels, experts = expert_forecasts(cols, weight_step, scales)
     profit = expert_profits(prices[first:], experts, timing_shift)
     chosen = follow_the_leader(profit, lookback, min_history)
@@ -523,8 +605,9 @@ def _summary(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         daily = pd.DataFrame([r.__dict__ for r in results])
-        daily.to_csv(out_dir / f"trading_{market}_{model}_{strategy}.csv", index=False)
-        summary["daily_csv"] = str(out_dir / f"trading_{market}_{model}_{strategy}.csv")
+        path = out_dir / f"trading_{market}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', model)}_{strategy}.csv"
+        daily.to_csv(path, index=False)
+        summary["daily_csv"] = str(path)
     return summary
 
 
@@ -574,9 +657,19 @@ def _floats(text: str) -> list[float]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, type=Path, help="epftoolbox-layout CSV (e.g. DE.csv).")
-    parser.add_argument("--forecasts", type=Path, default=None, help="forecasts.csv of tasks.backtest.")
     parser.add_argument(
-        "--model", default="naive", help="Forecast column to schedule on (default: built-in naive)."
+        "--forecasts",
+        type=Path,
+        action="append",
+        default=None,
+        help="forecasts.csv of tasks.backtest, or an epftoolbox published forecast file "
+        "(Forecasts_<market>_DNN_LEAR_ensembles.csv); repeat to blend columns of several files.",
+    )
+    parser.add_argument(
+        "--model",
+        default="naive",
+        help="Forecast column to schedule on (default: built-in naive); 'a+b+c' schedules on the "
+        "equal-weight mean of those columns, each from the one --forecasts file that has it.",
     )
     parser.add_argument(
         "--strategy",

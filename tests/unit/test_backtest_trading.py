@@ -268,3 +268,78 @@ def _summary_stub() -> dict[str, object]:
         "target": 0.9,
         "published_reference": {},
     }
+
+
+def _write_published(
+    path: Path, days: list[str], matrix: np.ndarray, column: str, values: np.ndarray
+) -> Path:
+    """A forecast file in the epftoolbox benchmark's published layout for the last SHORT days."""
+    first = len(days) - SHORT
+    stamps = pd.date_range(days[first], periods=SHORT * 24, freq="h").strftime("%Y-%m-%d %H:%M:%S")
+    frame = pd.DataFrame({"Real price": matrix[first:].ravel(), column: values[first:].ravel()}, index=stamps)
+    frame.to_csv(path)  # the time stamp column has an empty header, as in the published files
+    return path
+
+
+def test_published_layout_and_blends_across_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _write_dataset(tmp_path / "BE.csv", _weekly_prices(SHORT + 10, noise=8.0, seed=3))
+    days, matrix = load_day_matrix(data)
+    error = np.random.default_rng(7).normal(0, 15, matrix.shape)
+    # Our file's member is off by +error, the published one by -error: each alone loses, their mean is exact.
+    ours = tmp_path / "forecasts.csv"
+    _forecast_frame(days, matrix, lambda a: {"gbm": a}).assign(
+        gbm=lambda f: f["gbm"] + error[-SHORT:].ravel()
+    ).to_csv(ours, index=False)
+    published = _write_published(tmp_path / "pub.csv", days, matrix, "DNN Ensemble", matrix - error)
+
+    alone = backtest(data, forecasts=published, model="DNN Ensemble", test_days=SHORT, timing_shift=0.0)
+    assert alone["capture_ratio"] < 0.99  # the published layout is read, its 'Real price' checked
+    assert (
+        backtest(data, forecasts=ours, model="gbm", test_days=SHORT, timing_shift=0.0)["capture_ratio"] < 0.99
+    )
+    blend = backtest(
+        data,
+        forecasts=[ours, published],
+        model="gbm+DNN Ensemble",
+        out_dir=tmp_path / "o",
+        test_days=SHORT,
+        timing_shift=0.0,
+    )
+    assert blend["capture_ratio"] == pytest.approx(1.0, abs=1e-6)
+    assert Path(blend["daily_csv"]).name == "trading_BE_gbm_DNN_Ensemble_point.csv"
+    adaptive = backtest(
+        data,
+        forecasts=[ours, published],
+        strategy="adaptive",
+        members=["gbm", "DNN Ensemble"],
+        test_days=SHORT,
+        timing_shift=0.0,
+    )
+    assert adaptive["days"] > 0
+
+    with pytest.raises(MissingInputError, match="no forecasts file has column 'lear'"):
+        backtest(data, forecasts=[ours, published], model="gbm+lear", test_days=SHORT, timing_shift=0.0)
+    with pytest.raises(MissingInputError, match="in several forecasts files"):
+        backtest(data, forecasts=[ours, ours], model="gbm", test_days=SHORT, timing_shift=0.0)
+    with pytest.raises(MissingInputError, match="empty member"):
+        backtest(data, forecasts=[ours], model="gbm++", test_days=SHORT, timing_shift=0.0)
+    with pytest.raises(MissingInputError, match="one --forecasts and one --model"):
+        backtest(
+            data,
+            forecasts=[ours, published],
+            model="gbm",
+            strategy="expected",
+            test_days=SHORT,
+            timing_shift=0.0,
+        )
+    wrong = _write_published(tmp_path / "wrong.csv", days, matrix + 5, "DNN Ensemble", matrix)
+    with pytest.raises(MissingInputError, match="differs"):
+        backtest(data, forecasts=[ours, wrong], model="gbm+DNN Ensemble", test_days=SHORT, timing_shift=0.0)
+    (tmp_path / "odd.csv").write_text("when,price\nyesterday,1\n")
+    with pytest.raises(MissingInputError, match=r"neither a forecasts\.csv"):
+        backtest(data, forecasts=tmp_path / "odd.csv", model="price", test_days=SHORT, timing_shift=0.0)
+
+    argv = ["--dataset", str(data), "--test-days", str(SHORT), "--timing-shift", "0"]
+    argv += ["--forecasts", str(ours), "--forecasts", str(published), "--model", "gbm+DNN Ensemble"]
+    assert main(argv) == 0
+    assert "capture ratio                    100.0 %" in capsys.readouterr().out
