@@ -42,7 +42,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,6 +50,9 @@ from tasks.cli import emit_result, setup_logging
 from tasks.config import DISPATCH_TIMING_SHIFT, MAX_TIMING_SHIFT
 from tasks.errors import MissingInputError, PipelineError
 from tasks.optimise import Storage, arbitrage_profit, dispatch_days, optimise_zone
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TEST_DAYS = 728
 SKIP_DAYS = 7
@@ -102,7 +105,7 @@ def evaluation_period(days: Sequence[str], test_days: int = TEST_DAYS, skip_days
     return slice(n - test_days + skip_days, n)
 
 
-def _forecast_frame(path: Path) -> Any:
+def _forecast_frame(path: Path) -> pd.DataFrame:
     """A forecasts file as rows with ``date``, ``hour`` and one column per forecast.
 
     Two layouts: ``forecasts.csv`` of tasks.backtest (``date``, ``hour``,
@@ -144,7 +147,7 @@ def load_forecasts(path: Path, days: Sequence[str], column: str) -> dict[str, np
     return {col: _day_matrix(frame, days, col) for col in wanted}
 
 
-def _day_matrix(frame: Any, days: Sequence[str], column: str) -> np.ndarray:
+def _day_matrix(frame: pd.DataFrame, days: Sequence[str], column: str) -> np.ndarray:
     """One column of a forecasts frame as [days, 24] (NaN where missing)."""
     import pandas as pd
 
