@@ -166,47 +166,52 @@ def blend_members(model: str) -> list[str]:
     return names
 
 
-def load_blend(
-    paths: Sequence[Path], days: Sequence[str], model: str
-) -> tuple[np.ndarray, dict[Path, np.ndarray]]:
+def read_forecast_files(paths: Sequence[Path]) -> list[tuple[Path, pd.DataFrame]]:
+    """Each forecasts file with its frame (:func:`_forecast_frame`), read once, in the order given."""
+    return [(path, _forecast_frame(path)) for path in paths]
+
+
+def blend_of(frames: Sequence[tuple[Path, pd.DataFrame]], days: Sequence[str], model: str) -> np.ndarray:
     """The point forecast ``model`` names ([days, 24]) from one or more forecasts files.
 
     A blend ``a+b`` averages its columns with equal weight (NaN where any is
     missing), each taken from the one file that has it, so a forecast of
     another source (e.g. the published epftoolbox DNN) can stand in for a member
-    before it is built. Returns the point and each file's ``actual``, for the
-    check against the dataset.
+    before it is built.
     """
-    names = blend_members(model)
-    frames = {path: _forecast_frame(path) for path in paths}
     parts = []
-    for name in names:
-        holders = [p for p in paths if name in frames[p].columns]
+    for name in blend_members(model):
+        holders = [(path, frame) for path, frame in frames if name in frame.columns]
         if not holders:
             raise MissingInputError(
                 f"no forecasts file has column {name!r}: "
                 + "; ".join(
-                    f"{p} has {[c for c in frames[p].columns if c not in ('date', 'hour')]}" for p in paths
+                    f"{p} has {[c for c in f.columns if c not in ('date', 'hour')]}" for p, f in frames
                 )
             )
         if len(holders) > 1:
             raise MissingInputError(
-                f"column {name!r} is in several forecasts files ({', '.join(map(str, holders))}); "
+                f"column {name!r} is in several forecasts files ({', '.join(str(p) for p, _ in holders)}); "
                 "give it once (e.g. drop a file)"
             )
-        parts.append(_day_matrix(frames[holders[0]], days, name))
-    actuals = {p: _day_matrix(f, days, "actual") for p, f in frames.items() if "actual" in f.columns}
-    return np.mean(parts, axis=0), actuals
+        parts.append(_day_matrix(holders[0][1], days, name))
+    return np.asarray(np.mean(parts, axis=0))
 
 
-def _check_actual(actuals: dict[Path, np.ndarray], prices: np.ndarray) -> None:
+def check_actuals(
+    frames: Sequence[tuple[Path, pd.DataFrame]], days: Sequence[str], prices: np.ndarray
+) -> None:
+    """Every file's ``actual`` prices on ``days`` must be the dataset's ``prices``."""
+    for path, frame in frames:
+        if "actual" in frame.columns:
+            _check_actual(path, _day_matrix(frame, days, "actual"), prices)
+
+
+def _check_actual(path: Path, actual: np.ndarray, prices: np.ndarray) -> None:
     """Refuse a forecasts file whose actual prices are not the dataset's (a file of another market or period)."""
-    for path, actual in actuals.items():
-        diff = np.nanmax(np.abs(actual - prices)) if np.isfinite(actual).any() else 0.0
-        if diff > 0.01:
-            raise MissingInputError(
-                f"'actual' in {path} differs from the dataset by up to {diff:.2f} EUR/MWh"
-            )
+    diff = np.nanmax(np.abs(actual - prices)) if np.isfinite(actual).any() else 0.0
+    if diff > 0.01:
+        raise MissingInputError(f"'actual' in {path} differs from the dataset by up to {diff:.2f} EUR/MWh")
 
 
 @dataclass
@@ -477,8 +482,9 @@ def _scheduled_days(
         point = prices[start - lag - 7 : len(days) - 7]
         scen = point[None, lag:, :]
     elif strategy in ("point", "residual"):
-        point, actuals = load_blend(forecasts, days[start - lag :], model)
-        _check_actual({p: a[lag:] for p, a in actuals.items()}, actual)
+        frames = read_forecast_files(forecasts)
+        point = blend_of(frames, days[start - lag :], model)
+        check_actuals(frames, eval_days, actual)
         scen = point[None, lag:, :]
     else:
         if len(forecasts) != 1 or len(blend_members(model)) != 1:
@@ -492,7 +498,7 @@ def _scheduled_days(
         scen = np.stack([cols["q10"], cols["q50"], cols["q90"]])
         weights = [0.3, 0.4, 0.3]
         if "actual" in cols:
-            _check_actual({forecasts[0]: cols["actual"]}, actual)
+            _check_actual(forecasts[0], cols["actual"], actual)
     if strategy == "residual":
         scen = residual_scenarios(point, prices[start - lag :], lag)
     covered = np.isfinite(scen).all(axis=(0, 2))
@@ -530,10 +536,9 @@ def _adaptive_days(
         raise MissingInputError("--lookback and --min-history must be at least 1 day")
     first = max(0, start - lookback)
     span = days[first:]
-    cols: dict[str, np.ndarray] = {}
-    for name in names:
-        cols[name], actuals = load_blend(forecasts, span, name)
-        _check_actual(actuals, prices[first:])
+    frames = read_forecast_files(forecasts)
+    check_actuals(frames, span, prices[first:])
+    cols = {name: blend_of(frames, span, name) for name in names}
     labels, experts = expert_forecasts(cols, weight_step, scales)
     profit = expert_profits(prices[first:], experts, timing_shift)
     chosen = follow_the_leader(profit, lookback, min_history)
