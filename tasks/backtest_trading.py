@@ -30,6 +30,15 @@ its intraday shape stretched by a factor from ``--scales``) is scored by the
 money each would have made on the last ``--lookback`` days, and day D is
 scheduled on the best one. Only days up to D-1 are scored (their prices are
 known before D's gate closure), so there is no look-ahead.
+
+Every run also reports capture by calendar month, and a moving-block bootstrap
+interval of the capture (``--bootstrap`` resamples of ``--block-days`` blocks of
+days; 0 turns it off). ``--baseline MODEL`` schedules a second forecast (point
+strategy, the same files) on the same days and reports the paired difference
+with its interval: on one fixed test period the capture of a forecast moves by
+about 2 pp with the days drawn, the difference between two forecasts on the
+same days by about 0.5 pp (docs/schedule.md, stop 22), so a change needs the
+paired interval to tell it from noise.
 """
 
 from __future__ import annotations
@@ -255,6 +264,81 @@ def run_days(
     return out
 
 
+def capture_by_month(results: Sequence[DayResult]) -> list[dict[str, Any]]:
+    """Realised and perfect-foresight profit and their ratio per calendar month (``YYYY-MM``)."""
+    months: dict[str, list[float]] = {}
+    for r in results:
+        acc = months.setdefault(r.day[:7], [0.0, 0.0, 0.0])
+        acc[0] += 1
+        acc[1] += r.realised
+        acc[2] += r.perfect
+    return [
+        {
+            "month": month,
+            "days": int(n),
+            "realised_profit_eur": round(realised, 2),
+            "perfect_foresight_profit_eur": round(perfect, 2),
+            "capture_ratio": round(realised / perfect, 4) if perfect else None,
+        }
+        for month, (n, realised, perfect) in sorted(months.items())
+    ]
+
+
+def block_bootstrap(
+    realised: np.ndarray,
+    perfect: np.ndarray,
+    *,
+    baseline_realised: np.ndarray | None = None,
+    resamples: int = 2000,
+    block_days: int = 7,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Moving-block bootstrap of the capture ratio (and of its paired difference to a baseline).
+
+    Days are drawn in runs of ``block_days`` consecutive days, which keeps the
+    week's correlation of profits (a windy week, a spike week) inside a
+    resample. A baseline is resampled on the same days, so its difference
+    carries only what differs between the two forecasts. Intervals are the
+    2.5 and 97.5 % percentiles; figures are in capture percentage points.
+    """
+    realised, perfect = np.asarray(realised, dtype=float), np.asarray(perfect, dtype=float)
+    n = len(realised)
+    if n == 0 or len(perfect) != n:
+        raise ValueError(f"realised and perfect need the same, non-zero length, got {n} and {len(perfect)}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    block = max(1, min(block_days, n))
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, n - block + 1, size=(resamples, math.ceil(n / block)))
+    idx = (starts[:, :, None] + np.arange(block)).reshape(resamples, -1)[:, :n]
+    base = perfect[idx].sum(axis=1)
+    capture = 100 * realised[idx].sum(axis=1) / base
+
+    def stats(x: np.ndarray) -> dict[str, Any]:
+        lo, hi = np.percentile(x, [2.5, 97.5])
+        return {
+            "interval_95_pp": [round(float(lo), 2), round(float(hi), 2)],
+            "sd_pp": round(float(x.std()), 2),
+        }
+
+    out: dict[str, Any] = {
+        "resamples": resamples,
+        "block_days": block,
+        "seed": seed,
+        "capture": stats(capture),
+    }
+    if baseline_realised is not None:
+        baseline_realised = np.asarray(baseline_realised, dtype=float)
+        if len(baseline_realised) != n:
+            raise ValueError(f"baseline has {len(baseline_realised)} days, the forecast {n}")
+        diff = capture - 100 * baseline_realised[idx].sum(axis=1) / base
+        out["difference"] = {
+            "pp": round(float(100 * (realised.sum() - baseline_realised.sum()) / perfect.sum()), 2),
+            **stats(diff),
+        }
+    return out
+
+
 def residual_scenarios(point: np.ndarray, actual: np.ndarray, lag: int) -> np.ndarray:
     """Scenarios [lag, days, 24]: day i's forecast plus each of the ``lag`` previous days' error profiles.
 
@@ -395,6 +479,10 @@ def backtest(
     lookback: int = 56,
     min_history: int = 7,
     timing_shift: float = DISPATCH_TIMING_SHIFT,
+    baseline: str | None = None,
+    bootstrap: int = 2000,
+    block_days: int = 7,
+    seed: int = 0,
 ) -> dict[str, Any]:
     if not 0.0 <= timing_shift <= MAX_TIMING_SHIFT:
         raise MissingInputError(f"--timing-shift must lie in [0, {MAX_TIMING_SHIFT}], got {timing_shift}")
@@ -435,6 +523,27 @@ def backtest(
         if strategy == "point":
             extra["diagnostics"] = capture_diagnostics(prices[period][covered], point[covered], timing_shift)
     extra["timing_shift"] = timing_shift
+    extra["by_month"] = capture_by_month(results)
+    baseline_realised = None
+    if baseline is not None:
+        extra["baseline"], baseline_realised = _baseline_on(
+            baseline,
+            results,
+            days=days,
+            prices=prices,
+            period=period,
+            forecasts=paths,
+            timing_shift=timing_shift,
+        )
+    if bootstrap > 0:
+        extra["bootstrap"] = block_bootstrap(
+            np.array([r.realised for r in results]),
+            np.array([r.perfect for r in results]),
+            baseline_realised=baseline_realised,
+            resamples=bootstrap,
+            block_days=block_days,
+            seed=seed,
+        )
     return _summary(
         dataset,
         model=model,
@@ -446,6 +555,45 @@ def backtest(
         out_dir=out_dir,
         extra=extra,
     )
+
+
+def _baseline_on(
+    baseline: str,
+    results: Sequence[DayResult],
+    *,
+    days: Sequence[str],
+    prices: np.ndarray,
+    period: slice,
+    forecasts: Sequence[Path],
+    timing_shift: float,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The baseline forecast scheduled (point strategy) on the days of ``results``: its summary and daily profit."""
+    base_results, _, _ = _scheduled_days(
+        days,
+        prices,
+        period,
+        forecasts,
+        model=baseline,
+        strategy="point",
+        cvar_weight=0.0,
+        residual_days=0,
+        timing_shift=timing_shift,
+    )
+    by_day = {r.day: r.realised for r in base_results}
+    missing = [r.day for r in results if r.day not in by_day]
+    if missing:
+        raise MissingInputError(
+            f"baseline {baseline!r} has no full forecast on {len(missing)} of the scheduled days "
+            f"(first {missing[0]}); compare forecasts that cover the same days"
+        )
+    realised = np.array([by_day[r.day] for r in results])
+    perfect = sum(r.perfect for r in results)
+    summary = {
+        "model": baseline,
+        "realised_profit_eur": round(float(realised.sum()), 2),
+        "capture_ratio": round(float(realised.sum()) / perfect, 4) if perfect else None,
+    }
+    return summary, realised
 
 
 def _scheduled_days(
@@ -619,7 +767,7 @@ def _summary(
     return summary
 
 
-def format_report(s: dict[str, Any]) -> str:
+def format_report(s: dict[str, Any], *, by_month: bool = False) -> str:
     ref = s["published_reference"]
     lines = [
         f"Trading backtest {s['market']} ({s['model']}, {s['strategy']}): {s['first_day']} .. {s['last_day']}, "
@@ -629,6 +777,21 @@ def format_report(s: dict[str, Any]) -> str:
         f"  capture ratio            {100 * s['capture_ratio']:>13.1f} %"
         + (f"   (target >= {100 * s['target']:.0f} %)" if s.get("target") else ""),
     ]
+    boot = s.get("bootstrap")
+    if boot:
+        lo, hi = boot["capture"]["interval_95_pp"]
+        lines.append(
+            f"  95 % interval            {lo:>6.1f} .. {hi:.1f} %   "
+            f"({boot['block_days']}-day block bootstrap, {boot['resamples']} resamples: which days the period holds)"
+        )
+    base = s.get("baseline")
+    if base:
+        line = f"  baseline {base['model']}: capture {100 * base['capture_ratio']:.1f} %"
+        if boot and "difference" in boot:
+            diff = boot["difference"]
+            lo, hi = diff["interval_95_pp"]
+            line += f", difference {diff['pp']:+.2f} pp (paired 95 % interval {lo:+.2f} .. {hi:+.2f} pp)"
+        lines.append(line)
     shift = s.get("timing_shift", 0.0)
     lines.append(
         f"  storage decides on timing-robust prices, p = {shift:g} each way for +/-1 h (--timing-shift)"
@@ -647,6 +810,13 @@ def format_report(s: dict[str, Any]) -> str:
             f"actual ranking {100 * diag['actual_ranks_forecast_values']:.1f} %, "
             f"actual spreads (our ranking) {100 * diag['forecast_ranks_actual_values']:.1f} %, "
             f"actual shape (our level) {100 * diag['actual_shape_forecast_level']:.1f} %"
+        )
+    if by_month:
+        lines.append("  month     days  perfect-foresight EUR  capture")
+        lines.extend(
+            f"  {m['month']}  {m['days']:>4}  {m['perfect_foresight_profit_eur']:>21,.0f}  "
+            + (f"{100 * m['capture_ratio']:>6.1f} %" if m["capture_ratio"] is not None else "     -")
+            for m in s.get("by_month", [])
         )
     return "\n".join(lines)
 
@@ -712,6 +882,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="Probability each way that the forecast profile is an hour off, for the decision "
         f"(default {DISPATCH_TIMING_SHIFT}, as the schedule stage; 0 = decide on the forecast as it is).",
     )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="A second forecast (column or a+b blend of the same files, point strategy) scheduled on the "
+        "same days; prints the paired capture difference and its bootstrap interval.",
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=2000, help="Block-bootstrap resamples for the intervals (0: off)."
+    )
+    parser.add_argument("--block-days", type=int, default=7, help="Bootstrap block length in days.")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="Bootstrap seed (the same seed, the same interval)."
+    )
+    parser.add_argument("--by-month", action="store_true", help="Print capture per calendar month.")
     parser.add_argument("--out", type=Path, default=None, help="Directory for the per-day CSV.")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -736,11 +920,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             lookback=args.lookback,
             min_history=args.min_history,
             timing_shift=args.timing_shift,
+            baseline=args.baseline,
+            bootstrap=args.bootstrap,
+            block_days=args.block_days,
+            seed=args.seed,
         )
     except PipelineError as exc:
         print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 2
-    print(format_report(summary), flush=True)
+    print(format_report(summary, by_month=args.by_month), flush=True)
     emit_result(summary)
     return 0
 

@@ -11,7 +11,10 @@ import pytest
 
 from tasks.backtest_trading import (
     TEST_DAYS,
+    DayResult,
     backtest,
+    block_bootstrap,
+    capture_by_month,
     capture_diagnostics,
     evaluation_period,
     expert_forecasts,
@@ -343,3 +346,96 @@ def test_published_layout_and_blends_across_files(tmp_path: Path, capsys: pytest
     argv += ["--forecasts", str(ours), "--forecasts", str(published), "--model", "gbm+DNN Ensemble"]
     assert main(argv) == 0
     assert "capture ratio                    100.0 %" in capsys.readouterr().out
+
+
+def test_capture_by_month_sums_each_calendar_month() -> None:
+    results = [
+        DayResult("2015-01-30", 10.0, 20.0),
+        DayResult("2015-01-31", 5.0, 20.0),
+        DayResult("2015-02-01", -2.0, 8.0),
+        DayResult("2015-03-01", 0.0, 0.0),  # a flat day: no perfect-foresight profit, no ratio
+    ]
+    months = capture_by_month(results)
+    assert [m["month"] for m in months] == ["2015-01", "2015-02", "2015-03"]
+    assert months[0] == {
+        "month": "2015-01",
+        "days": 2,
+        "realised_profit_eur": 15.0,
+        "perfect_foresight_profit_eur": 40.0,
+        "capture_ratio": 0.375,
+    }
+    assert months[1]["capture_ratio"] == -0.25
+    assert months[2]["capture_ratio"] is None
+
+
+def test_block_bootstrap_intervals_and_paired_difference() -> None:
+    rng = np.random.default_rng(1)
+    perfect = rng.uniform(100, 1000, 200)
+    # Every day captures exactly 60 %: whichever days are drawn, the ratio is 60 %.
+    flat = block_bootstrap(0.6 * perfect, perfect, resamples=300)
+    assert flat["capture"]["interval_95_pp"] == pytest.approx([60.0, 60.0])
+    # Days that differ spread the ratio; a baseline 10 pp worse on every day differs by exactly 10 pp.
+    realised = perfect * rng.uniform(0.2, 1.0, 200)
+    out = block_bootstrap(realised, perfect, baseline_realised=realised - 0.1 * perfect, resamples=500)
+    point = 100 * realised.sum() / perfect.sum()
+    lo, hi = out["capture"]["interval_95_pp"]
+    assert lo < point < hi
+    assert hi - lo > 1.0
+    assert out["difference"]["pp"] == pytest.approx(10.0)
+    assert out["difference"]["interval_95_pp"] == pytest.approx([10.0, 10.0])
+    # A noisy baseline: the paired interval holds its point difference and is narrower than the capture's.
+    noisy = block_bootstrap(
+        realised, perfect, baseline_realised=realised - perfect * rng.normal(0.02, 0.05, 200), resamples=500
+    )
+    dlo, dhi = noisy["difference"]["interval_95_pp"]
+    assert dlo < noisy["difference"]["pp"] < dhi
+    assert dhi - dlo < hi - lo
+    # The same seed gives the same interval; blocks longer than the period shrink to it.
+    assert block_bootstrap(realised, perfect, resamples=200, seed=4) == block_bootstrap(
+        realised, perfect, resamples=200, seed=4
+    )
+    assert block_bootstrap(realised[:5], perfect[:5], resamples=10, block_days=7)["block_days"] == 5
+    with pytest.raises(ValueError, match="same"):
+        block_bootstrap(realised, perfect[:-1])
+    with pytest.raises(ValueError, match="baseline"):
+        block_bootstrap(realised, perfect, baseline_realised=realised[:-1])
+
+
+def test_cli_baseline_by_month_and_interval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _write_dataset(tmp_path / "DE.csv", _weekly_prices(SHORT + 10, noise=8.0, seed=2))
+    days, matrix = load_day_matrix(data)
+    fc_path = tmp_path / "forecasts.csv"
+    _forecast_frame(days, matrix, lambda a: {"oracle": a, "naive": a + 20 * np.sin(np.arange(24))}).to_csv(
+        fc_path, index=False
+    )
+    argv = [
+        "--dataset",
+        str(data),
+        "--forecasts",
+        str(fc_path),
+        "--test-days",
+        str(SHORT),
+        "--timing-shift",
+        "0",
+    ]
+    assert main([*argv, "--model", "oracle", "--baseline", "naive", "--by-month"]) == 0
+    out = capsys.readouterr().out
+    assert "capture ratio                    100.0 %" in out
+    assert "100.0 .. 100.0 %   (7-day block bootstrap" in out
+    s = backtest(data, forecasts=fc_path, model="oracle", baseline="naive", test_days=SHORT, timing_shift=0.0)
+    base = s["baseline"]["capture_ratio"]
+    assert base < 0.99
+    assert f"baseline naive: capture {100 * base:.1f} %" in out
+    assert s["bootstrap"]["difference"]["pp"] == pytest.approx(100 * (1 - base), abs=0.01)
+    assert f"{s['by_month'][0]['month']}  " in out
+    assert sum(m["days"] for m in s["by_month"]) == s["days"]
+    # A baseline that misses scheduled days is refused, not compared on fewer days.
+    partial = tmp_path / "partial.csv"
+    frame = pd.read_csv(fc_path)
+    frame.loc[frame["date"] == days[-1], "naive"] = np.nan
+    frame.to_csv(partial, index=False)
+    with pytest.raises(MissingInputError, match="baseline 'naive' has no full forecast on 1 of"):
+        backtest(data, forecasts=partial, model="oracle", baseline="naive", test_days=SHORT)
+    # --bootstrap 0 turns the interval off.
+    assert main([*argv, "--model", "oracle", "--bootstrap", "0"]) == 0
+    assert "95 % interval" not in capsys.readouterr().out
