@@ -35,10 +35,10 @@ Every run also reports capture by calendar month, and a moving-block bootstrap
 interval of the capture (``--bootstrap`` resamples of ``--block-days`` blocks of
 days; 0 turns it off). ``--baseline MODEL`` schedules a second forecast (point
 strategy, the same files) on the same days and reports the paired difference
-with its interval: on one fixed test period the capture of a forecast moves by
-about 2 pp with the days drawn, the difference between two forecasts on the
-same days by about 0.5 pp (docs/schedule.md, stop 22), so a change needs the
-paired interval to tell it from noise.
+with its interval. On BE's test period the capture of one forecast has a
+bootstrap sd of about 2 pp, the difference between two forecasts on the same
+days about 0.5 pp (docs/schedule.md, stop 22): a change needs the paired
+interval to be told from noise.
 """
 
 from __future__ import annotations
@@ -307,6 +307,8 @@ def block_bootstrap(
         raise ValueError(f"realised and perfect need the same, non-zero length, got {n} and {len(perfect)}")
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
+    if perfect.sum() <= 0:
+        raise ValueError("no perfect-foresight profit in the period: the capture ratio is undefined")
     block = max(1, min(block_days, n))
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, n - block + 1, size=(resamples, math.ceil(n / block)))
@@ -535,7 +537,7 @@ def backtest(
             forecasts=paths,
             timing_shift=timing_shift,
         )
-    if bootstrap > 0:
+    if bootstrap > 0 and sum(r.perfect for r in results) > 0:
         extra["bootstrap"] = block_bootstrap(
             np.array([r.realised for r in results]),
             np.array([r.perfect for r in results]),

@@ -399,6 +399,8 @@ def test_block_bootstrap_intervals_and_paired_difference() -> None:
         block_bootstrap(realised, perfect[:-1])
     with pytest.raises(ValueError, match="baseline"):
         block_bootstrap(realised, perfect, baseline_realised=realised[:-1])
+    with pytest.raises(ValueError, match="undefined"):
+        block_bootstrap(np.zeros(5), np.zeros(5))
 
 
 def test_cli_baseline_by_month_and_interval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
