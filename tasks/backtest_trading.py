@@ -149,7 +149,13 @@ def _forecast_frame(path: Path) -> pd.DataFrame:
 
 def load_forecasts(path: Path, days: Sequence[str], column: str) -> dict[str, np.ndarray]:
     """Columns of a forecasts file as [days, 24] matrices aligned to ``days`` (NaN where missing)."""
-    frame = _forecast_frame(path)
+    return forecast_columns(path, _forecast_frame(path), days, column)
+
+
+def forecast_columns(
+    path: Path, frame: pd.DataFrame, days: Sequence[str], column: str
+) -> dict[str, np.ndarray]:
+    """``column`` and, where present, ``q10``/``q50``/``q90``/``actual`` of a read forecasts file, as [days, 24]."""
     if column not in frame.columns:
         raise MissingInputError(f"{path} lacks column {column!r}; has {list(frame.columns)}")
     wanted = [c for c in (column, "q10", "q50", "q90", "actual") if c in frame.columns]
@@ -210,17 +216,19 @@ def blend_of(frames: Sequence[tuple[Path, pd.DataFrame]], days: Sequence[str], m
 def check_actuals(
     frames: Sequence[tuple[Path, pd.DataFrame]], days: Sequence[str], prices: np.ndarray
 ) -> None:
-    """Every file's ``actual`` prices on ``days`` must be the dataset's ``prices``."""
+    """Refuse a forecasts file whose ``actual`` prices on ``days`` are not the dataset's ``prices``.
+
+    Such a file belongs to another market or period; days the file lacks are not compared.
+    """
     for path, frame in frames:
-        if "actual" in frame.columns:
-            _check_actual(path, _day_matrix(frame, days, "actual"), prices)
-
-
-def _check_actual(path: Path, actual: np.ndarray, prices: np.ndarray) -> None:
-    """Refuse a forecasts file whose actual prices are not the dataset's (a file of another market or period)."""
-    diff = np.nanmax(np.abs(actual - prices)) if np.isfinite(actual).any() else 0.0
-    if diff > 0.01:
-        raise MissingInputError(f"'actual' in {path} differs from the dataset by up to {diff:.2f} EUR/MWh")
+        if "actual" not in frame.columns:
+            continue
+        actual = _day_matrix(frame, days, "actual")
+        diff = np.nanmax(np.abs(actual - prices)) if np.isfinite(actual).any() else 0.0
+        if diff > 0.01:
+            raise MissingInputError(
+                f"'actual' in {path} differs from the dataset by up to {diff:.2f} EUR/MWh"
+            )
 
 
 @dataclass
@@ -492,17 +500,20 @@ def backtest(
     days, prices = load_day_matrix(dataset)
     period = evaluation_period(days, test_days, skip_days)
     paths = [] if forecasts is None else [forecasts] if isinstance(forecasts, Path) else list(forecasts)
+    # Each file is read once, and its actual prices checked once on every day it has, for all strategies.
+    frames = read_forecast_files(paths)
+    check_actuals(frames, days, prices)
     start = period.start or 0
     extra: dict[str, Any] = {}
     if strategy == "adaptive":
-        if not paths:
+        if not frames:
             raise MissingInputError("--strategy adaptive needs --forecasts (the experts mix its columns)")
         names = list(members) if members else [model]
         results, covered, extra = _adaptive_days(
             days,
             prices,
             start,
-            paths,
+            frames,
             names=names,
             weight_step=weight_step,
             scales=scales,
@@ -515,7 +526,7 @@ def backtest(
             days,
             prices,
             period,
-            paths,
+            frames,
             model=model,
             strategy=strategy,
             cvar_weight=cvar_weight,
@@ -534,13 +545,14 @@ def backtest(
             days=days,
             prices=prices,
             period=period,
-            forecasts=paths,
+            frames=frames,
             timing_shift=timing_shift,
         )
-    if bootstrap > 0 and sum(r.perfect for r in results) > 0:
+    perfect = np.array([r.perfect for r in results])
+    if bootstrap > 0 and perfect.sum() > 0:
         extra["bootstrap"] = block_bootstrap(
             np.array([r.realised for r in results]),
-            np.array([r.perfect for r in results]),
+            perfect,
             baseline_realised=baseline_realised,
             resamples=bootstrap,
             block_days=block_days,
@@ -566,7 +578,7 @@ def _baseline_on(
     days: Sequence[str],
     prices: np.ndarray,
     period: slice,
-    forecasts: Sequence[Path],
+    frames: Sequence[tuple[Path, pd.DataFrame]],
     timing_shift: float,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The baseline forecast scheduled (point strategy) on the days of ``results``: its summary and daily profit."""
@@ -574,7 +586,7 @@ def _baseline_on(
         days,
         prices,
         period,
-        forecasts,
+        frames,
         model=baseline,
         strategy="point",
         cvar_weight=0.0,
@@ -602,7 +614,7 @@ def _scheduled_days(
     days: Sequence[str],
     prices: np.ndarray,
     period: slice,
-    forecasts: Sequence[Path],
+    frames: Sequence[tuple[Path, pd.DataFrame]],
     *,
     model: str,
     strategy: str,
@@ -612,7 +624,8 @@ def _scheduled_days(
 ) -> tuple[list[DayResult], np.ndarray, np.ndarray]:
     """Schedule each evaluation day on its forecast (point, quantile or residual scenarios).
 
-    Returns the day results, which evaluation days had a full forecast, and the
+    ``frames``: the forecasts files as read (:func:`read_forecast_files`), their
+    actual prices already checked; none means the built-in naive. Returns the day results, which evaluation days had a full forecast, and the
     point forecast [evaluation days, 24].
     """
     eval_days = days[period]
@@ -622,7 +635,7 @@ def _scheduled_days(
         raise MissingInputError(f"--residual-days must be 1..{start}, got {residual_days}")
     lag = residual_days if strategy == "residual" else 0
     weights: list[float] | None = None
-    if not forecasts:
+    if not frames:
         if model != "naive":
             raise MissingInputError(f"model {model!r} needs --forecasts; only 'naive' is built in")
         if strategy not in ("point", "residual"):
@@ -632,23 +645,20 @@ def _scheduled_days(
         point = prices[start - lag - 7 : len(days) - 7]
         scen = point[None, lag:, :]
     elif strategy in ("point", "residual"):
-        frames = read_forecast_files(forecasts)
         point = blend_of(frames, days[start - lag :], model)
-        check_actuals(frames, eval_days, actual)
         scen = point[None, lag:, :]
     else:
-        if len(forecasts) != 1 or len(blend_members(model)) != 1:
+        if len(frames) != 1 or len(blend_members(model)) != 1:
             raise MissingInputError(
                 f"--strategy {strategy} schedules on one file's q10/q50/q90: give one --forecasts and one --model"
             )
-        cols = load_forecasts(forecasts[0], days[start:], model)
+        path, frame = frames[0]
+        cols = forecast_columns(path, frame, days[start:], model)
         if not all(q in cols for q in ("q10", "q50", "q90")):
-            raise MissingInputError(f"--strategy {strategy} needs q10/q50/q90 columns in {forecasts[0]}")
+            raise MissingInputError(f"--strategy {strategy} needs q10/q50/q90 columns in {path}")
         point = cols[model]
         scen = np.stack([cols["q10"], cols["q50"], cols["q90"]])
         weights = [0.3, 0.4, 0.3]
-        if "actual" in cols:
-            _check_actual(forecasts[0], cols["actual"], actual)
     if strategy == "residual":
         scen = residual_scenarios(point, prices[start - lag :], lag)
     covered = np.isfinite(scen).all(axis=(0, 2))
@@ -672,7 +682,7 @@ def _adaptive_days(
     days: Sequence[str],
     prices: np.ndarray,
     start: int,
-    forecasts: Sequence[Path],
+    frames: Sequence[tuple[Path, pd.DataFrame]],
     *,
     names: Sequence[str],
     weight_step: float,
@@ -686,8 +696,6 @@ def _adaptive_days(
         raise MissingInputError("--lookback and --min-history must be at least 1 day")
     first = max(0, start - lookback)
     span = days[first:]
-    frames = read_forecast_files(forecasts)
-    check_actuals(frames, span, prices[first:])
     cols = {name: blend_of(frames, span, name) for name in names}
     labels, experts = expert_forecasts(cols, weight_step, scales)
     profit = expert_profits(prices[first:], experts, timing_shift)
