@@ -23,7 +23,7 @@ lock:
 	uv pip compile -q --python-version 3.11 --python-platform x86_64-unknown-linux-gnu requirements-dev.in --override overrides.txt -o requirements-dev.lock
 
 demo: $(STAMP)
-	$(BIN)/python -m tasks.demo $(DEMO_ARGS)
+	$(BIN)/python -m devtools.demo $(DEMO_ARGS)
 
 test: $(STAMP) lint typecheck helm
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
@@ -40,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy tasks dags
+	$(BIN)/mypy tasks dags research devtools
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python benchmarks/bench_forecasting.py [--days 365] [--zone DE_LU] [--keep DIR] \
         [--neighbour ZONE]
 
-Writes simulated processed inputs (tasks.simulator) for ``--days`` + 8 days
+Writes simulated processed inputs (devtools.simulator) for ``--days`` + 8 days
 into a throwaway data root, then runs each stage as its CLI command (the way
 the local runner and the pod do, imports included) and prints wall time and
 peak RSS per stage: features (backfill of the whole window, then D),
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def write_inputs(root: Path, zone: str, first: date, last: date, *, tz: str, mtu: int, seed: int) -> float:
-    from tasks.simulator.model import simulate_day
+    from devtools.simulator.model import simulate_day
     from tasks.storage import Layout, write_parquet_atomic
     from tasks.timeutil import days
 

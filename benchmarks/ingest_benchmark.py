@@ -36,9 +36,9 @@ def main() -> None:
         os.environ["DAP_DATA_ROOT"] = str(Path(tmp) / "data")
         os.environ["DAP_MTU_MINUTES"] = str(args.mtu)
         os.environ["DAP_ZONES"] = args.zone
+        from devtools.simulator import publish_history
         from tasks.config import get_settings
         from tasks.ingest import ingest_inbox
-        from tasks.simulator import publish_history
 
         settings = get_settings()
         first = date.fromisoformat(args.first_day)

@@ -2,7 +2,7 @@
 
     python benchmarks/main_job.py [--delivery-date 2026-11-29] [--fresh]
 
-Runs ``python -m tasks.demo`` as a child process and samples the resident memory of the
+Runs ``python -m devtools.demo`` as a child process and samples the resident memory of the
 whole process tree (the demo, the Airflow run and every stage process it starts) every
 0.2 s. Targets (issue 2), install excluded, 2 cores: <= 5 min and <= 4 GiB. ``--fresh``
 starts from an empty data root (bootstrap of history included); without it the history
@@ -45,7 +45,7 @@ def main() -> int:
     if args.fresh:
         tmp = Path(tempfile.mkdtemp(prefix="dap-bench-"))
         env["DAP_DATA_ROOT"] = str(tmp / "data")
-    cmd = [sys.executable, "-m", "tasks.demo", "--delivery-date", args.delivery_date]
+    cmd = [sys.executable, "-m", "devtools.demo", "--delivery-date", args.delivery_date]
     start = time.perf_counter()
     child = subprocess.Popen(cmd, cwd=REPO, env=env)
     ps = psutil.Process(child.pid)

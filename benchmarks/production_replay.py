@@ -5,7 +5,7 @@
         [--neighbour ZONE=CSV]
 
 Replays an hourly epftoolbox-layout CSV through the embedded ingestion path
-(``DAP_SOURCE=replay``, tasks.bootstrap), then runs ``python -m tasks.train``
+(``DAP_SOURCE=replay``, devtools.bootstrap), then runs ``python -m tasks.train``
 for ``--origins`` delivery days ``--every`` days apart, exactly as the daily
 DAG does (365-day window, 28 held-out evaluation days). Origins 28 days apart
 make the evaluation windows tile a period without overlap; the defaults tile
@@ -132,7 +132,7 @@ def main() -> None:
     first = origins[0] - timedelta(days=args.train_days + 8)
     t0 = time.perf_counter()
     last = origins[-1] - timedelta(days=1)  # training for D reads nothing of D
-    _run("tasks.bootstrap", ["--first-day", first.isoformat(), "--last-day", last.isoformat()], env)
+    _run("devtools.bootstrap", ["--first-day", first.isoformat(), "--last-day", last.isoformat()], env)
     print(f"replayed {first}..{last} in {time.perf_counter() - t0:.0f} s", flush=True)
     # Replay has no actual load or weather: no load model; TFDV statistics are not what is measured.
     override = base / "models.json"
@@ -142,7 +142,7 @@ def main() -> None:
 
     import mlflow
 
-    from tasks.backtest_trading import expert_profits
+    from research.backtest_trading import expert_profits
     from tasks.config import get_settings
     from tasks.forecasting.metrics import median_index
     from tasks.mlflow_utils import load_price_model

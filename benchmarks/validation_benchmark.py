@@ -28,13 +28,13 @@ if TYPE_CHECKING:
 def calibrate_drift(train_days: int = 365, test_days: int = 60) -> None:
     """Largest single-day JS divergence of normal simulator days, and of shifted ones.
 
-    Features come from tasks.features over tasks.simulator inputs, so the figures
+    Features come from tasks.features over devtools.simulator inputs, so the figures
     describe what the gate sees; thresholds in the schema should sit between the two.
     """
+    from devtools.simulator.model import simulate_day
     from tasks import features as ft
     from tasks.config import get_settings
     from tasks.quality import tfdv_checks
-    from tasks.simulator.model import simulate_day
 
     settings = get_settings()
     tz, zone = settings.market_timezone, settings.zones[0]
@@ -199,9 +199,9 @@ def main() -> None:
         calibrate_drift(train_days=args.train_days)
         return
 
+    from devtools.simulator.model import simulate_day
     from tasks.config import get_settings
     from tasks.quality.samples import feature_frame
-    from tasks.simulator.model import simulate_day
     from tasks.storage import Layout, write_parquet_atomic
     from tasks.validate import input_days, run_gate
 

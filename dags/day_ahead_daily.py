@@ -13,8 +13,8 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Asset, CronTriggerTimetable, chain, dag
-from dap_common.nifi_wiring import ingest_trigger
 from dap_common.stages import default_args, output_of, plan_tasks, stage
+from dap_common.upstream import embedded_upstream, ingest_trigger
 
 from tasks.config import get_settings
 
@@ -79,9 +79,11 @@ def day_ahead_daily() -> None:
     if nifi:
         _start, wait_landed, _stop = nifi
         wait_landed >> ingest  # stop runs even if waiting failed; ingest only if it succeeded
+    simulated = embedded_upstream(settings, zone_args)
+    upstream = (*nifi, simulated) if simulated is not None else nifi
     chain(
         [zone_args, day_args],
-        *nifi,
+        *upstream,
         ingest,
         validate_inputs,
         features,

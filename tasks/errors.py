@@ -47,7 +47,3 @@ class NiFiError(PipelineError):
 
 class DatasetError(PipelineError):
     """A price dataset (e.g. an epftoolbox-layout CSV) cannot be read as whole, consecutive days."""
-
-
-class BacktestError(PipelineError):
-    """A forecast backtest cannot run with these options on this dataset."""

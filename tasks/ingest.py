@@ -2,9 +2,9 @@
 
 ``python -m tasks.ingest --delivery-date D [--zone Z] [--history]``
 
-In embedded mode (the default) the stage first fills the inbox from the
-configured source (simulator or replay CSV); in NiFi mode NiFi has filled it.
-Then every inbox file is claimed, parsed (tasks.sources), checked
+The stage only reads the inbox: in production NiFi fills it (``nifi/``), in
+development the simulator's upstream step does (``python -m devtools.simulator
+--delivery-date D``). Every inbox file is claimed, parsed (tasks.sources), checked
 (tasks.ingest_checks) and either landed as a raw revision + processed Parquet
 or quarantined with a reason. The inbox copy is removed only after that.
 The task fails (IngestError, exit 2) after all files are handled when a file
@@ -101,7 +101,6 @@ class IngestReport:
     processed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    published: int = 0
 
     @property
     def failed(self) -> bool:
@@ -112,7 +111,6 @@ class IngestReport:
             "delivery_date": self.run_day.isoformat() if self.run_day else None,
             "zone": self.zone,
             "history": self.history,
-            "published": self.published,
             "landed": self.landed,
             "quarantined": self.quarantined,
             "processed": sorted(set(self.processed)),
@@ -131,26 +129,6 @@ class IngestReport:
 
 
 # --------------------------------------------------------------------------- inbox
-
-
-def fill_inbox(settings: Settings, run_day: date, inbox: Path, zone: str | None = None) -> list[Path]:
-    """Embedded mode: let the configured source publish what exists by D-1 gate closure."""
-    zones = [zone] if zone else list(settings.zones)
-    if settings.ingest_mode != "embedded" or settings.source == "inbox":
-        return []
-    if settings.source == "simulator":
-        from tasks.simulator import publish_for_run
-
-        return list(publish_for_run(settings, run_day, inbox, zones))
-    if settings.source == "replay":
-        from tasks.simulator.replay import replay_for_run
-
-        return [
-            path
-            for each in zones
-            for path in replay_for_run(settings, settings.replay_csv_for(each), run_day, inbox, [each])
-        ]
-    raise ConfigError(f"unknown source {settings.source!r}")
 
 
 def _wanted(name: str, zone: str | None, default_zone: str) -> bool:
@@ -595,11 +573,8 @@ def ingest_inbox(
 def run_ingest(
     settings: Settings, run_day: date, *, zone: str | None = None, history: bool = False
 ) -> IngestReport:
-    """The stage: fill the inbox (embedded mode), then ingest it."""
-    published = fill_inbox(settings, run_day, settings.inbox, zone)
-    report = ingest_inbox(settings, run_day=run_day, history=history, zone=zone)
-    report.published = len(published)
-    return report
+    """The stage: ingest what the upstream (NiFi, or the simulator in development) left in the inbox."""
+    return ingest_inbox(settings, run_day=run_day, history=history, zone=zone)
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -631,4 +606,4 @@ if __name__ == "__main__":
     raise SystemExit(run_stage(main, build_parser()))
 
 
-__all__ = ["IngestReport", "fill_inbox", "ingest_inbox", "name_hint", "run_ingest", "severity_of"]
+__all__ = ["IngestReport", "ingest_inbox", "name_hint", "run_ingest", "severity_of"]

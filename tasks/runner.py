@@ -34,25 +34,35 @@ class StageFailed(Exception):
     stage: str
     returncode: int
     message: str
+    package: str = "tasks"
 
     @property
     def retryable(self) -> bool:
         return self.returncode != PIPELINE_ERROR_EXIT
 
     def __str__(self) -> str:
-        return f"tasks.{self.stage} exited {self.returncode}: {self.message}"
+        return f"{self.package}.{self.stage} exited {self.returncode}: {self.message}"
 
 
-def stage_command(stage: str, arguments: Sequence[str]) -> list[str]:
+def stage_command(stage: str, arguments: Sequence[str], package: str = "tasks") -> list[str]:
     """The argv that the pod runs too (``python -m tasks.<stage> ...``)."""
-    return [sys.executable, "-m", f"tasks.{stage}", *map(str, arguments)]
+    return [sys.executable, "-m", f"{package}.{stage}", *map(str, arguments)]
 
 
 def run_stage_command(
-    stage: str, arguments: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+    stage: str,
+    arguments: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    package: str = "tasks",
 ) -> dict[str, Any]:
-    """Run one stage command and return its JSON result; raise StageFailed on error."""
-    argv = stage_command(stage, arguments)
+    """Run one stage command and return its JSON result; raise StageFailed on error.
+
+    ``package`` is ``tasks`` for the pipeline's stages; the development upstream
+    (``devtools.simulator``) runs through the same contract.
+    """
+    argv = stage_command(stage, arguments, package)
     log.info("running: %s", " ".join(argv[1:]))
     with tempfile.TemporaryDirectory(prefix="dap-result-") as tmp:
         result_file = Path(tmp) / "return.json"
@@ -75,8 +85,8 @@ def run_stage_command(
                 if line.startswith("ERROR ") or "Error" in line.split(":", 1)[0]:
                     last_error = line.removeprefix("ERROR ")
         if proc.returncode != 0:
-            raise StageFailed(stage, proc.returncode, last_error or "see the task log above")
+            raise StageFailed(stage, proc.returncode, last_error or "see the task log above", package)
         if not result_file.exists():
-            raise StageFailed(stage, 1, "the stage wrote no result (DAP_RESULT_FILE)")
+            raise StageFailed(stage, 1, "the stage wrote no result (DAP_RESULT_FILE)", package)
         result: dict[str, Any] = json.loads(result_file.read_text())
         return result

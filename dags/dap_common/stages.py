@@ -125,14 +125,21 @@ def stage(
 
 
 def _local_stage(
-    settings: Settings, task_id: str, stage_name: str, extra: tuple[str, ...], **task_kwargs: Any
+    settings: Settings,
+    task_id: str,
+    stage_name: str,
+    extra: tuple[str, ...],
+    package: str = "tasks",
+    **task_kwargs: Any,
 ) -> Any:
     from airflow.sdk.exceptions import AirflowFailException
 
     @task(task_id=task_id, **task_kwargs)
     def run_stage(arguments: list[str]) -> dict[str, Any]:
         try:
-            return run_stage_command(stage_name, [*extra, *arguments], env=stage_env(settings))
+            return run_stage_command(
+                stage_name, [*extra, *arguments], env=stage_env(settings), package=package
+            )
         except StageFailed as exc:
             if exc.retryable:
                 raise RuntimeError(str(exc)) from exc
@@ -140,6 +147,16 @@ def _local_stage(
             raise AirflowFailException(str(exc)) from exc
 
     return run_stage.partial()
+
+
+def local_command(settings: Settings, task_id: str, module: str, **task_kwargs: Any) -> Any:
+    """An unexpanded task running ``python -m <package>.<module>`` on the worker, whatever the runner.
+
+    For steps that are not pipeline stages and never run in the task image
+    (the development upstream ``devtools.simulator``).
+    """
+    package, _, name = module.rpartition(".")
+    return _local_stage(settings, task_id, name, (), package, **task_kwargs)
 
 
 def stage_env(settings: Settings) -> dict[str, str]:

@@ -288,35 +288,6 @@ class QuantileDNN:
         self._core = core
         return self
 
-    def fine_tune(
-        self,
-        X: np.ndarray,  # noqa: N803
-        Y: np.ndarray,  # noqa: N803
-        *,
-        epochs: int = 3,
-        learning_rate: float = 1e-4,
-    ) -> QuantileDNN:
-        """Continue training on recent days (few epochs, small steps), keeping input and target scaling.
-
-        A cheap way to follow a market between full re-trainings: the normalisation
-        and the target transform stay those of the full fit.
-        """
-        _import_tf()
-        import keras
-
-        core = getattr(self, "_core", None)
-        if core is None:
-            raise RuntimeError("QuantileDNN.fine_tune needs a model trained by fit() in this process")
-        x = np.asarray(X, dtype="float32")
-        z = self._ys.transform(np.asarray(Y, dtype="float32")).astype("float32")
-        keras.utils.set_random_seed(self.seed + x.shape[0])
-        core.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
-            loss=_custom_objects()["PinballLoss"](self.quantiles),
-        )
-        core.fit(x, z, epochs=epochs, batch_size=self.batch_size, shuffle=True, verbose=self.verbose)
-        return self
-
     # -- inference and persistence ----------------------------------------------------------------
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """Quantile forecasts ``[n, s, q]`` in EUR/MWh, non-decreasing along ``q``."""

@@ -1,7 +1,7 @@
 """The three NiFi tasks of a DAG run, ready to chain before ingest (``ingest_mode=nifi``).
 
 Parse-time cheap: builds operators only (no connection, no nipyapi import).
-Usage in a DAG (``dags/dap_common/nifi_wiring.py``)::
+Usage in a DAG (``dags/dap_common.upstream.py``)::
 
     start, wait, stop = nifi_ingest_tasks(settings, "{{ ti.xcom_pull(task_ids='plan_day')[0][1] }}")
     chain(plan, start, wait, stop, ingest)

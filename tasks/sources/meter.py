@@ -11,44 +11,13 @@ gives average power: ``power_mw = energy_kwh / 1000 / interval_hours``.
 
 from __future__ import annotations
 
-import csv
 import io
-from typing import TYPE_CHECKING
 
 from tasks.sources.base import ParsedDocument, ParseError
 from tasks.sources.zones import ZONE_BY_EIC, ZONES, zone_info
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 COLUMNS = ("meter_id", "bidding_zone", "interval_start_utc", "interval_end_utc", "energy_kwh", "quality")
 QUALITY_FLAGS = ("A", "E")
-
-
-def write_meter_csv(zone: str, frame: pd.DataFrame, quality: list[str] | None = None) -> bytes:
-    """``frame``: ``timestamp_utc``, ``resolution_minutes``, ``meter_id``, ``power_mw`` (processed schema)."""
-    import pandas as pd
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    ends = frame["timestamp_utc"] + pd.to_timedelta(frame["resolution_minutes"], unit="min")
-    kwh = frame["power_mw"] * 1000.0 * frame["resolution_minutes"] / 60.0
-    flags = quality or ["A"] * len(frame)
-    for meter, start, end, energy, flag in zip(
-        frame["meter_id"], frame["timestamp_utc"], ends, kwh, flags, strict=True
-    ):
-        writer.writerow(
-            [
-                meter,
-                zone,
-                start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                f"{energy:.3f}",
-                flag,
-            ]
-        )
-    return buf.getvalue().encode()
 
 
 def parse_meter(data: bytes) -> list[ParsedDocument]:

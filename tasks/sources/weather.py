@@ -16,14 +16,10 @@ such as Open-Meteo; times are UTC ISO-8601, one entry per hour::
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tasks.sources.base import ParsedDocument, ParseError
 from tasks.sources.zones import ZONE_BY_EIC, ZONES, zone_info
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 # JSON variable -> (processed column, the only unit we accept: never converted silently)
 VARIABLES = {
@@ -32,43 +28,6 @@ VARIABLES = {
     "shortwave_radiation": ("ghi_w_m2", ("W/m²", "W/m2")),
 }
 CANONICAL_UNITS = {"temperature_2m": "°C", "wind_speed_100m": "m/s", "shortwave_radiation": "W/m²"}
-
-
-def write_weather_json(
-    zone: str, delivery_day: date, frame: pd.DataFrame, *, issued_at: datetime, model: str = "icon-eu-sim"
-) -> bytes:
-    """Serialise an hourly per-location frame (processed weather schema) as the service's JSON."""
-    info = zone_info(zone)
-    sites = {s.id: s for s in info.sites}
-    locations = []
-    for loc, group in frame.groupby("location", sort=False):
-        part = group.sort_values("timestamp_utc")
-        site = sites.get(str(loc))
-        locations.append(
-            {
-                "id": str(loc),
-                "lat": site.lat if site else None,
-                "lon": site.lon if site else None,
-                "hourly": {
-                    "time": [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in part["timestamp_utc"]],
-                    "temperature_2m": [round(float(v), 1) for v in part["temperature_c"]],
-                    "wind_speed_100m": [round(float(v), 2) for v in part["wind_speed_ms"]],
-                    "shortwave_radiation": [round(float(v), 1) for v in part["ghi_w_m2"]],
-                },
-            }
-        )
-    doc = {
-        "provider": "dap-sim",
-        "model": model,
-        "issued_at": issued_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "zone": zone,
-        "bidding_zone_eic": info.eic,
-        "delivery_day": delivery_day.isoformat(),
-        "timezone": "UTC",
-        "units": dict(CANONICAL_UNITS),
-        "locations": locations,
-    }
-    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 def parse_weather(data: bytes) -> list[ParsedDocument]:

@@ -108,6 +108,7 @@ def test_daily_dag_structure() -> None:
     assert bag.import_errors == {}
     dag = bag.dags["day_ahead_daily"]
     order = [
+        "fill_inbox",  # the development upstream (simulator) in the default embedded mode
         "ingest",
         "validate_inputs",
         "build_features",
@@ -148,6 +149,7 @@ def test_nifi_mode_puts_the_flow_in_front_of_ingest(monkeypatch: pytest.MonkeyPa
     dag = bag.dags["day_ahead_daily"]
     ingest = dag.get_task("ingest")
     assert {"nifi_wait", "nifi_stop"} <= ingest.upstream_task_ids
+    assert "fill_inbox" not in dag.task_ids, "NiFi fills the inbox: no simulator step"
     assert "nifi_start" in dag.get_task("nifi_wait").upstream_task_ids
     assert dag.get_task("nifi_stop").trigger_rule == "all_done"
     wait = dag.get_task("nifi_wait")

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 STUB = """
 import json, os, sys
-stage = __spec__.name.split(".")[-1]
+stage = __spec__.name.removesuffix(".__main__").split(".")[-1]
 args = sys.argv[1:]
 record = os.environ["STUB_RECORD"]
 with open(record, "a") as f:
@@ -60,6 +60,12 @@ def stub_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (pkg / "__init__.py").write_text("")
     for stage in STAGES:
         (pkg / f"{stage}.py").write_text(STUB)
+    # The development upstream that fills the inbox: python -m devtools.simulator.
+    simulator = tmp_path / "stubs" / "devtools" / "simulator"
+    simulator.mkdir(parents=True)
+    (simulator.parent / "__init__.py").write_text("")
+    (simulator / "__init__.py").write_text("")
+    (simulator / "__main__.py").write_text(STUB)
     record = tmp_path / "calls.jsonl"
     monkeypatch.chdir(tmp_path / "stubs")  # `python -m` puts the cwd first on the child's path
     monkeypatch.setenv("STUB_RECORD", str(record))
@@ -117,6 +123,10 @@ def test_stage_arguments_flow_through_the_dag(stub_tasks: Path, tmp_path: Path) 
         ["--delivery-date", "2026-03-29", "--zone", "BE"],
         ["--delivery-date", "2026-03-29", "--zone", "DE_LU"],
     ]
+    # The simulator fills each zone's inbox before any ingest reads it.
+    assert sorted(by_stage["simulator"]) == sorted(by_stage["ingest"])
+    stages_in_order = [c["stage"] for c in calls]
+    assert max(i for i, s in enumerate(stages_in_order) if s == "simulator") < stages_in_order.index("ingest")
     assert sorted(by_stage["train"])[0][0] == "--if-due"
     assert sorted(by_stage["evaluate"]) == [
         ["--delivery-date", "2026-03-29", "--zone", "BE", "--run-id", "none"],
@@ -149,7 +159,7 @@ def test_failed_gate_stops_the_run_before_publishing(stub_tasks: Path, tmp_path:
     gate_calls = [c["args"] for c in calls if c["stage"] == "validate" and "features" in c["args"]]
     assert sorted(a[-1] for a in gate_calls) == ["BE", "DE_LU"], "each zone's gate ran exactly once"
     assert sorted(tis["validate_features"]) == ["failed/1", "success/1"]  # BE failed on try 1, no retry
-    assert {c["stage"] for c in calls} == {"ingest", "validate", "features"}
+    assert {c["stage"] for c in calls} == {"simulator", "ingest", "validate", "features"}
     assert not [c for c in calls if c["stage"] == "validate" and "schedule" in c["args"]]
     for task_id in ("train_if_due", "forecast", "optimise_schedule", "validate_schedule", "publish_schedule"):
         assert set(tis[task_id]) == {"upstream_failed/0"}, (task_id, tis[task_id])

@@ -1,6 +1,6 @@
 """End to end: the main job (bootstrap + the daily DAG with dag.test()) for one delivery day.
 
-Runs exactly what ``make demo`` runs (``python -m tasks.demo``) on a throwaway data root,
+Runs exactly what ``make demo`` runs (``python -m devtools.demo``) on a throwaway data root,
 for the autumn DST day (25 hours, 100 quarter-hours) with a short training window so it
 fits CI, then re-runs the same day and checks that nothing changes.
 """
@@ -32,7 +32,7 @@ def _demo(data_root: Path, day: str = DAY, **extra_env: str) -> subprocess.Compl
     for key in ("DAP_MLFLOW_TRACKING_URI", "DAP_MLFLOW_ARTIFACT_ROOT"):
         env.pop(key, None)  # the demo's own project-local store under the data root's parent
     return subprocess.run(
-        [sys.executable, "-m", "tasks.demo", "--delivery-date", day, "--history-days", "100"],
+        [sys.executable, "-m", "devtools.demo", "--delivery-date", day, "--history-days", "100"],
         cwd=REPO,
         env=env,
         capture_output=True,

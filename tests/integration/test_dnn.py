@@ -84,7 +84,7 @@ def test_invalid_quantiles_are_rejected() -> None:
 def test_backtest_cli_with_dnn_writes_quantile_columns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tasks.backtest import cli
+    from research.backtest import cli
 
     out = tmp_path / "bt"
     rc = cli(
@@ -107,6 +107,7 @@ def test_backtest_cli_with_dnn_writes_quantile_columns(
 
 
 def test_fine_tune_moves_the_model_keeps_quantiles_ordered_and_is_repeatable(de: design.DayData) -> None:
+    from research.finetune import fine_tune
     from tasks.forecasting.dnn import QuantileDNN
 
     train, recent, test = np.arange(7, 90), np.arange(60, 100), np.arange(100, 110)
@@ -116,7 +117,7 @@ def test_fine_tune_moves_the_model_keeps_quantiles_ordered_and_is_repeatable(de:
             design.build_design(de, train), design.targets(de, train)
         )
         before = model.predict(design.build_design(de, test))
-        model.fine_tune(design.build_design(de, recent), design.targets(de, recent), epochs=2)
+        fine_tune(model, design.build_design(de, recent), design.targets(de, recent), epochs=2)
         after = model.predict(design.build_design(de, test))
         assert not np.allclose(before, after)
         assert (np.diff(after, axis=2) >= 0).all()
@@ -124,11 +125,11 @@ def test_fine_tune_moves_the_model_keeps_quantiles_ordered_and_is_repeatable(de:
 
     np.testing.assert_array_equal(tuned(), tuned())
     with pytest.raises(RuntimeError, match="fit"):
-        QuantileDNN(quantiles=QS).fine_tune(design.build_design(de, recent), design.targets(de, recent))
+        fine_tune(QuantileDNN(quantiles=QS), design.build_design(de, recent), design.targets(de, recent))
 
 
 def test_backtest_dnn_fine_tuning_between_retrainings(tmp_path: Path) -> None:
-    from tasks.backtest import cli
+    from research.backtest import cli
 
     out = tmp_path / "bt"
     rc = cli(

@@ -16,17 +16,19 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pytest
 
+from devtools.simulator import fill_inbox, publish_for_run
+from devtools.simulator.model import simulate_frames
+from devtools.simulator.publish import inbox_name, render
+from devtools.simulator.writers import write_load_xml, write_prices_xml
 from tasks.errors import IngestError
-from tasks.ingest import build_parser, ingest_inbox, main, run_ingest
+from tasks.ingest import build_parser, ingest_inbox, main
+from tasks.ingest import run_ingest as ingest_stage
 from tasks.landing import list_quarantine
-from tasks.simulator import publish_for_run
-from tasks.simulator.model import simulate_frames
-from tasks.simulator.publish import inbox_name, render
-from tasks.sources.entsoe import write_load_xml, write_prices_xml
 from tasks.storage import Layout, read_lineage
 
 if TYPE_CHECKING:
     from tasks.config import Settings
+    from tasks.ingest import IngestReport
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +48,12 @@ def _drop(name: str, inbox: Path, data: bytes) -> Path:
     path = inbox / name
     path.write_bytes(data)
     return path
+
+
+def run_ingest(settings: Settings, day: date, **kwargs: object) -> IngestReport:
+    """One day as the embedded DAG runs it: the simulator's upstream step, then the ingest stage."""
+    fill_inbox(settings, day)
+    return ingest_stage(settings, day, **kwargs)  # type: ignore[arg-type]
 
 
 def _only_quarantine(settings: Settings) -> dict[str, dict[str, object]]:
@@ -266,8 +274,7 @@ def test_missing_required_inputs_fail_the_stage(
     from tasks.cli import run_stage
     from tasks.config import get_settings
 
-    monkeypatch.setenv("DAP_SOURCE", "inbox")  # nothing publishes: the inbox stays empty
-    get_settings.cache_clear()
+    get_settings.cache_clear()  # nothing filled the inbox
     code = run_stage(main, build_parser(), ["--delivery-date", D.isoformat()])
     err = capsys.readouterr().err
     assert code == 2
@@ -281,6 +288,7 @@ def test_cli_result_lists_landed_quarantined_processed(
     from tasks.cli import run_stage
 
     monkeypatch.setenv("DAP_RESULT_FILE", str(tmp_path / "result.json"))
+    fill_inbox(settings, D, zones=[ZONE])
     code = run_stage(main, build_parser(), ["--delivery-date", D.isoformat(), "--zone", ZONE])
     assert code == 0, capsys.readouterr().err
     result = json.loads((tmp_path / "result.json").read_text())
@@ -307,8 +315,8 @@ def test_zone_mapped_runs_take_only_their_files(settings: Settings) -> None:
 def test_worker_pool_gives_the_same_result_as_one_process(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    from devtools.simulator import publish_history
     from tasks import ingest
-    from tasks.simulator import publish_history
 
     monkeypatch.setattr(ingest, "PARALLEL_MIN_FILES", 2)
     monkeypatch.setattr(ingest, "CHUNK_FILES", 5)
@@ -431,7 +439,7 @@ def test_simulator_fault_drills(
 
 def test_bootstrap_replays_a_csv_up_to_its_last_day(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Replay has no actuals: bootstrapping to the CSV's last day must not ask for days beyond it."""
-    from tasks.bootstrap import bootstrap
+    from devtools.bootstrap import bootstrap
     from tasks.config import get_settings
     from tests.unit.test_simulator import _epf_csv
 
@@ -455,7 +463,7 @@ def test_bootstrap_replays_each_zone_from_its_own_csv(
     """DAP_REPLAY_CSVS: BE and DE_LU from their own files; BE's features carry DE_LU's forecasts."""
     import json
 
-    from tasks.bootstrap import bootstrap
+    from devtools.bootstrap import bootstrap
     from tasks.config import get_settings
     from tests.unit.test_simulator import _epf_csv
 

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from devtools.simulator.model import simulate_day
 from tasks import features as ft
 from tasks.quality import tfdv_checks
 from tasks.quality.gx_runner import GxRunner
 from tasks.quality.samples import feature_frame
-from tasks.simulator.model import simulate_day
 from tasks.validate import validate_features
 
 if TYPE_CHECKING:

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pytest
 
+from devtools.simulator.model import simulate_day
 from tasks.errors import GateClosedError, ValidationFailed
 from tasks.quality.gx_runner import GxRunner
-from tasks.simulator.model import simulate_day
 from tasks.storage import Layout, write_parquet_atomic
 from tasks.validate import input_days, run_gate, validate_inputs
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.backtest_trading import (
+from research.backtest_trading import (
     TEST_DAYS,
     DayResult,
     backtest,

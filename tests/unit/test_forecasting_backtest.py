@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks import backtest
+from research import backtest
 from tasks.forecasting import design
 
 pytestmark = pytest.mark.unit

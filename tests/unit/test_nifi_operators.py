@@ -277,7 +277,7 @@ def test_module_is_cheap_to_import() -> None:
 
 
 def test_expected_names_are_what_the_sources_publish(settings: Settings) -> None:
-    from tasks.simulator import publish_for_run
+    from devtools.simulator import publish_for_run
 
     published = {p.name for p in publish_for_run(settings, RUN_DAY, settings.inbox)}
     assert {n for n, _, _ in expected_inbox_files(settings.zones, RUN_DAY)} <= published

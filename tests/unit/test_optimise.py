@@ -8,9 +8,10 @@ from datetime import date
 import numpy as np
 import pytest
 
+from research.dispatch import arbitrage_profit, dispatch_days
 from tasks.config import StorageAsset
 from tasks.errors import InfeasibleScheduleError
-from tasks.optimise import Storage, arbitrage_profit, dispatch_days, optimise_zone, timing_robust_prices
+from tasks.optimise import Storage, optimise_zone, timing_robust_prices
 from tasks.timeutil import mtu_count
 
 pytestmark = pytest.mark.unit

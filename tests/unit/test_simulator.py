@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devtools.simulator import publish_for_run, publish_history, simulate_day
+from devtools.simulator.model import PARAMS
+from devtools.simulator.replay import replay_for_run, replay_history
 from tasks.config import Settings
 from tasks.datasets import BY_NAME
 from tasks.errors import ConfigError, MissingInputError
-from tasks.simulator import publish_for_run, publish_history, simulate_day
-from tasks.simulator.model import PARAMS
-from tasks.simulator.replay import replay_for_run, replay_history
 from tasks.sources import parse_file
 
 pytestmark = pytest.mark.unit
@@ -215,7 +215,7 @@ def test_publish_history_reports_progress_and_uses_the_portfolio_share(tmp_path:
 def test_cli_publishes_a_range_and_a_run(
     tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tasks.simulator.__main__ import main
+    from devtools.simulator.__main__ import main
 
     inbox = tmp_path / "inbox"
     assert main(["--first-day", "2026-11-01", "--last-day", "2026-11-02", "--zone", "BE", "--inbox", str(inbox),
@@ -305,7 +305,7 @@ def test_replay_of_the_committed_epf_excerpts(tmp_path: Path) -> None:
 
 
 def test_cli_replays_a_csv(tmp_path: Path, settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    from tasks.simulator.__main__ import main
+    from devtools.simulator.__main__ import main
 
     csv = _epf_csv(tmp_path / "x.csv", ",Price,Load Forecast,PV+Wind Forecast", date(2016, 5, 1), 3)
     args = ["--replay-csv", str(csv), "--first-day", "2016-05-01", "--last-day", "2016-05-03", "--zone", "NL"]

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.simulator.model import simulate_frames
-from tasks.simulator.publish import render
+from devtools.simulator.model import simulate_frames
+from devtools.simulator.publish import render
+from devtools.simulator.writers import write_load_xml, write_prices_xml, write_renewables_xml
 from tasks.sources import PARSE_ERROR_CODES, ParsedDocument, ParseError, parse_file, source_of
-from tasks.sources.entsoe import write_load_xml, write_prices_xml, write_renewables_xml
 
 pytestmark = pytest.mark.unit
 

@@ -1,10 +1,10 @@
 """The main job: the daily pipeline for one delivery day on the embedded defaults.
 
-``python -m tasks.demo [--delivery-date D]`` (``make demo``):
+``python -m devtools.demo [--delivery-date D]`` (``make demo``):
 
 1. prepares a project-local Airflow home on SQLite (``var/airflow``);
 2. bootstraps simulated history through the embedded ingestion path
-   (``python -m tasks.bootstrap``), skipping days already landed;
+   (``python -m devtools.bootstrap``), skipping days already landed;
 3. runs the DAG ``day_ahead_daily`` with ``dag.test()`` for the run that fires on
    D-1 at 10:15 market time, i.e. the run that schedules D;
 4. prints a summary of the schedule and where the outputs are.
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         [
             sys.executable,
             "-m",
-            "tasks.bootstrap",
+            "devtools.bootstrap",
             "--first-day",
             first.isoformat(),
             "--last-day",

@@ -46,9 +46,13 @@ def _local(day: date, hh: int, tz: str) -> datetime:
 
 def render(kind: str, zone: str, day: date, frames: dict[str, pd.DataFrame], tz: str) -> bytes:
     """Bytes of one source file for data day ``day``, from simulated (or replayed) frames."""
-    from tasks.sources.entsoe import write_load_xml, write_prices_xml, write_renewables_xml
-    from tasks.sources.meter import write_meter_csv
-    from tasks.sources.weather import write_weather_json
+    from devtools.simulator.writers import (
+        write_load_xml,
+        write_meter_csv,
+        write_prices_xml,
+        write_renewables_xml,
+        write_weather_json,
+    )
 
     before = day - timedelta(days=1)
     if kind == "A44":
@@ -90,7 +94,7 @@ def _retail_share(settings: Settings, zone: str) -> float | None:
 
 
 def _frames(settings: Settings, zone: str, day: date, share: float | None) -> dict[str, pd.DataFrame]:
-    from tasks.simulator.model import simulate_frames
+    from devtools.simulator.model import simulate_frames
 
     frames = simulate_frames(
         zone,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tasks.simulator.noise import ar1, day_rng, smooth_noise, stable_key
+from devtools.simulator.noise import ar1, day_rng, smooth_noise, stable_key
 from tasks.sources.zones import zone_info
 from tasks.timeutil import day_bounds_utc
 

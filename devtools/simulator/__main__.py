@@ -1,9 +1,11 @@
-"""Publish simulated (or replayed) source files into the inbox.
+"""Publish simulated (or replayed) source files into the inbox: the development upstream.
 
-``python -m tasks.simulator --first-day 2025-11-01 --last-day 2026-11-27 [--zone DE_LU ...]
-[--inbox PATH] [--seed N]`` writes every source file of every day of the range;
-``--delivery-date D`` instead writes what was published by gate closure for the run of D.
-``--replay-csv PATH`` serves an epftoolbox-layout CSV instead of simulating.
+``python -m devtools.simulator --delivery-date D [--zone Z ...]`` writes what the
+configured source (``DAP_SOURCE``) had published by gate closure for the run of
+D: the step the daily DAG runs before ingest when no NiFi fills the inbox.
+``--first-day 2025-11-01 --last-day 2026-11-27`` instead writes every source file
+of every day of the range. ``--replay-csv PATH`` serves an epftoolbox-layout CSV
+instead of simulating; ``--seed N`` changes the simulated market.
 """
 
 from __future__ import annotations
@@ -52,15 +54,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(settings: Any, args: argparse.Namespace, inbox: Path, zones: tuple[str, ...]) -> dict[str, Any]:
-    from tasks.simulator.publish import publish_for_run, publish_history
-    from tasks.simulator.replay import replay_for_run, replay_history
+    from devtools.simulator import fill_inbox
+    from devtools.simulator.publish import publish_history
+    from devtools.simulator.replay import replay_for_run, replay_history
 
     csv = args.replay_csv
     if args.delivery_date is not None:
         if csv:
             files = replay_for_run(settings, csv, args.delivery_date, inbox, zones)
         else:
-            files = publish_for_run(settings, args.delivery_date, inbox, zones)
+            files = fill_inbox(settings, args.delivery_date, inbox, zones)
     else:
         if args.first_day is None or args.last_day is None:
             raise ConfigError("give --first-day and --last-day, or --delivery-date")
@@ -74,7 +77,7 @@ def _run(settings: Any, args: argparse.Namespace, inbox: Path, zones: tuple[str,
         "inbox": str(inbox),
         "zones": list(zones),
         "seed": settings.simulator_seed,
-        "source": "replay" if csv else "simulator",
+        "source": "replay" if csv else settings.source,
         "files": len(files),
     }
 

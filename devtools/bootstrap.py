@@ -1,6 +1,6 @@
 """Land a range of history through the embedded ingestion path.
 
-``python -m tasks.bootstrap --first-day A --last-day B [--zone Z ...]``
+``python -m devtools.bootstrap --first-day A --last-day B [--zone Z ...]``
 
 For a first deployment (or the demo) the models need history to train on. This
 stage asks the configured embedded source (simulator or replay) for every file
@@ -63,13 +63,13 @@ def bootstrap(settings: Settings, first: date, last: date, zones: tuple[str, ...
         if settings.source == "simulator":
             # Two extra days so actuals (published with a two-day lag) cover the range too.
             hi = min(todo[-1] + timedelta(days=2), last + timedelta(days=2))
-            from tasks.simulator import publish_history
+            from devtools.simulator import publish_history
 
             files = publish_history(
                 settings, lo, hi, inbox, zones=[zone], progress=_progress(f"{zone} simulate")
             )
         elif settings.source == "replay":
-            from tasks.simulator.replay import replay_history
+            from devtools.simulator.replay import replay_history
 
             # Replay has no actuals to extend the range for: a CSV's last day can be the range's last.
             files = replay_history(settings, settings.replay_csv_for(zone), lo, hi, inbox, zones=[zone])

@@ -1,6 +1,6 @@
 """Trading backtest: how much of the perfect-foresight battery profit the forecasts capture.
 
-``python -m tasks.backtest_trading --dataset DE.csv [--forecasts forecasts.csv --model ensemble]``
+``python -m research.backtest_trading --dataset DE.csv [--forecasts forecasts.csv --model ensemble]``
 
 Protocol (the issue's, so figures compare with the published ones): a 10 MW /
 20 MWh battery, 90 % round trip (each leg sqrt(0.9)), state of charge 50 % at
@@ -55,10 +55,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from research.dispatch import arbitrage_profit, dispatch_days
 from tasks.cli import emit_result, setup_logging
 from tasks.config import DISPATCH_TIMING_SHIFT, MAX_TIMING_SHIFT
 from tasks.errors import MissingInputError, PipelineError
-from tasks.optimise import Storage, arbitrage_profit, dispatch_days, optimise_zone
+from tasks.optimise import Storage, optimise_zone
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -117,7 +118,7 @@ def evaluation_period(days: Sequence[str], test_days: int = TEST_DAYS, skip_days
 def _forecast_frame(path: Path) -> pd.DataFrame:
     """A forecasts file as rows with ``date``, ``hour`` and one column per forecast.
 
-    Two layouts: ``forecasts.csv`` of tasks.backtest (``date``, ``hour``,
+    Two layouts: ``forecasts.csv`` of research.backtest (``date``, ``hour``,
     ``actual``, one column per model), and the epftoolbox benchmark's published
     forecasts (``Forecasts_<market>_DNN_LEAR_ensembles.csv``: an hourly local
     time stamp first, then ``Real price``, ``DNN Ensemble``, ``LEAR Ensemble``
@@ -128,7 +129,7 @@ def _forecast_frame(path: Path) -> pd.DataFrame:
 
     if not path.exists():
         raise MissingInputError(
-            f"forecasts file {path} not found; run tasks.backtest first or omit --forecasts"
+            f"forecasts file {path} not found; run research.backtest first or omit --forecasts"
         )
     frame = pd.read_csv(path)
     if {"date", "hour"} <= set(frame.columns):
@@ -138,7 +139,7 @@ def _forecast_frame(path: Path) -> pd.DataFrame:
         stamps = pd.to_datetime(frame.iloc[:, 0], format="%Y-%m-%d %H:%M:%S")
     except (ValueError, TypeError):
         raise MissingInputError(
-            f"{path} is neither a forecasts.csv of tasks.backtest (date, hour, one column per model) "
+            f"{path} is neither a forecasts.csv of research.backtest (date, hour, one column per model) "
             f"nor an epftoolbox forecast file (hourly time stamps first); has {list(frame.columns)}"
         ) from None
     frame = frame.iloc[:, 1:].rename(columns={"Real price": "actual"})
@@ -850,7 +851,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         action="append",
         default=None,
-        help="forecasts.csv of tasks.backtest, or an epftoolbox published forecast file "
+        help="forecasts.csv of research.backtest, or an epftoolbox published forecast file "
         "(Forecasts_<market>_DNN_LEAR_ensembles.csv); repeat to blend columns of several files.",
     )
     parser.add_argument(

@@ -1,6 +1,6 @@
 """Rolling-origin backtest of the day-ahead price models on an epftoolbox-layout CSV.
 
-``python -m tasks.backtest --dataset DE.csv --test-days 728 --models naive,lear,dnn,ensemble --out DIR``
+``python -m research.backtest --dataset DE.csv --test-days 728 --models naive,lear,dnn,ensemble --out DIR``
 
 Each test day is forecast from data up to the day before (prices up to D-1,
 exogenous day-ahead forecasts up to D); models are re-trained every N days on
@@ -25,13 +25,18 @@ from typing import Any
 import numpy as np
 
 from tasks.cli import run_stage
-from tasks.errors import BacktestError
+from tasks.errors import PipelineError
 from tasks.forecasting import design
 from tasks.forecasting.ensemble import combine
 from tasks.forecasting.metrics import interval_coverage, pinball_loss, point_metrics
 from tasks.forecasting.naive import weekly_naive
 
-log = logging.getLogger("tasks.backtest")
+
+class BacktestError(PipelineError):
+    """A forecast backtest cannot run with these options on this dataset."""
+
+
+log = logging.getLogger("research.backtest")
 
 MODELS = ("naive", "lear", "dnn", "gbm", "forest", "ensemble")
 # The default run stays within 30 min on 2 cores; GBM members run as a shard (docs/forecasting.md).
@@ -288,6 +293,7 @@ def _rolling(
 def _rolling_dnn(
     data: design.DayData, start: int, stop: int, *, every: int, cfg: BacktestConfig, seed: int
 ) -> np.ndarray:
+    from research.finetune import fine_tune
     from tasks.forecasting.dnn import QuantileDNN
 
     out = np.full((stop - start, data.slots, len(cfg.quantiles)), np.nan)
@@ -306,7 +312,8 @@ def _rolling_dnn(
         for u, u_end in _origins(t, t_end, cfg.dnn_finetune_every or (t_end - t)):
             if u > t:
                 recent = np.arange(max(design.MAX_LAG, u - cfg.dnn_finetune_days), u)
-                model.fine_tune(
+                fine_tune(
+                    model,
                     design.build_design(data, recent),
                     design.targets(data, recent),
                     epochs=cfg.dnn_finetune_epochs,

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from devtools.simulator.publish import inbox_name, render
 from tasks.errors import ConfigError, MissingInputError
-from tasks.simulator.publish import inbox_name, render
 from tasks.storage import write_bytes_atomic
 from tasks.timeutil import days, mtu_starts_utc
 
@@ -135,7 +135,7 @@ def _write(
     zones: Iterable[str] | None,
     progress: Progress | None,
 ) -> list[Path]:
-    from tasks.sources.entsoe import write_prices_xml
+    from devtools.simulator.writers import write_prices_xml
 
     tz = settings.market_timezone
     zone_list = list(zones) if zones else list(settings.zones)
