@@ -58,7 +58,7 @@ def _existing_run(day: date) -> dict[str, Any] | None:
     """The candidate run trained for ``day`` in the current tracking store, as tasks.train reports it."""
     import mlflow
 
-    from tasks.mlflow_utils import load_config
+    from tasks.registry import load_config
 
     runs = mlflow.search_runs(
         experiment_names=[load_config()["experiments"]["price_dnn"]],
@@ -145,7 +145,7 @@ def main() -> None:
     from research.backtest_trading import expert_profits
     from tasks.config import get_settings
     from tasks.forecasting.metrics import median_index
-    from tasks.mlflow_utils import load_price_model
+    from tasks.registry import load_price_model
     from tasks.train import load_window
 
     settings = get_settings()

@@ -30,7 +30,7 @@ NO_RUN = ("", "none", "None", "null")
 def _get_run(settings: Settings, run_id: str) -> Any:
     from mlflow.exceptions import MlflowException
 
-    from tasks.mlflow_utils import client
+    from tasks.registry import client
 
     try:
         return client(settings).get_run(run_id)
@@ -51,7 +51,7 @@ def evaluate(
     """Evaluate run ``run_id`` and the zone's champion on the run's evaluation window."""
     import mlflow
 
-    from tasks.mlflow_utils import (
+    from tasks.registry import (
         MODEL_ARTIFACT,
         WINDOW_ARTIFACT,
         champion_version,

@@ -40,7 +40,7 @@ def forecast(
 
     from tasks.features import read_features
     from tasks.forecasting.metrics import median_index
-    from tasks.mlflow_utils import CHAMPION, client, load_config, model_input, model_name, require_champion
+    from tasks.registry import CHAMPION, client, load_config, model_input, model_name, require_champion
 
     settings = settings or get_settings()
     if zone not in settings.zones:

@@ -58,7 +58,7 @@ def register(
     import mlflow
 
     from tasks.evaluate import NO_RUN, _get_run, evaluate
-    from tasks.mlflow_utils import (
+    from tasks.registry import (
         CHALLENGER,
         CHAMPION,
         MODEL_ARTIFACT,

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from tasks.mlflow_utils import Design
+    from tasks.registry import Design
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def choose_design(frames: list[pd.DataFrame], settings: Settings, neighbours: Se
     import pandas as pd
 
     from tasks.features import SLOT_COLUMNS, WEATHER_COLUMNS, n_slots, neighbour_columns
-    from tasks.mlflow_utils import Design
+    from tasks.registry import Design
 
     stacked = pd.concat(frames, ignore_index=True)
     columns, fill = [], {}
@@ -369,7 +369,7 @@ def _neighbour_change(input_columns: str, neighbours: Sequence[str]) -> str:
 
 def is_due(settings: Settings, zone: str, day: date, config: dict[str, Any]) -> tuple[bool, str]:
     """Whether a new model is needed: no champion, or one trained ≥ train_every_days before D."""
-    from tasks.mlflow_utils import champion_version, client
+    from tasks.registry import champion_version, client
 
     version = champion_version(settings, zone, config)
     if version is None:
@@ -444,7 +444,7 @@ def train(
 
     from tasks.forecasting import metrics
     from tasks.forecasting.dnn import QuantileDNN
-    from tasks.mlflow_utils import (
+    from tasks.registry import (
         MODEL_ARTIFACT,
         PIP_REQUIREMENTS,
         WINDOW_ARTIFACT,

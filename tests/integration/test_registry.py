@@ -42,7 +42,7 @@ def _fake_training_run(
     import pandas as pd
     from mlflow.pyfunc import PythonModel
 
-    from tasks.mlflow_utils import MODEL_ARTIFACT, client, experiment_id
+    from tasks.registry import MODEL_ARTIFACT, client, experiment_id
 
     class Constant(PythonModel):
         def predict(self, context, model_input, params=None):  # untyped: MLflow would validate hints
@@ -64,7 +64,7 @@ def _fake_training_run(
 @pytest.mark.integration
 def test_challenger_wins_loses_and_first_model(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     from tasks.config import get_settings
-    from tasks.mlflow_utils import champion_version, client
+    from tasks.registry import champion_version, client
 
     monkeypatch.setenv("DAP_ZONES", "DE_LU,BE")
     monkeypatch.setenv("DAP_PROMOTION_MARGIN", "0.05")

@@ -58,7 +58,7 @@ def _check_dnn_in_point_round_trip(model: Any, frames: list[pd.DataFrame], tmp_p
     """A model saved with the DNN among the point members reloads with its median in the mean."""
     from types import SimpleNamespace
 
-    from tasks.mlflow_utils import ENSEMBLE_FILE, DayAheadPriceModel
+    from tasks.registry import ENSEMBLE_FILE, DayAheadPriceModel
 
     with_dnn = DayAheadPriceModel().attach(model.design, model.dnn, members=model.members, dnn_in_point=True)
     with_dnn.save(tmp_path)
@@ -110,8 +110,8 @@ def test_pipeline_two_zones(small: tuple[Settings, Path], tmp_path: Path) -> Non
     from tasks.evaluate import evaluate
     from tasks.features import build_features
     from tasks.forecast import forecast
-    from tasks.mlflow_utils import client, load_price_model
     from tasks.register import register
+    from tasks.registry import client, load_price_model
     from tasks.storage import Layout, write_parquet_atomic
     from tasks.train import train
 
@@ -272,7 +272,7 @@ def test_pipeline_two_zones(small: tuple[Settings, Path], tmp_path: Path) -> Non
     assert skipped["run_id"] is None
     assert skipped["model_uri"] == f"models:/day_ahead_price_{zone}@champion"
     # BE's champion reads DE_LU's forecasts: dropping the neighbour makes training due at once.
-    from tasks.mlflow_utils import load_config
+    from tasks.registry import load_config
     from tasks.train import is_due
 
     models = load_config(config)
@@ -304,8 +304,8 @@ def test_load_model_replaces_a_biased_tso_forecast(small: tuple[Settings, Path])
     """A TSO forecast 10 % too low: the load DNN learns the bias, wins and becomes the volume forecast."""
     from tasks.features import backfill
     from tasks.forecast import forecast
-    from tasks.mlflow_utils import client
     from tasks.register import register
+    from tasks.registry import client
     from tasks.storage import Layout, write_parquet_atomic
     from tasks.timeutil import days
     from tasks.train import train
