@@ -12,10 +12,6 @@ STAGES = {
     "forecast": "price/volume forecast of the delivery day from the champion",
     "schedule": "optimise positions, storage dispatch and bids; write a schedule version",
     "publish": "move the day's `latest` pointer to a validated schedule version",
-    "bootstrap": "simulate/replay and land a range of history (first deployment, demo)",
-    "backtest": "rolling-origin forecasting backtest on an epftoolbox-layout CSV",
-    "backtest_trading": "trading backtest: capture of perfect-foresight profit",
-    "demo": "the daily pipeline for one delivery day on the embedded defaults",
 }
 
 
@@ -23,6 +19,10 @@ def main() -> None:
     print("Stages: python -m tasks.<stage> --delivery-date YYYY-MM-DD [--zone Z] ... (--help on each)")
     for name, what in STAGES.items():
         print(f"  {name:<18} {what}")
+    print(
+        "Not in the image: research commands (python -m research.backtest, research.backtest_trading) "
+        "and development tools (python -m devtools.simulator, devtools.bootstrap, devtools.demo)."
+    )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 ``parse_file(name, data)`` reads any inbox file into processed-schema frames;
 the name only picks the format family, zone/day/unit/resolution come from the
-content. Writers (used by the simulator and replay source) live beside the parsers.
+content. Writers of these formats (for the simulator, replay and tests) live in
+``devtools.simulator.writers``.
 """
 
 from __future__ import annotations
