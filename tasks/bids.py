@@ -2,7 +2,7 @@
 
 One price–quantity curve per zone and market time unit, volume in MW with buy
 > 0 and sell < 0, as piecewise-linear points (EPEX/SDAC "linear" order):
-prices strictly increasing from the floor (−500) to the cap (+4000), volumes
+prices strictly increasing from the SDAC floor to the cap (tasks.datasets), volumes
 non-increasing, prices on a 0.1 EUR/MWh grid, volumes on a 0.1 MW grid, at
 most 256 points.
 
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
+
+from tasks.datasets import SDAC_PRICE_CAP_EUR_MWH, SDAC_PRICE_FLOOR_EUR_MWH
 
 PRICE_STEP = 0.1
 VOLUME_STEP = 0.1
@@ -55,7 +57,10 @@ def _volume_at(price: float, base: float, steps: Sequence[Step]) -> float:
 
 
 def curve_points(
-    base_mw: float, steps: Sequence[Step], floor: float = -500.0, cap: float = 4000.0
+    base_mw: float,
+    steps: Sequence[Step],
+    floor: float = SDAC_PRICE_FLOOR_EUR_MWH,
+    cap: float = SDAC_PRICE_CAP_EUR_MWH,
 ) -> list[tuple[float, float]]:
     """Points (price, volume) of one MTU's curve; see the module docstring for the rules."""
     steps = [
@@ -117,7 +122,11 @@ def cleared_volume(points: Sequence[tuple[float, float]], price: float) -> float
     return float(np.interp(price, ps, vs))
 
 
-def check_curve(points: Sequence[tuple[float, float]], floor: float = -500.0, cap: float = 4000.0) -> None:
+def check_curve(
+    points: Sequence[tuple[float, float]],
+    floor: float = SDAC_PRICE_FLOOR_EUR_MWH,
+    cap: float = SDAC_PRICE_CAP_EUR_MWH,
+) -> None:
     """Raise ValueError if a curve breaks the market's rules."""
     if not 2 <= len(points) <= MAX_POINTS:
         raise ValueError(f"curve has {len(points)} points; 2..{MAX_POINTS} allowed")

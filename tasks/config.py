@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tasks.datasets import SDAC_PRICE_CAP_EUR_MWH, SDAC_PRICE_FLOOR_EUR_MWH
 from tasks.errors import ConfigError
 
 # Off by default: on the epftoolbox test periods (docs/schedule.md) blurring helps single noisy
@@ -165,8 +166,12 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Relative MAE improvement a challenger needs over the champion."
     )
     quantiles: Annotated[tuple[float, ...], NoDecode] = (0.1, 0.5, 0.9)
-    price_floor_eur_mwh: float = Field(default=-500.0, description="Harmonised SDAC minimum clearing price.")
-    price_cap_eur_mwh: float = Field(default=4000.0, description="Harmonised SDAC maximum clearing price.")
+    price_floor_eur_mwh: float = Field(
+        default=SDAC_PRICE_FLOOR_EUR_MWH, description="Harmonised SDAC minimum clearing price."
+    )
+    price_cap_eur_mwh: float = Field(
+        default=SDAC_PRICE_CAP_EUR_MWH, description="Harmonised SDAC maximum clearing price."
+    )
     dispatch_timing_shift: float = Field(
         default=DISPATCH_TIMING_SHIFT,
         ge=0,

@@ -59,28 +59,17 @@ REASONS: dict[str, tuple[Severity, str]] = {
     "zone_not_configured": ("warning", "the zone is not one of Settings.zones"),
 }
 
-#: For a run of delivery day D: the oldest data day that is still fresh, as D + offset.
-#: Prices are published up to D-1; forecasts are for D; actuals up to D-2.
-FRESH_FROM_OFFSET: dict[str, int] = {
-    ds.PRICES.name: -1,
-    ds.LOAD_FORECAST.name: 0,
-    ds.RENEWABLES_FORECAST.name: 0,
-    ds.WEATHER_FORECAST.name: 0,
-    ds.LOAD_ACTUAL.name: -2,
-    ds.METER.name: -2,
-}
+#: For a run of delivery day D: the oldest data day that is still fresh, as D + offset
+#: (the day each dataset's run reads, tasks.datasets).
+FRESH_FROM_OFFSET: dict[str, int] = {spec.name: spec.day_offset for spec in ds.ALL}
 
 #: Inputs the run for D cannot schedule without: (dataset, offset from D).
-REQUIRED_FOR_RUN: tuple[tuple[str, int], ...] = (
-    (ds.PRICES.name, -1),
-    (ds.LOAD_FORECAST.name, 0),
-    (ds.RENEWABLES_FORECAST.name, 0),
+REQUIRED_FOR_RUN: tuple[tuple[str, int], ...] = tuple(
+    (spec.name, spec.day_offset) for spec in ds.ALL if spec.required_for_run
 )
 #: Inputs the run uses when present (features fill without them): a warning when absent.
-OPTIONAL_FOR_RUN: tuple[tuple[str, int], ...] = (
-    (ds.WEATHER_FORECAST.name, 0),
-    (ds.LOAD_ACTUAL.name, -2),
-    (ds.METER.name, -2),
+OPTIONAL_FOR_RUN: tuple[tuple[str, int], ...] = tuple(
+    (spec.name, spec.day_offset) for spec in ds.ALL if not spec.required_for_run
 )
 
 

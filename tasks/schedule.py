@@ -33,6 +33,7 @@ import numpy as np
 from tasks.bids import curve_points, storage_steps
 from tasks.cli import base_parser, day_arg, run_stage
 from tasks.config import MAX_TIMING_SHIFT, Portfolio, Settings, get_settings
+from tasks.datasets import SDAC_PRICE_CAP_EUR_MWH, SDAC_PRICE_FLOOR_EUR_MWH
 from tasks.errors import ConfigError, MissingInputError
 from tasks.optimise import Storage, ZoneSchedule, optimise_zone
 from tasks.storage import Layout, sha256_bytes, sha256_file
@@ -142,8 +143,8 @@ def build_zone(
     quantiles: Sequence[float],
     cvar_weight: float = 0.0,
     timing_shift: float = 0.0,
-    price_floor: float = -500.0,
-    price_cap: float = 4000.0,
+    price_floor: float = SDAC_PRICE_FLOOR_EUR_MWH,
+    price_cap: float = SDAC_PRICE_CAP_EUR_MWH,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """Schedule rows, bid points and key figures of one zone (pure: no I/O)."""
     import pandas as pd

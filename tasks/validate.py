@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,20 +37,10 @@ log = logging.getLogger(__name__)
 
 DATASETS = ("inputs", "features", "schedule")
 
-#: Data day of each processed input, as an offset from the delivery day D:
-#: what the sources have published when the run for D fires on D-1.
-INPUT_DAY_OFFSETS: dict[str, int] = {
-    ds.PRICES.name: -1,
-    ds.LOAD_FORECAST.name: 0,
-    ds.RENEWABLES_FORECAST.name: 0,
-    ds.WEATHER_FORECAST.name: 0,
-    ds.LOAD_ACTUAL.name: -2,
-    ds.METER.name: -2,
-}
-
 
 def input_days(day: date) -> dict[str, date]:
-    return {name: day + timedelta(days=off) for name, off in INPUT_DAY_OFFSETS.items()}
+    """Data day of each processed input that the run for ``day`` reads (tasks.datasets offsets)."""
+    return {spec.name: ds.data_day(spec, day) for spec in ds.ALL}
 
 
 def _missing(name: str, path: Path, data_day: date, policy: SeverityPolicy) -> SuiteOutcome:

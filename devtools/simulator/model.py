@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from devtools.simulator.noise import ar1, day_rng, smooth_noise, stable_key
+from tasks.datasets import SDAC_PRICE_CAP_EUR_MWH, SDAC_PRICE_FLOOR_EUR_MWH
 from tasks.sources.zones import zone_info
 from tasks.timeutil import day_bounds_utc
 
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 YEAR_DAYS = 365.25
-PRICE_FLOOR = -500.0
-PRICE_CAP = 4000.0
 
 
 @dataclass(frozen=True)
@@ -359,7 +358,7 @@ def supply_curve(p: ZoneParams, gas: float, co2: float) -> tuple[np.ndarray, np.
     cap += p.ocgt + p.peakers
     # Imports and demand response before real scarcity, then the harmonised cap.
     xs += [cap + 0.08 * p.load_mean, cap + 0.12 * p.load_mean]
-    ys += [900.0, PRICE_CAP]
+    ys += [900.0, SDAC_PRICE_CAP_EUR_MWH]
     ys_arr = np.maximum.accumulate(np.array(ys))
     return np.array(xs), ys_arr
 
@@ -391,7 +390,7 @@ def _price(
         factor = float(rng.uniform(1.8, 6.0))
         lo, hi = max(centre - width, 0), min(centre + width, n)
         price[lo:hi] = np.maximum(price[lo:hi], 60.0) * factor
-    return np.clip(np.round(price, 2), PRICE_FLOOR, PRICE_CAP)
+    return np.clip(np.round(price, 2), SDAC_PRICE_FLOOR_EUR_MWH, SDAC_PRICE_CAP_EUR_MWH)
 
 
 def _local_hours(starts: list[datetime], tz: str) -> tuple[np.ndarray, np.ndarray]:

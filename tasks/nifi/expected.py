@@ -7,9 +7,10 @@ files were ingested before must not wait forever).
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
+from tasks import datasets as ds
 from tasks.storage import Layout
 
 
@@ -19,13 +20,15 @@ def expected_inbox_files(zones: tuple[str, ...] | list[str], run_day: date) -> l
     The files behind tasks.ingest_checks.REQUIRED_FOR_RUN: prices of D-1, load
     and wind/solar forecasts of D. Weather, actual load and meters are optional.
     """
-    prev = run_day - timedelta(days=1)
+    prices = ds.data_day(ds.PRICES, run_day)
+    load = ds.data_day(ds.LOAD_FORECAST, run_day)
+    renewables = ds.data_day(ds.RENEWABLES_FORECAST, run_day)
     out = []
     for zone in zones:
         out += [
-            (f"entsoe_A44_{zone}_{prev.isoformat()}.xml", "entsoe_A44", prev),
-            (f"entsoe_A65_{zone}_{run_day.isoformat()}_A01.xml", "entsoe_A65", run_day),
-            (f"entsoe_A69_{zone}_{run_day.isoformat()}_A01.xml", "entsoe_A69", run_day),
+            (f"entsoe_A44_{zone}_{prices.isoformat()}.xml", "entsoe_A44", prices),
+            (f"entsoe_A65_{zone}_{load.isoformat()}_A01.xml", "entsoe_A65", load),
+            (f"entsoe_A69_{zone}_{renewables.isoformat()}_A01.xml", "entsoe_A69", renewables),
         ]
     return out
 

@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tasks.datasets import SDAC_PRICE_CAP_EUR_MWH, SDAC_PRICE_FLOOR_EUR_MWH
 from tasks.quality.gx_runner import CheckOutcome, SuiteOutcome
 from tasks.quality.specs import EXPECTATIONS_DIR, SeverityPolicy, zone_limits
 from tasks.storage import Layout, write_bytes_atomic
@@ -209,8 +210,8 @@ def curated_schema(stats: Any, zone: str = "DE_LU", settings: Settings | None = 
     tfdv = import_tfdv()
     schema = tfdv.infer_schema(stats, infer_feature_shape=True)
     limits = zone_limits(zone)
-    floor = settings.price_floor_eur_mwh if settings else -500.0
-    cap = settings.price_cap_eur_mwh if settings else 4000.0
+    floor = settings.price_floor_eur_mwh if settings else SDAC_PRICE_FLOOR_EUR_MWH
+    cap = settings.price_cap_eur_mwh if settings else SDAC_PRICE_CAP_EUR_MWH
     bounds: dict[str, tuple[float, float]] = dict.fromkeys(ft.PRICE_LAG_COLUMNS, (floor, cap))
     for base, key in (("load_mw", "load_max_mw"), ("wind_mw", "wind_max_mw"), ("solar_mw", "solar_max_mw")):
         for column in (base, *(f"{base}_lag{k}" for k in ft.EXO_LAGS)):

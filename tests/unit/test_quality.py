@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from tasks.config import StorageAsset
+from tasks.datasets import SDAC_PRICE_CAP_EUR_MWH, SDAC_PRICE_FLOOR_EUR_MWH
 from tasks.errors import ConfigError
 from tasks.quality import gate, prepare, schedule_checks
 from tasks.quality.gx_runner import CheckOutcome, SuiteOutcome
@@ -34,8 +36,8 @@ def params_for(frame: pd.DataFrame, day: date, mtu: int, values: tuple[str, ...]
             frame, day, TZ, resolution=mtu, key_columns=("timestamp_utc",), value_columns=values
         ),
         **zone_limits("DE_LU"),
-        "price_floor_eur_mwh": -500.0,
-        "price_cap_eur_mwh": 4000.0,
+        "price_floor_eur_mwh": SDAC_PRICE_FLOOR_EUR_MWH,
+        "price_cap_eur_mwh": SDAC_PRICE_CAP_EUR_MWH,
         "mtu_minutes": 15,
         "assets": ["a"],
         "n_assets": 1,
@@ -51,6 +53,35 @@ def params_for(frame: pd.DataFrame, day: date, mtu: int, values: tuple[str, ...]
         "solar_columns": ["solar_mw"],
         "weather_columns": ["temperature_c"],
     }
+
+
+def test_committed_tfdv_schema_bounds_prices_at_the_sdac_limits() -> None:
+    """The schema file is generated (tfdv_checks --write-schema); its price domains must track the constants."""
+    from tasks.quality.tfdv_checks import SCHEMA_PATH
+
+    blocks = re.findall(
+        r'name: "(price_[^"]+)"\s+type: FLOAT\s+float_domain \{\s+min: (\S+)\s+max: (\S+)',
+        SCHEMA_PATH.read_text(),
+    )
+    assert blocks, "no price feature with a float domain in the schema"
+    for name, low, high in blocks:
+        assert (float(low), float(high)) == (SDAC_PRICE_FLOOR_EUR_MWH, SDAC_PRICE_CAP_EUR_MWH), name
+
+
+def test_gx_suites_take_price_limits_from_settings() -> None:
+    """No GX suite hard-codes the exchange limits: every price-range check reads the settings' floor and cap."""
+    from tasks.quality.specs import EXPECTATIONS_DIR
+
+    checks = [
+        expectation
+        for path in sorted((EXPECTATIONS_DIR / "suites").glob("*.json"))
+        for expectation in json.loads(path.read_text())["expectations"]
+        if expectation["name"].endswith(("within_exchange_limits", "within_sdac_limits"))
+    ]
+    assert len(checks) >= 4
+    for check in checks:
+        bounds = (check["kwargs"]["min_value"], check["kwargs"]["max_value"])
+        assert bounds == ("$price_floor_eur_mwh", "$price_cap_eur_mwh"), check["name"]
 
 
 def test_every_suite_resolves_with_unique_names() -> None:
