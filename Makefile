@@ -48,13 +48,11 @@ bench: $(STAMP)
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
-# Project-local Airflow (same settings the demo uses).
-AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/var/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
-	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=4 \
-	PYTHONPATH=$(CURDIR):$(CURDIR)/dags
-
+# Project-local Airflow UI on the demo's Airflow home and settings (devtools.demo.airflow_env),
+# with .venv/bin first on PATH (standalone starts its components as `airflow`) and the DB
+# migrated. AIRFLOW__API__PORT=NNNN moves it off 8080. Ctrl-C stops it and its components.
 airflow-ui: $(STAMP)
-	$(AIRFLOW_ENV) $(BIN)/airflow standalone
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tools/airflow_ui.py
 
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/var/mlflow/mlflow.db --port 5000
