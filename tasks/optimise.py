@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -174,9 +174,25 @@ def optimise_zone(
     :func:`timing_robust_prices` of the scenarios; the reported expected price,
     cost and margin stay those of the scenarios themselves.
     """
-    from scipy.optimize import linprog
-    from scipy.sparse import coo_matrix, csr_matrix, vstack
+    prices, w, base = _checked_inputs(scenarios, inflexible_mw, weights)
+    h = mtu_minutes / 60.0
+    precheck(assets, prices.shape[1] * h)
+    if not assets:
+        return _no_storage(prices, w, base, h)
+    # The storage decision may use timing-robust prices; what is reported stays on the scenarios.
+    decision = timing_robust_prices(prices, mtu_minutes, timing_shift_probability)
+    use_cvar = cvar_weight > 0 and prices.shape[0] > 1
+    lp = _storage_lp(assets, w @ decision, h, n_extra=1 + prices.shape[0] if use_cvar else 0)
+    if use_cvar:
+        _add_cvar(lp, assets, decision, base, w=w, h=h, cvar_weight=cvar_weight, cvar_alpha=cvar_alpha)
+    res = _solve(lp, assets)
+    return _schedule(res, assets, base, w @ prices, h)
 
+
+def _checked_inputs(
+    scenarios: np.ndarray, inflexible_mw: np.ndarray, weights: Sequence[float] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Prices [S, T], scenario weights [S] and inflexible volume [T], or ValueError."""
     prices = np.atleast_2d(np.asarray(scenarios, dtype=float))
     n_s, n_t = prices.shape
     w = np.full(n_s, 1.0 / n_s) if weights is None else np.asarray(weights, dtype=float)
@@ -187,84 +203,113 @@ def optimise_zone(
         raise ValueError(f"inflexible_mw must have {n_t} values, got shape {base.shape}")
     if not np.isfinite(prices).all() or not np.isfinite(base).all():
         raise ValueError("prices and volumes must be finite (a forecast has NaN rows)")
-    h = mtu_minutes / 60.0
-    precheck(assets, n_t * h)
-    if not assets:
-        return _no_storage(prices, w, base, h)
+    return prices, w, base
 
-    p_exp = w @ prices
-    # The storage decision may use timing-robust prices; what is reported stays on p_exp.
-    decision = timing_robust_prices(prices, mtu_minutes, timing_shift_probability)
-    p_dec = w @ decision
-    n_a = len(assets)
-    # Variable layout per asset a: charge [T], discharge [T], soc [T]; then CVaR eta, u[S].
-    nv_asset = 3 * n_t
-    use_cvar = cvar_weight > 0 and n_s > 1
-    n_var = n_a * nv_asset + (1 + n_s if use_cvar else 0)
-    cost = np.zeros(n_var)
-    lb = np.zeros(n_var)
-    ub = np.zeros(n_var)
 
+@dataclass
+class _Lp:
+    """The schedule LP in linprog's terms.
+
+    Variables per asset k: charge [T], discharge [T], soc [T] at ``3 T k``; then
+    ``n_extra`` more (the CVaR's eta and u[S]). One equality row per asset and MTU
+    (the state-of-charge balance, whose duals are the water values).
+    """
+
+    n_t: int
+    cost: np.ndarray
+    lb: np.ndarray
+    ub: np.ndarray
+    a_eq: Any
+    b_eq: np.ndarray
+    ub_rows: list[Any] = field(default_factory=list)
+    b_ub: list[float] = field(default_factory=list)
+
+    def columns(self, k: int) -> tuple[int, int, int]:
+        """First charge, discharge and soc column of asset ``k``."""
+        c0 = 3 * self.n_t * k
+        return c0, c0 + self.n_t, c0 + 2 * self.n_t
+
+
+def _storage_lp(assets: Sequence[Storage], p_dec: np.ndarray, h: float, n_extra: int) -> _Lp:
+    """Costs, bounds, state-of-charge balances and cycle limits of the assets at decision prices ``p_dec``."""
+    from scipy.sparse import coo_matrix, csr_matrix
+
+    n_a, n_t = len(assets), p_dec.size
+    n_var = n_a * 3 * n_t + n_extra
+    lp = _Lp(n_t, np.zeros(n_var), np.zeros(n_var), np.zeros(n_var), None, np.zeros(n_a * n_t))
     t_idx = np.arange(n_t)
     rows_eq, cols_eq, vals_eq = [], [], []
-    b_eq = np.zeros(n_a * n_t)
-    ub_rows: list[csr_matrix] = []
-    b_ub: list[float] = []
     for k, a in enumerate(assets):
-        c0, d0, s0 = k * nv_asset, k * nv_asset + n_t, k * nv_asset + 2 * n_t
-        cost[c0 : c0 + n_t] = p_dec * h
-        cost[d0 : d0 + n_t] = -p_dec * h + a.degradation_eur_per_mwh * h
-        lb[c0 : c0 + n_t] = 0.0
-        ub[c0 : c0 + n_t] = a.power_mw
-        lb[d0 : d0 + n_t] = 0.0
-        ub[d0 : d0 + n_t] = a.power_mw
-        lb[s0 : s0 + n_t] = a.soc_min_mwh
-        ub[s0 : s0 + n_t] = a.soc_max_mwh
-        lb[s0 + n_t - 1] = ub[s0 + n_t - 1] = a.soc_end_mwh
+        c0, d0, s0 = lp.columns(k)
+        lp.cost[c0 : c0 + n_t] = p_dec * h
+        lp.cost[d0 : d0 + n_t] = -p_dec * h + a.degradation_eur_per_mwh * h
+        lp.ub[c0 : c0 + n_t] = a.power_mw
+        lp.ub[d0 : d0 + n_t] = a.power_mw
+        lp.lb[s0 : s0 + n_t] = a.soc_min_mwh
+        lp.ub[s0 : s0 + n_t] = a.soc_max_mwh
+        lp.lb[s0 + n_t - 1] = lp.ub[s0 + n_t - 1] = a.soc_end_mwh
         # soc[t] - soc[t-1] - eta_c h charge[t] + h/eta_d discharge[t] = 0 (soc[-1] = start)
         r = k * n_t + t_idx
-        rows_eq += [r, r, r]
-        cols_eq += [s0 + t_idx, c0 + t_idx, d0 + t_idx]
+        rows_eq += [r, r, r, r[1:]]
+        cols_eq += [s0 + t_idx, c0 + t_idx, d0 + t_idx, s0 + t_idx[:-1]]
         vals_eq += [np.ones(n_t), np.full(n_t, -a.eta_charge * h), np.full(n_t, h / a.eta_discharge)]
-        rows_eq.append(r[1:])
-        cols_eq.append(s0 + t_idx[:-1])
         vals_eq.append(-np.ones(n_t - 1))
-        b_eq[k * n_t] = a.soc_start_mwh
+        lp.b_eq[k * n_t] = a.soc_start_mwh
         if a.max_cycles is not None:
             row = np.zeros(n_var)
             row[d0 : d0 + n_t] = h
-            ub_rows.append(csr_matrix(row))
-            b_ub.append(a.max_cycles * a.energy_mwh)
-    a_eq = coo_matrix(
+            lp.ub_rows.append(csr_matrix(row))
+            lp.b_ub.append(a.max_cycles * a.energy_mwh)
+    lp.a_eq = coo_matrix(
         (np.concatenate(vals_eq), (np.concatenate(rows_eq), np.concatenate(cols_eq))),
         shape=(n_a * n_t, n_var),
     ).tocsr()
+    return lp
 
-    if use_cvar:
-        # CVaR_alpha(cost) = eta + 1/(1-alpha) sum_s w_s u_s, u_s >= cost_s - eta, u_s >= 0.
-        e0 = n_a * nv_asset
-        cost[e0] = cvar_weight
-        cost[e0 + 1 :] = cvar_weight * w / (1.0 - cvar_alpha)
-        lb[e0], ub[e0] = -np.inf, np.inf
-        lb[e0 + 1 :], ub[e0 + 1 :] = 0.0, np.inf
-        per_s = np.zeros((n_s, n_var))
-        for k, a in enumerate(assets):
-            c0, d0 = k * nv_asset, k * nv_asset + n_t
-            per_s[:, c0 : c0 + n_t] = decision * h
-            per_s[:, d0 : d0 + n_t] = -decision * h + a.degradation_eur_per_mwh * h
-        per_s[:, e0] = -1.0
-        per_s[np.arange(n_s), e0 + 1 + np.arange(n_s)] = -1.0
-        ub_rows.append(csr_matrix(per_s))
-        b_ub.extend(list(-(decision @ base) * h))
 
-    a_ub = vstack(ub_rows).tocsr() if ub_rows else None
+def _add_cvar(
+    lp: _Lp,
+    assets: Sequence[Storage],
+    decision: np.ndarray,
+    base: np.ndarray,
+    *,
+    w: np.ndarray,
+    h: float,
+    cvar_weight: float,
+    cvar_alpha: float,
+) -> None:
+    """CVaR_alpha(cost) = eta + 1/(1-alpha) sum_s w_s u_s, u_s >= cost_s - eta, u_s >= 0."""
+    from scipy.sparse import csr_matrix
+
+    n_s, n_t = decision.shape
+    e0 = len(assets) * 3 * n_t
+    lp.cost[e0] = cvar_weight
+    lp.cost[e0 + 1 :] = cvar_weight * w / (1.0 - cvar_alpha)
+    lp.lb[e0], lp.ub[e0] = -np.inf, np.inf
+    lp.lb[e0 + 1 :], lp.ub[e0 + 1 :] = 0.0, np.inf
+    per_s = np.zeros((n_s, lp.cost.size))
+    for k, a in enumerate(assets):
+        c0, d0, _ = lp.columns(k)
+        per_s[:, c0 : c0 + n_t] = decision * h
+        per_s[:, d0 : d0 + n_t] = -decision * h + a.degradation_eur_per_mwh * h
+    per_s[:, e0] = -1.0
+    per_s[np.arange(n_s), e0 + 1 + np.arange(n_s)] = -1.0
+    lp.ub_rows.append(csr_matrix(per_s))
+    lp.b_ub.extend(list(-(decision @ base) * h))
+
+
+def _solve(lp: _Lp, assets: Sequence[Storage]) -> Any:
+    """HiGHS's optimum, or InfeasibleScheduleError naming the assets."""
+    from scipy.optimize import linprog
+    from scipy.sparse import vstack
+
     res = linprog(
-        cost,
-        A_ub=a_ub,
-        b_ub=np.asarray(b_ub) if ub_rows else None,
-        A_eq=a_eq,
-        b_eq=b_eq,
-        bounds=np.column_stack([lb, ub]),
+        lp.cost,
+        A_ub=vstack(lp.ub_rows).tocsr() if lp.ub_rows else None,
+        b_ub=np.asarray(lp.b_ub) if lp.ub_rows else None,
+        A_eq=lp.a_eq,
+        b_eq=lp.b_eq,
+        bounds=np.column_stack([lp.lb, lp.ub]),
         method="highs",
     )
     if res.status == 2:
@@ -275,8 +320,15 @@ def optimise_zone(
         )
     if res.status != 0:
         raise InfeasibleScheduleError(f"HiGHS did not solve the schedule LP: {res.message}")
-    x = res.x
-    per_asset = x[: n_a * nv_asset].reshape(n_a, 3, n_t)
+    return res
+
+
+def _schedule(
+    res: Any, assets: Sequence[Storage], base: np.ndarray, p_exp: np.ndarray, h: float
+) -> ZoneSchedule:
+    """The zone's schedule from the LP solution, with cost and margin at the expected prices."""
+    n_a, n_t = len(assets), base.size
+    per_asset = res.x[: n_a * 3 * n_t].reshape(n_a, 3, n_t)
     charge, discharge, soc = per_asset[:, 0, :], per_asset[:, 1, :], per_asset[:, 2, :].copy()
     # Clean solver noise so that bounds hold exactly on every row.
     charge = np.clip(np.where(charge < 1e-7, 0.0, charge), 0, None)
