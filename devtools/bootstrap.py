@@ -19,6 +19,7 @@ import time
 from datetime import date, timedelta
 from typing import Any
 
+from devtools.settings import SimulatorSettings
 from tasks.cli import emit_result, setup_logging
 from tasks.config import Settings, get_settings
 from tasks.datasets import PRICES
@@ -72,7 +73,8 @@ def bootstrap(settings: Settings, first: date, last: date, zones: tuple[str, ...
             from devtools.simulator.replay import replay_history
 
             # Replay has no actuals to extend the range for: a CSV's last day can be the range's last.
-            files = replay_history(settings, settings.replay_csv_for(zone), lo, hi, inbox, zones=[zone])
+            csv = SimulatorSettings().replay_csv_for(zone)
+            files = replay_history(settings, csv, lo, hi, inbox, zones=[zone])
         else:
             files = []
         published += len(files)

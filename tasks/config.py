@@ -17,15 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tasks.datasets import SDAC_PRICE_CAP_EUR_MWH, SDAC_PRICE_FLOOR_EUR_MWH
-from tasks.errors import ConfigError
 
-# Off by default: on the epftoolbox test periods (docs/schedule.md) blurring helps single noisy
-# forecasts (naive, LEAR) but not the ensembles. Shared by the schedule stage and the backtest.
+# Off by default: the served ensemble's hourly profile needs no blurring (research/RESULTS.md).
+# Shared by the schedule stage and the trading backtest.
 DISPATCH_TIMING_SHIFT = 0.0
 MAX_TIMING_SHIFT = 0.5  # a probability each way: both ways together at most 1
 
-# BE with Germany's load and PV+wind forecasts: backtest ensemble capture 72.4 -> 72.8 %
-# (docs/forecasting.md, "A coupled market's forecasts").
+# Coupled markets: BE's price models also read Germany's load and wind/solar forecasts
+# (docs/adr/0004-neighbour-zones.md).
 DEFAULT_NEIGHBOUR_ZONES: dict[str, tuple[str, ...]] = {"BE": ("DE_LU",)}
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +101,7 @@ class Settings(BaseSettings):
         description=(
             "Coupled zones whose load and wind/solar forecasts join a zone's features, e.g. "
             'DAP_NEIGHBOUR_ZONES=\'{"BE": ["DE_LU"]}\'; used where the neighbour is also in zones '
-            "(docs/models.md, 'Neighbouring zones')."
+            "(docs/model-card.md)."
         ),
     )
     market_timezone: str = Field(default="Europe/Berlin", description="Local time zone of delivery days.")
@@ -113,24 +112,12 @@ class Settings(BaseSettings):
         default=None, description="Where sources drop files; default <data_root>/inbox."
     )
     source: Literal["simulator", "replay", "inbox"] = Field(
-        default="simulator", description="Embedded upstream: simulate, replay a CSV, or only read the inbox."
-    )
-    replay_csv: Path | None = Field(
-        default=None, description="Hourly epftoolbox-layout CSV for source=replay (zones not in replay_csvs)."
-    )
-    replay_csvs: dict[str, Path] = Field(
-        default_factory=dict,
-        description='Per-zone replay CSVs, e.g. DAP_REPLAY_CSVS=\'{"BE": "BE.csv", "DE_LU": "DE.csv"}\'.',
-    )
-    simulator_seed: int = Field(default=7, description="Seed of the embedded market simulator.")
-    simulator_faults: dict[str, Literal["load_above_capacity", "price_above_cap", "missing_interval"]] = (
-        Field(
-            default_factory=dict,
-            description=(
-                "Drills: bad deliveries the simulator publishes, {'DAY' or 'ZONE:DAY': fault}, e.g. "
-                'DAP_SIMULATOR_FAULTS=\'{"BE:2026-10-26": "load_above_capacity"}\' (docs/sources.md).'
-            ),
-        )
+        default="simulator",
+        description=(
+            "In embedded mode, what fills the inbox before ingest: the development simulator, a replay of "
+            "a CSV (both run by the DAG's fill_inbox step from devtools/, settings in devtools.settings), "
+            "or nothing (inbox: an external upstream fills it). NiFi mode ignores it."
+        ),
     )
     ingest_mode: Literal["embedded", "nifi"] = Field(default="embedded", description="Who fills the inbox.")
     nifi_conn_id: str = Field(default="nifi_default", description="Airflow connection of the NiFi API.")
@@ -155,8 +142,8 @@ class Settings(BaseSettings):
     k8s_data_pvc: str = Field(default="day-ahead-data", description="PVC mounted at data_root in task pods.")
     portfolio_file: Path = Field(default=DEFAULT_PORTFOLIO, description="JSON file describing the portfolio.")
     train_every_days: int = Field(default=7, ge=1, description="Re-train when the champion is this old.")
-    # 1092: on replayed real prices the DNN over-fits a one-year window (docs/models.md,
-    # "Ensemble on real history"); a deployment with less history trains on what it has.
+    # 1092 days: a one-year window over-fits the DNN on real history
+    # (docs/adr/0003-training-window-1092-days.md); with less history it trains on what there is.
     train_window_days: int = Field(
         default=1092,
         ge=28,
@@ -176,8 +163,14 @@ class Settings(BaseSettings):
         default=DISPATCH_TIMING_SHIFT,
         ge=0,
         le=MAX_TIMING_SHIFT,
-        description="Probability each way that the forecast's profile is an hour off; storage decides on the "
-        "blurred prices (tasks.optimise.timing_robust_prices, docs/schedule.md). 0 = off.",
+        description=(
+            "Risk setting of the storage dispatch: the probability each way that the forecast's intraday "
+            "profile is an hour off; storage then decides on the blurred prices "
+            "(tasks.optimise.timing_robust_prices) and cycles less on a profile it cannot trust. Raise it "
+            "(e.g. 0.1-0.25) when the schedule runs on a single model rather than the default ensemble, or "
+            "when realised capture shows the storage trading on mistimed peaks. 0 = decide on the forecast "
+            "as it is."
+        ),
     )
     tfdv_beam_runner: str = Field(default="DirectRunner", description="Beam runner for TFDV statistics.")
     tfdv_beam_options: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -218,16 +211,6 @@ class Settings(BaseSettings):
     def neighbours_of(self, zone: str) -> tuple[str, ...]:
         """The configured neighbours of ``zone`` that the pipeline ingests (in ``zones``), in order."""
         return tuple(n for n in self.neighbour_zones.get(zone, ()) if n in self.zones)
-
-    def replay_csv_for(self, zone: str) -> Path:
-        """The CSV replayed as ``zone`` (``replay_csvs`` first, else ``replay_csv``)."""
-        csv = self.replay_csvs.get(zone, self.replay_csv)
-        if csv is None:
-            raise ConfigError(
-                f"source=replay needs DAP_REPLAY_CSV or a DAP_REPLAY_CSVS entry for zone {zone} "
-                "(an hourly epftoolbox-layout CSV)"
-            )
-        return csv
 
     @property
     def inbox(self) -> Path:

@@ -20,28 +20,37 @@ if TYPE_CHECKING:
     from datetime import date
     from pathlib import Path
 
+    from devtools.settings import SimulatorSettings
     from tasks.config import Settings
 
 
 def fill_inbox(
-    settings: Settings, run_day: date, inbox: Path | None = None, zones: Sequence[str] | None = None
+    settings: Settings,
+    run_day: date,
+    inbox: Path | None = None,
+    zones: Sequence[str] | None = None,
+    *,
+    sim: SimulatorSettings | None = None,
 ) -> list[Path]:
     """Publish what the configured source had delivered by D-1 gate closure for the run of ``run_day``.
 
     ``source=simulator`` simulates; ``source=replay`` serves each zone's CSV;
     ``source=inbox`` publishes nothing (something else fills the inbox).
+    ``sim``: seed, drill faults and replay CSVs (default: from the ``DAP_*`` environment).
     """
+    from devtools.settings import SimulatorSettings
     from devtools.simulator.replay import replay_for_run
 
+    sim = sim if sim is not None else SimulatorSettings()
     inbox = inbox or settings.inbox
     zones = list(zones or settings.zones)
     if settings.source == "simulator":
-        return list(publish_for_run(settings, run_day, inbox, zones))
+        return list(publish_for_run(settings, run_day, inbox, zones, sim=sim))
     if settings.source == "replay":
         return [
             path
             for zone in zones
-            for path in replay_for_run(settings, settings.replay_csv_for(zone), run_day, inbox, [zone])
+            for path in replay_for_run(settings, sim.replay_csv_for(zone), run_day, inbox, [zone])
         ]
     return []
 

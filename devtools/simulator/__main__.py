@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from devtools.settings import SimulatorSettings
 from tasks.cli import emit_result, setup_logging
-from tasks.config import get_settings
+from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError, PipelineError
 from tasks.timeutil import parse_day
 
@@ -40,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     settings = get_settings()
+    sim = SimulatorSettings()
     if args.seed is not None:
-        settings = settings.model_copy(update={"simulator_seed": args.seed})
+        sim = sim.model_copy(update={"simulator_seed": args.seed})
     inbox = args.inbox or settings.inbox
     zones = tuple(args.zone) if args.zone else settings.zones
     try:
-        result = _run(settings, args, inbox, zones)
+        result = _run(settings, sim, args, inbox, zones)
     except PipelineError as exc:
         print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 2
@@ -53,7 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run(settings: Any, args: argparse.Namespace, inbox: Path, zones: tuple[str, ...]) -> dict[str, Any]:
+def _run(
+    settings: Settings,
+    sim: SimulatorSettings,
+    args: argparse.Namespace,
+    inbox: Path,
+    zones: tuple[str, ...],
+) -> dict[str, Any]:
     from devtools.simulator import fill_inbox
     from devtools.simulator.publish import publish_history
     from devtools.simulator.replay import replay_for_run, replay_history
@@ -63,7 +71,7 @@ def _run(settings: Any, args: argparse.Namespace, inbox: Path, zones: tuple[str,
         if csv:
             files = replay_for_run(settings, csv, args.delivery_date, inbox, zones)
         else:
-            files = fill_inbox(settings, args.delivery_date, inbox, zones)
+            files = fill_inbox(settings, args.delivery_date, inbox, zones, sim=sim)
     else:
         if args.first_day is None or args.last_day is None:
             raise ConfigError("give --first-day and --last-day, or --delivery-date")
@@ -72,11 +80,11 @@ def _run(settings: Any, args: argparse.Namespace, inbox: Path, zones: tuple[str,
         if csv:
             files = replay_history(settings, csv, args.first_day, args.last_day, inbox, zones)
         else:
-            files = publish_history(settings, args.first_day, args.last_day, inbox, zones)
+            files = publish_history(settings, args.first_day, args.last_day, inbox, zones, sim=sim)
     return {
         "inbox": str(inbox),
         "zones": list(zones),
-        "seed": settings.simulator_seed,
+        "seed": sim.simulator_seed,
         "source": "replay" if csv else settings.source,
         "files": len(files),
     }

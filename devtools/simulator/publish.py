@@ -19,6 +19,7 @@ from tasks.timeutil import days
 if TYPE_CHECKING:
     import pandas as pd
 
+    from devtools.settings import SimulatorSettings
     from tasks.config import Settings
 
 Progress = Callable[[int, int], None]
@@ -93,21 +94,27 @@ def _retail_share(settings: Settings, zone: str) -> float | None:
     return sum(r.share_of_system_load for r in loads) if loads else None
 
 
-def _frames(settings: Settings, zone: str, day: date, share: float | None) -> dict[str, pd.DataFrame]:
+def _frames(
+    settings: Settings, sim: SimulatorSettings, zone: str, day: date, share: float | None
+) -> dict[str, pd.DataFrame]:
     from devtools.simulator.model import simulate_frames
 
     frames = simulate_frames(
         zone,
         day,
-        seed=settings.simulator_seed,
+        seed=sim.simulator_seed,
         tz=settings.market_timezone,
         mtu_minutes=settings.mtu_minutes,
         retail_share=share,
     )
-    fault = settings.simulator_faults.get(f"{zone}:{day.isoformat()}") or settings.simulator_faults.get(
-        day.isoformat()
-    )
+    fault = sim.fault_of(zone, day.isoformat())
     return apply_fault(frames, fault) if fault else frames
+
+
+def _sim(sim: SimulatorSettings | None) -> SimulatorSettings:
+    from devtools.settings import SimulatorSettings
+
+    return sim if sim is not None else SimulatorSettings()
 
 
 def apply_fault(frames: dict[str, pd.DataFrame], fault: str) -> dict[str, pd.DataFrame]:
@@ -135,9 +142,18 @@ def apply_fault(frames: dict[str, pd.DataFrame], fault: str) -> dict[str, pd.Dat
 
 
 def publish_for_run(
-    settings: Settings, delivery_day: date, inbox: Path, zones: Iterable[str] | None = None
+    settings: Settings,
+    delivery_day: date,
+    inbox: Path,
+    zones: Iterable[str] | None = None,
+    *,
+    sim: SimulatorSettings | None = None,
 ) -> list[Path]:
-    """Files the sources have published by gate closure on D-1, for the run of ``delivery_day``."""
+    """Files the sources have published by gate closure on D-1, for the run of ``delivery_day``.
+
+    ``sim``: seed and drill faults (default: from the ``DAP_*`` environment).
+    """
+    sim = _sim(sim)
     d = delivery_day
     wanted = {
         d - timedelta(days=1): ("A44",),
@@ -149,7 +165,7 @@ def publish_for_run(
     for zone in _zones(settings, zones):
         share = _retail_share(settings, zone)
         for day, kinds in wanted.items():
-            frames = _frames(settings, zone, day, share)
+            frames = _frames(settings, sim, zone, day, share)
             for kind in kinds:
                 target = Path(inbox) / inbox_name(kind, zone, day)
                 written.append(write_bytes_atomic(target, render(kind, zone, day, frames, tz)))
@@ -163,8 +179,11 @@ def publish_history(  # noqa: PLR0917 - the documented API takes zones/progress 
     inbox: Path,
     zones: Iterable[str] | None = None,
     progress: Progress | None = None,
+    *,
+    sim: SimulatorSettings | None = None,
 ) -> list[Path]:
     """Every source file of every day in [first_day, last_day] (bootstrap of history)."""
+    sim = _sim(sim)
     if first_day > last_day:
         raise ValueError(f"first_day {first_day} is after last_day {last_day}")
     tz = settings.market_timezone
@@ -176,7 +195,7 @@ def publish_history(  # noqa: PLR0917 - the documented API takes zones/progress 
     for zone in zone_list:
         share = _retail_share(settings, zone)
         for day in all_days:
-            frames = _frames(settings, zone, day, share)
+            frames = _frames(settings, sim, zone, day, share)
             for kind in ALL_KINDS:
                 target = Path(inbox) / inbox_name(kind, zone, day)
                 written.append(write_bytes_atomic(target, render(kind, zone, day, frames, tz)))

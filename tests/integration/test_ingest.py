@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pytest
 
+from devtools.settings import SimulatorSettings
 from devtools.simulator import fill_inbox, publish_for_run
 from devtools.simulator.model import simulate_frames
 from devtools.simulator.publish import inbox_name, render
@@ -419,9 +420,10 @@ def test_simulator_fault_drills(
     layout = Layout(settings.data_root)
     load_before = pd.read_parquet(layout.processed_file("load_forecast", ZONE, D))
 
-    drill = settings.model_copy(update={"simulator_faults": {f"{ZONE}:{data_day}": fault}})
-    report = run_ingest(drill, D)
-    quarantine = _only_quarantine(drill)
+    drill = SimulatorSettings(simulator_faults={f"{ZONE}:{data_day}": fault})
+    fill_inbox(settings, D, sim=drill)
+    report = ingest_stage(settings, D)
+    quarantine = _only_quarantine(settings)
     if quarantined_file is None:
         # Well-formed: ingest lands it as a new revision; the input gate (GX limits) must stop it.
         assert report.quarantined == []

@@ -12,7 +12,6 @@ import pytest
 
 from tasks import runner, storage, timeutil
 from tasks.config import Settings
-from tasks.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 BERLIN = "Europe/Berlin"
@@ -77,17 +76,6 @@ def test_neighbour_zones_from_env_are_read_only_where_ingested(monkeypatch: pyte
     monkeypatch.setenv("DAP_NEIGHBOUR_ZONES", '{"BE": ["BE"]}')
     with pytest.raises(ValueError, match="own neighbour"):
         Settings()
-
-
-def test_replay_csv_per_zone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DAP_REPLAY_CSV", "/data/DE.csv")
-    monkeypatch.setenv("DAP_REPLAY_CSVS", '{"BE": "/data/BE.csv"}')
-    s = Settings()
-    assert s.replay_csv_for("BE") == Path("/data/BE.csv")
-    assert s.replay_csv_for("DE_LU") == Path("/data/DE.csv")
-    monkeypatch.delenv("DAP_REPLAY_CSV")
-    with pytest.raises(ConfigError, match="DAP_REPLAY_CSVS entry for zone DE_LU"):
-        Settings().replay_csv_for("DE_LU")
 
 
 def test_portfolio_loads_and_splits_by_zone(settings: Settings) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devtools.settings import SimulatorSettings
 from devtools.simulator import publish_for_run, publish_history, simulate_day
 from devtools.simulator.model import PARAMS
 from devtools.simulator.replay import replay_for_run, replay_history
@@ -190,7 +191,9 @@ def test_publish_for_run_writes_what_was_published_by_gate_closure(tmp_path: Pat
     assert before == {p.name: p.read_bytes() for p in paths}
     # Prices of D-1 published for the run of D equal the truth of D-1.
     (doc,) = parse_file("p.xml", (tmp_path / "inbox" / "entsoe_A44_BE_2026-11-26.xml").read_bytes())
-    truth = simulate_day("BE", date(2026, 11, 26), seed=settings.simulator_seed, tz=TZ, mtu_minutes=15)
+    truth = simulate_day(
+        "BE", date(2026, 11, 26), seed=SimulatorSettings().simulator_seed, tz=TZ, mtu_minutes=15
+    )
     np.testing.assert_allclose(doc.frame["price_eur_mwh"], truth["day_ahead_prices"]["price_eur_mwh"])
 
 
@@ -317,3 +320,27 @@ def test_cli_replays_a_csv(tmp_path: Path, settings: Settings, capsys: pytest.Ca
         == 2
     )
     assert "no rows for 2016-05-08" in capsys.readouterr().err
+
+
+def test_replay_csv_per_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAP_REPLAY_CSV", "/data/DE.csv")
+    monkeypatch.setenv("DAP_REPLAY_CSVS", '{"BE": "/data/BE.csv"}')
+    s = SimulatorSettings()
+    assert s.replay_csv_for("BE") == Path("/data/BE.csv")
+    assert s.replay_csv_for("DE_LU") == Path("/data/DE.csv")
+    monkeypatch.delenv("DAP_REPLAY_CSV")
+    with pytest.raises(ConfigError, match="DAP_REPLAY_CSVS entry for zone DE_LU"):
+        SimulatorSettings().replay_csv_for("DE_LU")
+
+
+def test_fault_drills_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "DAP_SIMULATOR_FAULTS", '{"BE:2026-10-26": "load_above_capacity", "2026-10-27": "missing_interval"}'
+    )
+    s = SimulatorSettings()
+    assert s.fault_of("BE", "2026-10-26") == "load_above_capacity"
+    assert s.fault_of("DE_LU", "2026-10-26") is None
+    assert s.fault_of("DE_LU", "2026-10-27") == "missing_interval"  # a day without a zone: every zone
+    monkeypatch.setenv("DAP_SIMULATOR_FAULTS", '{"2026-10-27": "meteor_strike"}')
+    with pytest.raises(ValueError, match="simulator_faults"):
+        SimulatorSettings()
