@@ -146,7 +146,7 @@ def main() -> None:
     from tasks.config import get_settings
     from tasks.forecasting.metrics import median_index
     from tasks.registry import load_price_model
-    from tasks.train import load_window
+    from tasks.training_data import load_window
 
     settings = get_settings()
     # Names come from the models: ensemble, dnn, each point member, the point members

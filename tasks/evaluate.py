@@ -51,6 +51,7 @@ def evaluate(
     """Evaluate run ``run_id`` and the zone's champion on the run's evaluation window."""
     import mlflow
 
+    from tasks.forecasting.metrics import score
     from tasks.registry import (
         MODEL_ARTIFACT,
         WINDOW_ARTIFACT,
@@ -60,7 +61,7 @@ def evaluate(
         load_price_model,
         model_name,
     )
-    from tasks.train import load_window, score
+    from tasks.training_data import load_window
 
     settings = settings or get_settings()
     if not run_id or run_id in NO_RUN:

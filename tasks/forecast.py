@@ -2,7 +2,7 @@
 
 ``python -m tasks.forecast --delivery-date D --zone Z``
 
-Loads ``models:/<name>@champion`` (the pyfunc of tasks.mlflow_utils, so the
+Loads ``models:/<name>@champion`` (the pyfunc of tasks.forecasting.served_model, so the
 features are flattened by the same code as in training), predicts the
 quantiles of every MTU of D from ``features/zone=Z/<D>.parquet``, clips them to
 the SDAC price limits and adds the volume forecasts of D: wind and solar (TSO),
@@ -40,7 +40,8 @@ def forecast(
 
     from tasks.features import read_features
     from tasks.forecasting.metrics import median_index
-    from tasks.registry import CHAMPION, client, load_config, model_input, model_name, require_champion
+    from tasks.forecasting.served_model import model_input
+    from tasks.registry import CHAMPION, client, load_config, model_name, require_champion
 
     settings = settings or get_settings()
     if zone not in settings.zones:

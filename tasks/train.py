@@ -5,30 +5,38 @@
 Window: the ``settings.train_window_days`` days ending D-1 (every target is
 a published price; nothing of D is read), from the zone's first landed
 prices when history is shorter. Days with a gate marker, missing
-inputs or missing prices are left out and listed on the run. The last
-``evaluation_days`` usable days are held out as the evaluation window; the
-tail of the rest is the early-stopping validation split. The held-out days
-are never trained on, so a later challenger's evaluation window (which ends
-later) contains no day the current champion was fitted on either.
+inputs or missing prices are left out and listed on the run
+(:mod:`tasks.training_data`). The last ``evaluation_days`` usable days are
+held out as the evaluation window; the tail of the rest is the early-stopping
+validation split. The held-out days are never trained on, so a later
+challenger's evaluation window (which ends later) contains no day the current
+champion was fitted on either.
 
 Models: the quantile DNN and the point members configured in models.json
 (LEAR, a GBM of gradient-boosted trees, an extra-trees forest), each fitted on
 the same days, and the weekly naive forecast; each is logged to its family's
 experiment with MAE, rMAE (against the weekly naive), sMAPE, RMSE and, for
-quantile forecasts, pinball loss and 80 %-interval coverage. The registered
-candidate is the ensemble of the configured members (``ensemble.members``):
-DNN quantiles re-centred on the mean of the DNN median and the point members
+quantile forecasts, pinball loss and 80 %-interval coverage
+(:func:`tasks.forecasting.metrics.score`). The registered candidate is the
+ensemble of the configured members (``ensemble.members``): DNN quantiles
+re-centred on the mean of the DNN median and the point members
 (:mod:`tasks.forecasting.price_ensemble`); its run in the DNN family's
 experiment carries the ensemble's figures and each member's (``dnn_*``,
 ``lear_*``, ``gbm_*``, ``forest_*``). With no members it is the DNN alone.
 
-Load: a quantile DNN of the zone's actual load on the same features (so it
-post-processes the TSO's day-ahead load forecast with calendar, weather and
-lags), trained on days whose actuals are complete at gate closure (≤ D-2),
-scored against the TSO forecast on the same evaluation window and logged to the
-load family's experiment. It travels inside the registered price model; the
-forecast uses its median as the volume forecast only where it beat the TSO
-forecast on that window (docs/models.md).
+Load: a quantile DNN of the zone's actual load on the same features
+(:mod:`tasks.forecasting.load_model`), trained on days whose actuals are
+complete at gate closure (≤ D-2), scored against the TSO forecast on the same
+evaluation window and logged to the load family's experiment. It travels
+inside the registered price model; the forecast uses its median as the volume
+forecast only where it beat the TSO forecast on that window (docs/models.md).
+
+:func:`train` is a sequence of named steps: :func:`load_training_set`,
+:func:`fit_models` (:func:`fit_price_dnn`, :func:`fit_load`,
+:func:`fit_point_members`, :func:`assemble_candidate`),
+:func:`score_against_naive`, the runs (:func:`log_naive_run`,
+:func:`log_member_runs`, :func:`log_load_run`, :func:`log_candidate_run`) and
+:func:`record_tfdv_statistics`.
 """
 
 from __future__ import annotations
@@ -37,8 +45,9 @@ import argparse
 import logging
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,263 +56,205 @@ from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError, MissingInputError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     import numpy as np
     import pandas as pd
+    from mlflow import MlflowClient
 
-    from tasks.registry import Design
+    from tasks.forecasting.load_model import LoadFit
+    from tasks.forecasting.served_model import DayAheadPriceModel, Design
+    from tasks.training_data import WindowData
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class WindowData:
-    """Usable days of a training window as model matrices."""
+class TrainingSet:
+    """A zone's training window as model matrices, split into train, validation and evaluation days."""
 
-    days: list[date]
-    frames: list[pd.DataFrame]
-    y: np.ndarray  # [n_days, slots]
-    naive: np.ndarray  # [n_days, slots] weekly naive (price of D-7 at the same clock position)
-    skipped: dict[str, str]
-    load: np.ndarray  # [n_days, slots] actual load (NaN rows: no complete actuals for the day)
-    load_tso: np.ndarray  # [n_days, slots] TSO day-ahead load forecast (the load baseline)
+    zone: str
+    day: date  # the delivery day D the models are trained for
+    first: date
+    last: date
+    window: WindowData
+    design: Design
+    x_all: np.ndarray  # Design.matrix rows of every usable day
+    x_own: np.ndarray  # the same without the neighbour columns (the DNNs' view)
+    n_fit: int  # train + validation days; the evaluation days follow
+    n_val: int
+    data_seconds: float
 
+    @property
+    def n_eval(self) -> int:
+        return len(self.window.days) - self.n_fit
 
-def load_window(
-    zone: str, first: date, last: date, settings: Settings, *, build_missing: bool = True
-) -> WindowData:
-    """Feature frames, targets and naive forecasts of the usable days in ``first..last``."""
-    import numpy as np
+    @property
+    def train(self) -> slice:
+        return slice(0, self.n_fit - self.n_val)
 
-    from tasks.features import Inputs, backfill, n_slots, read_features, slot_values, target_slots
-    from tasks.storage import Layout
-    from tasks.timeutil import days as day_range
+    @property
+    def validation(self) -> slice:
+        return slice(self.n_fit - self.n_val, self.n_fit)
 
-    layout = Layout(settings.data_root)
-    skipped: dict[str, str] = {}
-    if build_missing:
-        _, skipped = backfill(zone, first, last, settings)
-    inputs = Inputs(layout, zone)
-    slots = n_slots(settings.mtu_minutes)
-    kept: list[date] = []
-    frames, ys, naive, loads, tso = [], [], [], [], []
-    for day in day_range(first, last):
-        key = day.isoformat()
-        if key in skipped:
-            continue
-        if layout.gate_file(zone, day).exists():
-            skipped[key] = "GateClosedError: day failed a gate"
-            continue
-        try:
-            frame = read_features(zone, day, settings)
-            prices = inputs.get("day_ahead_prices", day)
-            assert prices is not None
-            y = target_slots(prices, day, settings.market_timezone, settings.mtu_minutes)
-        except MissingInputError as exc:
-            skipped[key] = f"MissingInputError: {exc}"
-            continue
-        kept.append(day)
-        frames.append(frame)
-        ys.append(y)
-        naive.append(slot_values(frame, ["price_lag7"], slots)[:, 0])
-        tso.append(slot_values(frame, ["load_mw"], slots)[:, 0])
-        actual = inputs.get("load_actual", day, required=False)
-        try:
-            if actual is None:
-                raise MissingInputError("no actual load")
-            loads.append(
-                target_slots(
-                    actual,
-                    day,
-                    settings.market_timezone,
-                    settings.mtu_minutes,
-                    column="load_mw",
-                    dataset="load_actual",
-                )
-            )
-        except MissingInputError:
-            loads.append(np.full(slots, np.nan))
-    return WindowData(
-        days=kept,
-        frames=frames,
-        y=np.array(ys).reshape(len(kept), slots),
-        naive=np.array(naive).reshape(len(kept), slots),
-        skipped=dict(sorted(skipped.items())),
-        load=np.array(loads).reshape(len(kept), slots),
-        load_tso=np.array(tso).reshape(len(kept), slots),
-    )
-
-
-def choose_design(frames: list[pd.DataFrame], settings: Settings, neighbours: Sequence[str] = ()) -> Design:
-    """Model inputs: every slot column that is present on the training days.
-
-    Weather joins the design when at least 95 % of training days carry it; a
-    day without it at serving time gets the training mean (logged in design).
-    The ``neighbours``' forecasts (built into every feature file of the window,
-    :func:`tasks.features.backfill`) follow the zone's own columns.
-    """
-    import pandas as pd
-
-    from tasks.features import SLOT_COLUMNS, WEATHER_COLUMNS, n_slots, neighbour_columns
-    from tasks.registry import Design
-
-    stacked = pd.concat(frames, ignore_index=True)
-    columns, fill = [], {}
-    for column in SLOT_COLUMNS:
-        if column in WEATHER_COLUMNS:
-            present = sum(bool(f[column].notna().all()) for f in frames) / len(frames)
-            if present < 0.95:
-                continue
-            fill[column] = float(stacked[column].mean())
-        columns.append(column)
-    from_neighbours = list(neighbour_columns(neighbours))
-    return Design(
-        columns=columns + from_neighbours,
-        neighbour_columns=from_neighbours,
-        slots=n_slots(settings.mtu_minutes),
-        quantiles=[float(q) for q in settings.quantiles],
-        fill=fill,
-        price_floor=settings.price_floor_eur_mwh,
-        price_cap=settings.price_cap_eur_mwh,
-    )
-
-
-def score(y: np.ndarray, q_pred: np.ndarray, naive: np.ndarray, quantiles: list[float]) -> dict[str, float]:
-    """All figures of a quantile forecast ``[n, slots, q]`` against actuals ``[n, slots]``."""
-    from tasks.forecasting import metrics
-
-    median = q_pred[..., metrics.median_index(quantiles)]
-    out = metrics.point_metrics(y, median, naive)
-    out["pinball"] = metrics.pinball_loss(y, q_pred, quantiles)
-    out["coverage_80"] = metrics.interval_coverage(y, q_pred[..., 0], q_pred[..., -1])
-    return out
-
-
-def score_point(y: np.ndarray, pred: np.ndarray, naive: np.ndarray) -> dict[str, float]:
-    from tasks.forecasting import metrics
-
-    return metrics.point_metrics(y, pred, naive)
-
-
-def load_split(
-    days: list[date], has_actual: list[bool], delivery_day: date, n_fit: int, validation_fraction: float
-) -> tuple[list[int], list[int], list[int]]:
-    """Train, validation and evaluation day indices of the load model.
-
-    Only days with complete actuals that are at least two days before D: at
-    gate closure on D-1 the actual load of D-1 is not complete yet, so a model
-    trained on it could not be re-trained the same way in production. The
-    evaluation days are the price model's evaluation window (indices ≥ ``n_fit``)
-    so both models are judged on the same days.
-    """
-    last_known = delivery_day - timedelta(days=2)
-    usable = [i for i, (d, ok) in enumerate(zip(days, has_actual, strict=True)) if ok and d <= last_known]
-    fit = [i for i in usable if i < n_fit]
-    evaluation = [i for i in usable if i >= n_fit]
-    n_val = max(1, round(validation_fraction * len(fit))) if len(fit) > 1 else 0
-    return fit[: len(fit) - n_val], fit[len(fit) - n_val :], evaluation
+    @property
+    def evaluation(self) -> slice:
+        return slice(self.n_fit, None)
 
 
 @dataclass
-class LoadFit:
-    """The load model of a training run (``dnn`` None when there was too little history)."""
+class Fitted:
+    """The fitted models of a run and the candidate assembled from them."""
 
     dnn: Any
-    scores: dict[str, float]  # load DNN median and quantiles on the evaluation days
-    tso_scores: dict[str, float]  # the TSO day-ahead forecast on the same days
-    use_model: bool  # the model's median beat the TSO forecast (MAE) on the evaluation days
-    train_days: list[str]
-    evaluation_days: list[str]
-    reason: str
-    seconds: float = 0.0
-
-    def meta(self) -> dict[str, Any]:
-        return {
-            "use_model": self.use_model,
-            "eval_mae": self.scores.get("mae"),
-            "tso_eval_mae": self.tso_scores.get("mae"),
-            "evaluation_days": self.evaluation_days,
-            "reason": self.reason,
-        }
+    dnn_seconds: float
+    load: LoadFit | None
+    members: dict[str, Any]  # every configured point member, also those outside ensemble.members
+    member_seconds: dict[str, float]
+    candidate: DayAheadPriceModel
 
 
-def fit_load_model(
-    window: WindowData,
-    x_all: np.ndarray,
-    delivery_day: date,
-    *,
-    n_fit: int,
-    quantiles: list[float],
-    config: dict[str, Any],
-) -> LoadFit:
-    """Fit the load quantile DNN and score it against the TSO forecast (see module docstring)."""
-    import numpy as np
+@dataclass
+class Scores:
+    """Figures of every model on the evaluation days."""
 
+    quantiles: np.ndarray  # the candidate's forecast [n_eval, slots, q]
+    candidate: dict[str, float]
+    dnn: dict[str, float]
+    members: dict[str, dict[str, float]]
+    naive: dict[str, float]
+
+
+def load_training_set(zone: str, day: date, settings: Settings, config: dict[str, Any]) -> TrainingSet:
+    """Step: the usable days of D's window, the model design and the day split."""
+    from tasks.training_data import choose_design, history_start, load_window, training_window
+
+    t0 = time.perf_counter()
+    first, last = training_window(day, settings.train_window_days, history_start(zone, settings))
+    window = load_window(zone, first, last, settings)
+    n_eval = int(config["evaluation_days"])
+    n_min = int(config["min_training_days"])
+    if len(window.days) < n_eval + n_min:
+        raise MissingInputError(
+            f"zone {zone}: only {len(window.days)} usable days in {first}…{last} "
+            f"(need {n_eval} evaluation + {n_min} training days); backfill the processed inputs "
+            f"(python -m tasks.features --backfill-from {first} --delivery-date {last} --zone {zone})"
+        )
+    data_seconds = time.perf_counter() - t0
+    design = choose_design(window.frames[:-n_eval], settings, settings.neighbours_of(zone))
+    # Days without an optional input (weather) that the design uses get the training mean.
+    x_all = design.matrix(window.frames)
+    n_fit = len(window.days) - n_eval
+    n_val = max(1, round(float(config["validation_fraction"]) * n_fit))
+    return TrainingSet(
+        zone, day, first, last, window, design, x_all, design.own(x_all), n_fit, n_val, data_seconds
+    )
+
+
+def fit_price_dnn(data: TrainingSet, config: dict[str, Any]) -> tuple[Any, float]:
+    """Step: the quantile price DNN on the zone's own inputs, early-stopped on the validation days."""
     from tasks.forecasting.dnn import QuantileDNN
 
     t0 = time.perf_counter()
-    params = {k: v for k, v in dict(config.get("load_dnn", {})).items() if k != "enabled"}
-    has_actual = [bool(np.isfinite(row).all()) for row in window.load]
-    tr, va, ev = load_split(
-        window.days, has_actual, delivery_day, n_fit, float(config["validation_fraction"])
+    dnn = QuantileDNN(quantiles=data.design.quantiles, seed=int(config["seed"]), **config["dnn"])
+    y = data.window.y
+    dnn.fit(data.x_own[data.train], y[data.train], data.x_own[data.validation], y[data.validation])
+    return dnn, time.perf_counter() - t0
+
+
+def fit_load(data: TrainingSet, config: dict[str, Any]) -> LoadFit | None:
+    """Step: the load model (None when models.json disables it)."""
+    if not dict(config.get("load_dnn", {})).get("enabled", True):
+        return None
+    from tasks.forecasting.load_model import fit_load_model
+
+    load_fit = fit_load_model(
+        data.window, data.x_own, data.day, n_fit=data.n_fit, quantiles=data.design.quantiles, config=config
     )
-    names = [window.days[i].isoformat() for i in ev]
-    need = int(config["min_training_days"])
-    if len(tr) < need or not va or not ev:
-        reason = (
-            f"too little load history: {len(tr)} training days with complete actuals ≤ D-2 "
-            f"(need {need}), {len(ev)} evaluation days; the TSO forecast is the volume forecast"
-        )
-        return LoadFit(None, {}, {}, False, [], names, reason)
-    dnn = QuantileDNN(quantiles=quantiles, seed=int(config["seed"]), **params)
-    dnn.fit(x_all[tr], window.load[tr], x_all[va], window.load[va])
-    q_eval = np.maximum.accumulate(np.clip(dnn.predict(x_all[ev]), 0.0, None), axis=-1)
-    y_eval, tso_eval = window.load[ev], window.load_tso[ev]
-    scores = score(y_eval, q_eval, tso_eval, quantiles)
-    tso_scores = score_point(y_eval, tso_eval, tso_eval)
-    use_model = scores["mae"] < tso_scores["mae"]
-    reason = (
-        f"load DNN MAE {scores['mae']:.1f} MW vs TSO forecast {tso_scores['mae']:.1f} MW on "
-        f"{len(ev)} evaluation days: volume forecast = {'load DNN median' if use_model else 'TSO forecast'}"
-    )
-    return LoadFit(
+    log.info("zone %s load model: %s", data.zone, load_fit.reason)
+    return load_fit
+
+
+def fit_point_members(
+    data: TrainingSet, config: dict[str, Any], settings: Settings
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Step: every configured point member on the train and validation days, and its fit time."""
+    fitted: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    per_hour = 60 // settings.mtu_minutes
+    x, y = data.x_all[: data.n_fit], data.window.y[: data.n_fit]
+    for member, model in point_models(config, data.design, per_hour, int(config["seed"])).items():
+        t0 = time.perf_counter()
+        fitted[member] = model.fit(x, y)
+        seconds[member] = time.perf_counter() - t0
+    return fitted, seconds
+
+
+def assemble_candidate(
+    data: TrainingSet, config: dict[str, Any], dnn: Any, load_fit: LoadFit | None, fitted: dict[str, Any]
+) -> DayAheadPriceModel:
+    """Step: the served model, the DNN band re-centred on the ``ensemble.members``, with the load model."""
+    from tasks.forecasting.served_model import DayAheadPriceModel
+
+    members, dnn_in_point = _ensemble_members(config, fitted)
+    return DayAheadPriceModel().attach(
+        data.design,
         dnn,
-        scores,
-        tso_scores,
-        use_model,
-        [window.days[i].isoformat() for i in tr + va],
-        names,
-        reason,
-        time.perf_counter() - t0,
+        load_dnn=load_fit.dnn if load_fit else None,
+        load_meta=load_fit.meta() if load_fit and load_fit.dnn is not None else None,
+        members=members,
+        dnn_in_point=dnn_in_point,
     )
 
 
-def training_window(day: date, window_days: int, start: date | None) -> tuple[date, date]:
-    """First and last day of D's training window: ``window_days`` ending D-1, not before ``start``.
+def fit_models(data: TrainingSet, config: dict[str, Any], settings: Settings) -> Fitted:
+    """Step: the DNN, the load model and the point members (in that order), and the candidate."""
+    dnn, dnn_seconds = fit_price_dnn(data, config)
+    load_fit = fit_load(data, config)
+    members, member_seconds = fit_point_members(data, config, settings)
+    candidate = assemble_candidate(data, config, dnn, load_fit, members)
+    return Fitted(dnn, dnn_seconds, load_fit, members, member_seconds, candidate)
 
-    A young deployment trains on what it has: days before its first landed
-    prices are not listed as skipped days.
+
+def score_against_naive(data: TrainingSet, fitted: Fitted, settings: Settings) -> Scores:
+    """Step: the candidate, the DNN alone, each point member and the weekly naive on the evaluation days.
+
+    The candidate predicts the rows :meth:`Design.matrix` gives for those days
+    (the serving code path); members outside ``ensemble.members`` are predicted here.
     """
-    first, last = day - timedelta(days=window_days), day - timedelta(days=1)
-    if start is not None and first < start <= last:
-        first = start
-    return first, last
+    import numpy as np
 
+    from tasks.forecasting.metrics import score, score_point
 
-def history_start(zone: str, settings: Settings) -> date | None:
-    """The first day with landed day-ahead prices for ``zone`` (None: none landed)."""
-    from tasks.datasets import PRICES
-    from tasks.storage import Layout
-
-    folder = Layout(settings.data_root).processed_dir(PRICES.name, zone)
-    days = []
-    for path in folder.glob("*.parquet"):
-        try:
-            days.append(date.fromisoformat(path.stem))
-        except ValueError:
-            continue  # not a day partition (e.g. a temp file)
-    return min(days) if days else None
+    x_eval = data.x_all[data.evaluation]
+    forecast = fitted.candidate.forecast_parts(x_eval)
+    floor, cap = settings.price_floor_eur_mwh, settings.price_cap_eur_mwh
+    member_eval = {
+        m: forecast.members[m] if m in forecast.members else f.predict(x_eval)
+        for m, f in fitted.members.items()
+    }
+    y_eval, naive_eval = data.window.y[data.evaluation], data.window.naive[data.evaluation]
+    quantiles = data.design.quantiles
+    scores = Scores(
+        quantiles=forecast.quantiles,
+        candidate=score(y_eval, forecast.quantiles, naive_eval, quantiles),
+        dnn=score(y_eval, np.clip(forecast.dnn, floor, cap), naive_eval, quantiles),
+        members={
+            member: score_point(y_eval, np.clip(point, floor, cap), naive_eval)
+            for member, point in member_eval.items()
+        },
+        naive=score_point(y_eval, naive_eval, naive_eval),
+    )
+    log.info(
+        "zone %s eval: model (%s) %s dnn %s %s naive %s",
+        data.zone,
+        "+".join(fitted.candidate.member_names),
+        scores.candidate,
+        scores.dnn,
+        " ".join(f"{member} {member_scores}" for member, member_scores in scores.members.items()),
+        scores.naive,
+    )
+    return scores
 
 
 def point_models(config: dict[str, Any], design: Design, per_hour: int, seed: int) -> dict[str, Any]:
@@ -429,6 +380,297 @@ def _plots(
     return figures
 
 
+@dataclass
+class RunContext:
+    """What every run of a training logs: the window's params, days and dataset, and the common tags."""
+
+    data: TrainingSet
+    settings: Settings
+    config: dict[str, Any]
+    name: str  # the zone's registered model
+    client: MlflowClient
+
+    @contextmanager
+    def start(self, family: str, label: str, kind: str) -> Iterator[Any]:
+        """An active run named ``<label> <zone> <day>`` in ``family``'s experiment, common items logged."""
+        import mlflow
+
+        from tasks.registry import experiment_id
+
+        data = self.data
+        with mlflow.start_run(
+            experiment_id=experiment_id(self.settings, family, self.config),
+            run_name=f"{label} {data.zone} {data.day}",
+        ) as run:
+            self._log_common(kind)
+            yield run
+
+    def _log_common(self, kind: str) -> None:
+        import mlflow
+        from mlflow.data.pandas_dataset import from_pandas
+
+        from tasks.registry import WINDOW_ARTIFACT
+
+        data = self.data
+        mlflow.log_params(self._common_params())
+        source = str(self.settings.data_root / "features" / f"zone={data.zone}")
+        dataset = from_pandas(self._day_index(), source=source, name=f"{data.zone}_{data.first}_{data.last}")
+        mlflow.log_input(dataset, context="training")
+        mlflow.log_dict(self._window_doc(), WINDOW_ARTIFACT)
+        tags = {**self.config.get("tags", {}), "zone": data.zone, "delivery_date": data.day.isoformat()}
+        mlflow.set_tags({**tags, "model_kind": kind})
+
+    def _common_params(self) -> dict[str, Any]:
+        data = self.data
+        return {
+            "zone": data.zone,
+            "delivery_date": data.day.isoformat(),
+            "window_first": data.first.isoformat(),
+            "window_last": data.last.isoformat(),
+            "n_train_days": data.n_fit - data.n_val,
+            "n_validation_days": data.n_val,
+            "n_evaluation_days": data.n_eval,
+            "n_skipped_days": len(data.window.skipped),
+            "mtu_minutes": self.settings.mtu_minutes,
+            "market_timezone": self.settings.market_timezone,
+            "seed": int(self.config["seed"]),
+        }
+
+    def _window_doc(self) -> dict[str, Any]:
+        data, days = self.data, self.data.window.days
+        return {
+            "zone": data.zone,
+            "delivery_date": data.day.isoformat(),
+            "first": data.first.isoformat(),
+            "last": data.last.isoformat(),
+            "train_days": [d.isoformat() for d in days[data.train]],
+            "validation_days": [d.isoformat() for d in days[data.validation]],
+            "evaluation_days": [d.isoformat() for d in days[data.evaluation]],
+            "skipped": data.window.skipped,
+        }
+
+    def _day_index(self) -> pd.DataFrame:
+        """One row per usable day: its split, MTU count and price level (the logged dataset)."""
+        import pandas as pd
+
+        data, window = self.data, self.data.window
+        splits = ["train"] * (data.n_fit - data.n_val) + ["validation"] * data.n_val
+        return pd.DataFrame(
+            {
+                "delivery_date": [d.isoformat() for d in window.days],
+                "split": splits + ["evaluation"] * data.n_eval,
+                "mtus": [len(f) for f in window.frames],
+                "price_mean": window.y.mean(axis=1),
+                "price_max": window.y.max(axis=1),
+            }
+        )
+
+
+def run_context(data: TrainingSet, settings: Settings, config: dict[str, Any], name: str) -> RunContext:
+    from tasks.registry import client
+
+    return RunContext(data, settings, config, name, client(settings))
+
+
+def log_naive_run(ctx: RunContext, scores: Scores) -> str:
+    """Step: the weekly naive's run; returns its id."""
+    import mlflow
+
+    with ctx.start("price_naive", "naive", "weekly_naive") as run:
+        mlflow.log_metrics(scores.naive)
+        return str(run.info.run_id)
+
+
+def log_member_runs(ctx: RunContext, scores: Scores, fit_seconds: dict[str, float]) -> dict[str, str]:
+    """Step: one run per point member in its family's experiment; returns their ids by member."""
+    import mlflow
+
+    runs: dict[str, str] = {}
+    for member, member_scores in scores.members.items():
+        with ctx.start(f"price_{member}", member, member) as run:
+            params = {f"{member}_{k}": v for k, v in ctx.config[member].items()}
+            if member != "lear":  # LEAR is deterministic; the trees draw from the seed
+                params[f"{member}_seed"] = int(ctx.config["seed"])
+            mlflow.log_params(params)
+            mlflow.log_metrics({**member_scores, "fit_seconds": fit_seconds[member]})
+            runs[member] = run.info.run_id
+    return runs
+
+
+def log_load_run(ctx: RunContext, load_fit: LoadFit | None) -> str | None:
+    """Step: the load model's run, scored against the TSO forecast; returns its id (None: no load model)."""
+    if load_fit is None:
+        return None
+    import mlflow
+
+    with ctx.start("load_dnn", "load", "load_quantile_dnn") as run:
+        if load_fit.dnn is not None:
+            mlflow.log_params({f"load_dnn_{k}": v for k, v in load_fit.dnn.params().items()})
+        mlflow.log_params(
+            {
+                "load_n_train_days": len(load_fit.train_days),
+                "load_n_evaluation_days": len(load_fit.evaluation_days),
+            }
+        )
+        mlflow.log_metrics({**load_fit.scores, "fit_seconds": load_fit.seconds})
+        mlflow.log_metrics({f"tso_{k}": v for k, v in load_fit.tso_scores.items()})
+        mlflow.log_dict(load_fit.meta() | {"train_days": load_fit.train_days}, "load_window.json")
+        mlflow.set_tags(
+            {
+                "volume_forecast": "load_dnn" if load_fit.use_model else "tso",
+                "load_decision": load_fit.reason,
+            }
+        )
+        return str(run.info.run_id)
+
+
+def log_candidate_run(
+    ctx: RunContext,
+    fitted: Fitted,
+    scores: Scores,
+    *,
+    naive_run: str,
+    member_runs: dict[str, str],
+    load_run: str | None,
+) -> tuple[str, str]:
+    """Step: the candidate's run in the DNN family's experiment (figures of every model, plots, the pyfunc).
+
+    Returns the run id and the logged model's URI (also tagged ``model_uri`` on the run).
+    """
+    import mlflow
+
+    t0 = time.perf_counter()
+    kind = "ensemble" if fitted.candidate.members else "quantile_dnn"
+    with ctx.start("price_dnn", "dnn", kind) as run:
+        run_id = str(run.info.run_id)
+        _log_candidate_inputs(ctx, fitted, naive_run, member_runs)
+        _log_candidate_metrics(ctx.data, fitted, scores, load_run)
+        _log_plots(ctx.data, scores)
+        model_uri = _log_pyfunc(ctx.data, fitted.candidate)
+        mlflow.log_metric("log_model_seconds", time.perf_counter() - t0)
+    ctx.client.set_tag(run_id, "model_uri", model_uri)
+    return run_id, model_uri
+
+
+def _log_candidate_inputs(
+    ctx: RunContext, fitted: Fitted, naive_run: str, member_runs: dict[str, str]
+) -> None:
+    """The DNN's params, the inputs and members of the candidate, and the baselines' run ids."""
+    import mlflow
+
+    data = ctx.data
+    mlflow.log_params({f"dnn_{k}": v for k, v in fitted.dnn.params().items()})
+    mlflow.log_params(
+        {
+            "n_inputs": int(data.x_all.shape[1]),
+            "input_columns": ",".join(data.design.columns),
+            "neighbour_zones": ",".join(ctx.settings.neighbours_of(data.zone)) or "none",
+            "ensemble_members": ",".join(fitted.candidate.member_names),
+        }
+    )
+    mlflow.set_tags(
+        {
+            "naive_run_id": naive_run,
+            **{f"{member}_run_id": run for member, run in member_runs.items()},
+            "registered_model": ctx.name,
+        }
+    )
+
+
+def _log_candidate_metrics(data: TrainingSet, fitted: Fitted, scores: Scores, load_run: str | None) -> None:
+    """Unprefixed: the registered model (ensemble); prefixed: each member on its own; then timings."""
+    import mlflow
+    import numpy as np
+
+    mlflow.log_metrics(scores.candidate)
+    mlflow.log_metrics({f"dnn_{k}": v for k, v in scores.dnn.items()})
+    for member, member_scores in scores.members.items():
+        mlflow.log_metrics({f"{member}_{k}": v for k, v in member_scores.items()})
+    mlflow.log_metrics({f"naive_{k}": v for k, v in scores.naive.items()})
+    load_fit = fitted.load
+    if load_fit is not None and load_run is not None:
+        mlflow.set_tags(
+            {
+                "load_run_id": load_run,
+                "load_decision": load_fit.reason,
+                "volume_forecast": "load_dnn" if load_fit.use_model else "tso",
+            }
+        )
+        mlflow.log_metrics({f"load_{k}": v for k, v in load_fit.scores.items()})
+        mlflow.log_metrics({f"load_tso_{k}": v for k, v in load_fit.tso_scores.items()})
+    history = fitted.dnn.history_
+    mlflow.log_metrics(
+        {
+            "epochs_run": len(history.get("loss", [])),
+            "best_val_loss": min(history.get("val_loss", [np.nan])),
+            "data_seconds": data.data_seconds,
+            "dnn_fit_seconds": fitted.dnn_seconds,
+            **{f"{member}_fit_seconds": t for member, t in fitted.member_seconds.items()},
+        }
+    )
+
+
+def _log_plots(data: TrainingSet, scores: Scores) -> None:
+    import mlflow
+
+    from tasks.forecasting.metrics import median_index
+
+    ev, window = data.evaluation, data.window
+    figures = _plots(
+        window.days[ev],
+        window.y[ev],
+        scores.quantiles,
+        window.naive[ev],
+        slots=data.design.slots,
+        median=median_index(data.design.quantiles),
+    )
+    for fname, fig in figures.items():
+        mlflow.log_figure(fig, fname)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def _log_pyfunc(data: TrainingSet, candidate: DayAheadPriceModel) -> str:
+    """Log the candidate as a pyfunc with its signature and input example (the last window day); its URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from tasks.forecasting.served_model import PIP_REQUIREMENTS, DayAheadPriceModel, model_input
+    from tasks.registry import MODEL_ARTIFACT
+
+    example = model_input(data.window.frames[-1])
+    signature = infer_signature(example, candidate.predict(None, example))
+    with tempfile.TemporaryDirectory(prefix="dap-model-") as tmp:
+        root = Path(tmp) / "price_model"  # stable name inside the logged model
+        candidate.save(root)
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=DayAheadPriceModel(),
+            artifacts={"model_dir": str(root)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=PIP_REQUIREMENTS,
+        )
+    return str(info.model_uri)
+
+
+def record_tfdv_statistics(ctx: RunContext, run_id: str) -> None:
+    """Step: TFDV statistics of the fitted days (train + validation), checked against the curated schema.
+
+    Kept for the serving-time drift checks of tasks.validate and logged on the run.
+    """
+    import pandas as pd
+
+    from tasks.quality.tfdv_checks import record_training_data
+
+    t0 = time.perf_counter()
+    data = ctx.data
+    fitted_days = pd.concat(data.window.frames[: data.n_fit], ignore_index=True)
+    record_training_data(fitted_days, data.zone, run_id, ctx.settings)
+    ctx.client.log_metric(run_id, "tfdv_seconds", time.perf_counter() - t0)
+
+
 def train(
     zone: str,
     day: date,
@@ -438,23 +680,7 @@ def train(
     if_due: bool = False,
 ) -> dict[str, Any]:
     """Train, evaluate on the hold-out and log the models of one zone; see the module docstring."""
-    import mlflow
-    import numpy as np
-    import pandas as pd
-
-    from tasks.forecasting import metrics
-    from tasks.forecasting.dnn import QuantileDNN
-    from tasks.registry import (
-        MODEL_ARTIFACT,
-        PIP_REQUIREMENTS,
-        WINDOW_ARTIFACT,
-        DayAheadPriceModel,
-        client,
-        experiment_id,
-        load_config,
-        model_input,
-        model_name,
-    )
+    from tasks.registry import load_config, model_name
 
     settings = settings or get_settings()
     if zone not in settings.zones:
@@ -473,268 +699,38 @@ def train(
             }
 
     t0 = time.perf_counter()
-    first, last = training_window(day, settings.train_window_days, history_start(zone, settings))
-    window = load_window(zone, first, last, settings)
-    n_eval = int(config["evaluation_days"])
-    n_min = int(config["min_training_days"])
-    if len(window.days) < n_eval + n_min:
-        raise MissingInputError(
-            f"zone {zone}: only {len(window.days)} usable days in {first}…{last} "
-            f"(need {n_eval} evaluation + {n_min} training days); backfill the processed inputs "
-            f"(python -m tasks.features --backfill-from {first} --delivery-date {last} --zone {zone})"
-        )
-    t_data = time.perf_counter() - t0
-    design = choose_design(window.frames[:-n_eval], settings, settings.neighbours_of(zone))
-    # Days without an optional input (weather) that the design uses get the training mean.
-    x_all = design.matrix(window.frames)
-    y_all = window.y
-    n_fit = len(window.days) - n_eval
-    n_val = max(1, round(float(config["validation_fraction"]) * n_fit))
-    tr, va, ev = slice(0, n_fit - n_val), slice(n_fit - n_val, n_fit), slice(n_fit, None)
-    seed = int(config["seed"])
-
-    t1 = time.perf_counter()
-    dnn = QuantileDNN(quantiles=design.quantiles, seed=seed, **config["dnn"])
-    x_own = design.own(x_all)  # the DNNs read the zone's own inputs only (Design.neighbour_columns)
-    dnn.fit(x_own[tr], y_all[tr], x_own[va], y_all[va])
-    t_dnn = time.perf_counter() - t1
-    load_fit = None
-    if dict(config.get("load_dnn", {})).get("enabled", True):
-        load_fit = fit_load_model(window, x_own, day, n_fit=n_fit, quantiles=design.quantiles, config=config)
-        log.info("zone %s load model: %s", zone, load_fit.reason)
-    fitted: dict[str, Any] = {}
-    fit_seconds: dict[str, float] = {}
-    per_hour = 60 // settings.mtu_minutes
-    for member, model in point_models(config, design, per_hour, seed).items():
-        t2 = time.perf_counter()
-        fitted[member] = model.fit(x_all[:n_fit], y_all[:n_fit])
-        fit_seconds[member] = time.perf_counter() - t2
-    members, dnn_in_point = _ensemble_members(config, fitted)
-    wrapped = DayAheadPriceModel().attach(
-        design,
-        dnn,
-        load_dnn=load_fit.dnn if load_fit else None,
-        load_meta=load_fit.meta() if load_fit and load_fit.dnn is not None else None,
-        members=members,
-        dnn_in_point=dnn_in_point,
+    data = load_training_set(zone, day, settings, config)
+    fitted = fit_models(data, config, settings)
+    scores = score_against_naive(data, fitted, settings)
+    ctx = run_context(data, settings, config, name)
+    # Baselines first: the candidate's run records their run ids.
+    naive_run = log_naive_run(ctx, scores)
+    member_runs = log_member_runs(ctx, scores, fitted.member_seconds)
+    load_run = log_load_run(ctx, fitted.load)
+    run_id, model_uri = log_candidate_run(
+        ctx, fitted, scores, naive_run=naive_run, member_runs=member_runs, load_run=load_run
     )
-    x_eval = x_all[ev]  # the rows Design.matrix gives for the evaluation days (serving code path)
-    forecast = wrapped.forecast_parts(x_eval)
-    q_eval = forecast.quantiles
-    floor, cap = settings.price_floor_eur_mwh, settings.price_cap_eur_mwh
-    dnn_eval = np.clip(forecast.dnn, floor, cap)
-    # Members outside ensemble.members are fitted and scored too; only they are predicted here.
-    member_eval = {
-        m: forecast.members[m] if m in forecast.members else f.predict(x_eval) for m, f in fitted.items()
-    }
-
-    y_eval, naive_eval = y_all[ev], window.naive[ev]
-    model_scores = score(y_eval, q_eval, naive_eval, design.quantiles)
-    dnn_scores = score(y_eval, dnn_eval, naive_eval, design.quantiles)
-    member_scores = {
-        member: score_point(y_eval, np.clip(point, floor, cap), naive_eval)
-        for member, point in member_eval.items()
-    }
-    naive_scores = score_point(y_eval, naive_eval, naive_eval)
-    log.info(
-        "zone %s eval: model (%s) %s dnn %s %s naive %s",
-        zone,
-        "+".join(wrapped.member_names),
-        model_scores,
-        dnn_scores,
-        " ".join(f"{member} {scores}" for member, scores in member_scores.items()),
-        naive_scores,
-    )
-
-    splits = ["train"] * (n_fit - n_val) + ["validation"] * n_val + ["evaluation"] * n_eval
-    window_doc = {
-        "zone": zone,
-        "delivery_date": day.isoformat(),
-        "first": first.isoformat(),
-        "last": last.isoformat(),
-        "train_days": [d.isoformat() for d in window.days[tr]],
-        "validation_days": [d.isoformat() for d in window.days[va]],
-        "evaluation_days": [d.isoformat() for d in window.days[ev]],
-        "skipped": window.skipped,
-    }
-    index = pd.DataFrame(
-        {
-            "delivery_date": [d.isoformat() for d in window.days],
-            "split": splits,
-            "mtus": [len(f) for f in window.frames],
-            "price_mean": y_all.mean(axis=1),
-            "price_max": y_all.max(axis=1),
-        }
-    )
-    common_params = {
-        "zone": zone,
-        "delivery_date": day.isoformat(),
-        "window_first": first.isoformat(),
-        "window_last": last.isoformat(),
-        "n_train_days": n_fit - n_val,
-        "n_validation_days": n_val,
-        "n_evaluation_days": n_eval,
-        "n_skipped_days": len(window.skipped),
-        "mtu_minutes": settings.mtu_minutes,
-        "market_timezone": settings.market_timezone,
-        "seed": seed,
-    }
-    tags = {**config.get("tags", {}), "zone": zone, "delivery_date": day.isoformat()}
-    source = str(settings.data_root / "features" / f"zone={zone}")
-    mc = client(settings)
-
-    def _log_common(kind: str) -> None:
-        mlflow.log_params(common_params)
-        from mlflow.data.pandas_dataset import from_pandas
-
-        dataset = from_pandas(index, source=source, name=f"{zone}_{first}_{last}")
-        mlflow.log_input(dataset, context="training")
-        mlflow.log_dict(window_doc, WINDOW_ARTIFACT)
-        mlflow.set_tags({**tags, "model_kind": kind})
-
-    # Baselines first: the DNN run records their run ids.
-    with mlflow.start_run(
-        experiment_id=experiment_id(settings, "price_naive", config), run_name=f"naive {zone} {day}"
-    ) as r:
-        _log_common("weekly_naive")
-        mlflow.log_metrics(naive_scores)
-        naive_run = r.info.run_id
-    member_runs: dict[str, str] = {}
-    for member, scores in member_scores.items():
-        with mlflow.start_run(
-            experiment_id=experiment_id(settings, f"price_{member}", config),
-            run_name=f"{member} {zone} {day}",
-        ) as r:
-            _log_common(member)
-            params = {f"{member}_{k}": v for k, v in config[member].items()}
-            if member != "lear":  # LEAR is deterministic; the trees draw from the seed
-                params[f"{member}_seed"] = seed
-            mlflow.log_params(params)
-            mlflow.log_metrics({**scores, "fit_seconds": fit_seconds[member]})
-            member_runs[member] = r.info.run_id
-
-    load_run = None
-    if load_fit is not None:
-        with mlflow.start_run(
-            experiment_id=experiment_id(settings, "load_dnn", config), run_name=f"load {zone} {day}"
-        ) as r:
-            _log_common("load_quantile_dnn")
-            if load_fit.dnn is not None:
-                mlflow.log_params({f"load_dnn_{k}": v for k, v in load_fit.dnn.params().items()})
-            mlflow.log_params(
-                {
-                    "load_n_train_days": len(load_fit.train_days),
-                    "load_n_evaluation_days": len(load_fit.evaluation_days),
-                }
-            )
-            mlflow.log_metrics({**load_fit.scores, "fit_seconds": load_fit.seconds})
-            mlflow.log_metrics({f"tso_{k}": v for k, v in load_fit.tso_scores.items()})
-            mlflow.log_dict(load_fit.meta() | {"train_days": load_fit.train_days}, "load_window.json")
-            mlflow.set_tags(
-                {
-                    "volume_forecast": "load_dnn" if load_fit.use_model else "tso",
-                    "load_decision": load_fit.reason,
-                }
-            )
-            load_run = r.info.run_id
-
-    t3 = time.perf_counter()
-    with mlflow.start_run(
-        experiment_id=experiment_id(settings, "price_dnn", config), run_name=f"dnn {zone} {day}"
-    ) as r:
-        run_id = r.info.run_id
-        _log_common("ensemble" if members else "quantile_dnn")
-        mlflow.log_params({f"dnn_{k}": v for k, v in dnn.params().items()})
-        mlflow.log_params(
-            {
-                "n_inputs": int(x_all.shape[1]),
-                "input_columns": ",".join(design.columns),
-                "neighbour_zones": ",".join(settings.neighbours_of(zone)) or "none",
-                "ensemble_members": ",".join(wrapped.member_names),
-            }
-        )
-        mlflow.set_tags(
-            {
-                "naive_run_id": naive_run,
-                **{f"{member}_run_id": run for member, run in member_runs.items()},
-                "registered_model": name,
-            }
-        )
-        # Unprefixed: the registered model (ensemble); prefixed: each member on its own.
-        mlflow.log_metrics(model_scores)
-        mlflow.log_metrics({f"dnn_{k}": v for k, v in dnn_scores.items()})
-        for member, scores in member_scores.items():
-            mlflow.log_metrics({f"{member}_{k}": v for k, v in scores.items()})
-        mlflow.log_metrics({f"naive_{k}": v for k, v in naive_scores.items()})
-        if load_fit is not None and load_run is not None:
-            mlflow.set_tags(
-                {
-                    "load_run_id": load_run,
-                    "load_decision": load_fit.reason,
-                    "volume_forecast": "load_dnn" if load_fit.use_model else "tso",
-                }
-            )
-            mlflow.log_metrics({f"load_{k}": v for k, v in load_fit.scores.items()})
-            mlflow.log_metrics({f"load_tso_{k}": v for k, v in load_fit.tso_scores.items()})
-        mlflow.log_metrics(
-            {
-                "epochs_run": len(dnn.history_.get("loss", [])),
-                "best_val_loss": min(dnn.history_.get("val_loss", [np.nan])),
-                "data_seconds": t_data,
-                "dnn_fit_seconds": t_dnn,
-                **{f"{member}_fit_seconds": t for member, t in fit_seconds.items()},
-            }
-        )
-        for fname, fig in _plots(
-            window.days[ev],
-            y_eval,
-            q_eval,
-            naive_eval,
-            slots=design.slots,
-            median=metrics.median_index(design.quantiles),
-        ).items():
-            mlflow.log_figure(fig, fname)
-        import matplotlib.pyplot as plt
-
-        plt.close("all")
-        example = model_input(window.frames[-1])
-        output = wrapped.predict(None, example)
-        from mlflow.models import infer_signature
-
-        signature = infer_signature(example, output)
-        with tempfile.TemporaryDirectory(prefix="dap-model-") as tmp:
-            root = Path(tmp) / "price_model"  # stable name inside the logged model
-            wrapped.save(root)
-            info = mlflow.pyfunc.log_model(
-                name=MODEL_ARTIFACT,
-                python_model=DayAheadPriceModel(),
-                artifacts={"model_dir": str(root)},
-                signature=signature,
-                input_example=example,
-                pip_requirements=PIP_REQUIREMENTS,
-            )
-        mlflow.log_metric("log_model_seconds", time.perf_counter() - t3)
-    mc.set_tag(run_id, "model_uri", info.model_uri)
     if config.get("tfdv_statistics", True):
-        # Statistics of the fitted days (train + validation), checked against the curated
-        # schema, kept for the serving-time drift checks of tasks.validate and logged on the run.
-        from tasks.quality.tfdv_checks import record_training_data
-
-        t4 = time.perf_counter()
-        record_training_data(pd.concat(window.frames[:n_fit], ignore_index=True), zone, run_id, settings)
-        mc.log_metric(run_id, "tfdv_seconds", time.perf_counter() - t4)
-    model_uri = str(info.model_uri)
+        record_tfdv_statistics(ctx, run_id)
     log.info("trained %s in %.1f s: run %s", zone, time.perf_counter() - t0, run_id)
+    return _summary(run_id, model_uri, fitted, scores, load_run)
+
+
+def _summary(
+    run_id: str, model_uri: str, fitted: Fitted, scores: Scores, load_run: str | None
+) -> dict[str, Any]:
+    """The stage's result: run ids, the model URI and the headline MAEs."""
+    load_fit = fitted.load
     return {
         "run_id": run_id,
         "model_uri": model_uri,
         "skipped": False,
-        "members": wrapped.member_names,
-        "mae": model_scores["mae"],
-        "rmae": model_scores["rmae"],
-        "dnn_mae": dnn_scores["mae"],
-        **{f"{member}_mae": scores["mae"] for member, scores in member_scores.items()},
-        "naive_mae": naive_scores["mae"],
+        "members": fitted.candidate.member_names,
+        "mae": scores.candidate["mae"],
+        "rmae": scores.candidate["rmae"],
+        "dnn_mae": scores.dnn["mae"],
+        **{f"{member}_mae": member_scores["mae"] for member, member_scores in scores.members.items()},
+        "naive_mae": scores.naive["mae"],
         "load_run_id": load_run,
         "load_mae": load_fit.scores.get("mae") if load_fit else None,
         "load_tso_mae": load_fit.tso_scores.get("mae") if load_fit else None,

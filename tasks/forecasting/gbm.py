@@ -17,7 +17,7 @@ gets the difference for free, so only the trees need it.
 
 Two wide layouts are read: the epftoolbox lag design of the backtests
 (:func:`tasks.forecasting.design.build_design`, :func:`slot_rows`) and the
-named-column rows of the production models (``tasks.mlflow_utils.Design``,
+named-column rows of the production models (``tasks.forecasting.served_model.Design``,
 :class:`ColumnLayout`, :func:`column_slot_rows`).
 
 Why trees: they rank the hours of a day differently from the linear

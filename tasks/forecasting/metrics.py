@@ -114,3 +114,23 @@ def point_metrics(y: np.ndarray, yhat: np.ndarray, y_naive: np.ndarray) -> dict[
 def median_index(quantiles: Sequence[float]) -> int:
     """Index of the quantile closest to 0.5 (the point forecast of a quantile model)."""
     return min(range(len(quantiles)), key=lambda i: abs(float(quantiles[i]) - 0.5))
+
+
+def score(
+    y: np.ndarray, q_pred: np.ndarray, naive: np.ndarray, quantiles: Sequence[float]
+) -> dict[str, float]:
+    """All figures of a quantile forecast ``[n, slots, q]`` against actuals ``[n, slots]``.
+
+    The point figures (:func:`point_metrics`) of its median, the pinball loss and
+    the coverage of the band between the first and the last quantile.
+    """
+    median = q_pred[..., median_index(quantiles)]
+    out = point_metrics(y, median, naive)
+    out["pinball"] = pinball_loss(y, q_pred, quantiles)
+    out["coverage_80"] = interval_coverage(y, q_pred[..., 0], q_pred[..., -1])
+    return out
+
+
+def score_point(y: np.ndarray, pred: np.ndarray, naive: np.ndarray) -> dict[str, float]:
+    """The figures of a point forecast ``[n, slots]`` (:func:`point_metrics`)."""
+    return point_metrics(y, pred, naive)

@@ -1,6 +1,6 @@
 """The production price ensemble: point members beside the quantile DNN.
 
-The registered price model (``tasks.mlflow_utils.DayAheadPriceModel``) forecasts
+The registered price model (``tasks.forecasting.served_model.DayAheadPriceModel``) forecasts
 quantiles with the DNN. With point members (LEAR, GBM) its point forecast is
 the equal-weight mean of the members (and of the DNN median, when the DNN is
 one of them), and every DNN quantile is shifted by the same amount, so the

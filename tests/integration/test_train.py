@@ -58,7 +58,7 @@ def _check_dnn_in_point_round_trip(model: Any, frames: list[pd.DataFrame], tmp_p
     """A model saved with the DNN among the point members reloads with its median in the mean."""
     from types import SimpleNamespace
 
-    from tasks.registry import ENSEMBLE_FILE, DayAheadPriceModel
+    from tasks.forecasting.served_model import ENSEMBLE_FILE, DayAheadPriceModel
 
     with_dnn = DayAheadPriceModel().attach(model.design, model.dnn, members=model.members, dnn_in_point=True)
     with_dnn.save(tmp_path)
@@ -186,7 +186,7 @@ def test_pipeline_two_zones(small: tuple[Settings, Path], tmp_path: Path) -> Non
         )
         got = reloaded.forecast_days(last)
         np.testing.assert_allclose(np.diff(got, axis=-1), np.diff(dnn_q, axis=-1), rtol=1e-5, atol=1e-4)
-        if zone == ZONES[0]:  # champions registered before stop 20 list the DNN: its median joins the mean
+        if zone == ZONES[0]:  # a model saved with the DNN among its members: its median joins the mean
             _check_dnn_in_point_round_trip(reloaded, last, tmp_path / "dnn_in_point")
         # Signature and input example: a day's feature rows in, price and load quantiles out.
         info = mlflow.models.get_model_info(trained["model_uri"])
@@ -338,7 +338,7 @@ def test_gated_days_are_left_out_of_training_and_refused_by_forecast(small: tupl
     from tasks.errors import GateClosedError
     from tasks.forecast import forecast
     from tasks.storage import Layout, write_json_atomic
-    from tasks.train import load_window
+    from tasks.training_data import load_window
 
     settings, config = small
     zone = "DE_LU"
@@ -444,7 +444,7 @@ def test_train_register_forecast_against_a_tracking_server(
 
 
 def test_training_window_starts_at_the_first_landed_day(small: tuple[Settings, Path]) -> None:
-    from tasks.train import history_start, training_window
+    from tasks.training_data import history_start, training_window
 
     settings, _ = small
     start = history_start("DE_LU", settings)

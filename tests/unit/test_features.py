@@ -289,7 +289,7 @@ def test_cli_backfill(two_zone_settings: Settings) -> None:
 
 @pytest.mark.unit
 def test_load_split_uses_complete_actuals_up_to_d_minus_2_and_the_price_evaluation_days() -> None:
-    from tasks.train import load_split
+    from tasks.training_data import load_split
 
     delivery = date(2026, 3, 31)
     window = [delivery - timedelta(days=k) for k in range(30, 0, -1)]  # D-30 … D-1

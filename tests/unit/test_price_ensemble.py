@@ -164,7 +164,7 @@ def test_members_without_neighbour_series_read_the_zones_own_columns() -> None:
     from tasks.features import neighbour_columns
     from tasks.forecasting.gbm import GBM, ExtraTrees
     from tasks.forecasting.price_ensemble import ColumnSubset, DesignLEAR
-    from tasks.registry import Design
+    from tasks.forecasting.served_model import Design
     from tasks.train import point_models
 
     own = ["price_lag1", "price_lag7", "load_mw", "wind_mw"]
