@@ -147,49 +147,69 @@ def build_zone(
     price_cap: float = SDAC_PRICE_CAP_EUR_MWH,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """Schedule rows, bid points and key figures of one zone (pure: no I/O)."""
-    import pandas as pd
-
     check_forecast(forecast, day, zone, tz=tz, mtu_minutes=mtu_minutes, quantiles=quantiles)
     forecast = forecast.reset_index(drop=True)
     pcols = price_columns(quantiles)
-    scen = forecast[pcols].to_numpy(dtype=float).T
-    weights = [float(w) for w in quantile_weights(quantiles)]
     load, ren = inflexible_volume(forecast, portfolio)
     assets = [Storage.from_asset(a) for a in portfolio.storage]
     result: ZoneSchedule = optimise_zone(
-        scen,
+        forecast[pcols].to_numpy(dtype=float).T,
         load - ren,
         assets,
         mtu_minutes,
-        weights=weights,
+        weights=[float(w) for w in quantile_weights(quantiles)],
         cvar_weight=cvar_weight,
         timing_shift_probability=timing_shift,
     )
+    common = _delivery_columns(day, zone, forecast, tz=tz, mtu_minutes=mtu_minutes)
+    prices = {c: forecast[c].to_numpy(dtype=float) for c in pcols}
     h = mtu_minutes / 60.0
-    n_t = len(forecast)
+    schedule = _schedule_rows(zone, common, prices, result, assets, load=load, ren=ren, h=h)
+    bids = _bid_rows(common, result, assets, load - ren, price_floor=price_floor, price_cap=price_cap)
+    return schedule, bids, _zone_figures(result, assets, h)
+
+
+def _delivery_columns(
+    day: date, zone: str, forecast: pd.DataFrame, *, tz: str, mtu_minutes: int
+) -> dict[str, Any]:
+    """The columns every schedule and bid row of one zone starts with, one value per MTU."""
+    import pandas as pd
+
     starts = pd.DatetimeIndex(pd.to_datetime(forecast["timestamp_utc"], utc=True))
     ends = starts + pd.Timedelta(minutes=mtu_minutes)
     local = ZoneInfo(tz)
-    start_local = [ts.to_pydatetime().astimezone(local).isoformat() for ts in starts]
-    end_local = [ts.to_pydatetime().astimezone(local).isoformat() for ts in ends]
-    p_exp = result.expected_price
-    common: dict[str, Any] = {
+    return {
         "delivery_date": day.isoformat(),
         "zone": zone,
-        "mtu_index": np.arange(n_t),
+        "mtu_index": np.arange(len(forecast)),
         "resolution_minutes": mtu_minutes,
         "delivery_start_utc": starts,
         "delivery_end_utc": ends,
-        "delivery_start_local": start_local,
-        "delivery_end_local": end_local,
+        "delivery_start_local": [ts.to_pydatetime().astimezone(local).isoformat() for ts in starts],
+        "delivery_end_local": [ts.to_pydatetime().astimezone(local).isoformat() for ts in ends],
     }
-    prices = {c: forecast[c].to_numpy(dtype=float) for c in pcols}
+
+
+def _schedule_rows(
+    zone: str,
+    common: dict[str, Any],
+    prices: dict[str, np.ndarray],
+    result: ZoneSchedule,
+    assets: Sequence[Storage],
+    *,
+    load: np.ndarray,
+    ren: np.ndarray,
+    h: float,
+) -> pd.DataFrame:
+    """One block of MTU rows for the zone's portfolio, then one per storage asset."""
+    import pandas as pd
+
+    p_exp = result.expected_price
     degr = np.array([a.degradation_eur_per_mwh for a in assets]).reshape(-1, 1)
-    deg_cost = (degr * result.discharge_mw * h).sum(axis=0) if assets else np.zeros(n_t)
-    parts = [
-        pd.DataFrame(
+    deg_cost = (degr * result.discharge_mw * h).sum(axis=0) if assets else np.zeros(load.size)
+    blocks: list[tuple[dict[str, Any], np.ndarray]] = [
+        (
             {
-                **common,
                 "asset": f"portfolio-{zone}",
                 "asset_type": "portfolio",
                 "position_mw": result.position_mw,
@@ -200,75 +220,83 @@ def build_zone(
                 "soc_mwh": result.soc_mwh.sum(axis=0),
                 "soc_min_mwh": sum(a.soc_min_mwh for a in assets),
                 "soc_max_mwh": sum(a.soc_max_mwh for a in assets),
-                **prices,
-                "price_expected": p_exp,
-                "expected_cost_eur": p_exp * h * result.position_mw + deg_cost,
-            }
+            },
+            p_exp * h * result.position_mw + deg_cost,
         )
     ]
     for k, a in enumerate(assets):
         c, d = result.charge_mw[k], result.discharge_mw[k]
-        parts.append(
-            pd.DataFrame(
-                {
-                    **common,
-                    "asset": a.name,
-                    "asset_type": "storage",
-                    "position_mw": c - d,
-                    "retail_load_mw": 0.0,
-                    "renewables_mw": 0.0,
-                    "charge_mw": c,
-                    "discharge_mw": d,
-                    "soc_mwh": result.soc_mwh[k],
-                    "soc_min_mwh": a.soc_min_mwh,
-                    "soc_max_mwh": a.soc_max_mwh,
-                    **prices,
-                    "price_expected": p_exp,
-                    "expected_cost_eur": p_exp * h * (c - d) + a.degradation_eur_per_mwh * h * d,
-                }
-            )
-        )
-    schedule = pd.concat(parts, ignore_index=True)
+        row = {
+            "asset": a.name,
+            "asset_type": "storage",
+            "position_mw": c - d,
+            "retail_load_mw": 0.0,
+            "renewables_mw": 0.0,
+            "charge_mw": c,
+            "discharge_mw": d,
+            "soc_mwh": result.soc_mwh[k],
+            "soc_min_mwh": a.soc_min_mwh,
+            "soc_max_mwh": a.soc_max_mwh,
+        }
+        blocks.append((row, p_exp * h * (c - d) + a.degradation_eur_per_mwh * h * d))
+    return pd.concat(
+        [
+            pd.DataFrame({**common, **row, **prices, "price_expected": p_exp, "expected_cost_eur": cost})
+            for row, cost in blocks
+        ],
+        ignore_index=True,
+    )
 
-    bid_rows: list[dict[str, Any]] = []
-    for t in range(n_t):
+
+def _bid_rows(
+    common: dict[str, Any],
+    result: ZoneSchedule,
+    assets: Sequence[Storage],
+    inflexible_mw: np.ndarray,
+    *,
+    price_floor: float,
+    price_cap: float,
+) -> pd.DataFrame:
+    """The bid curve points of every MTU: the inflexible volume plus the assets' limit orders."""
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    for t in range(inflexible_mw.size):
         steps = storage_steps(
             result.charge_mw[:, t],
             discharge_mw=result.discharge_mw[:, t],
             water_value=result.water_value[:, t],
-            expected_price=float(p_exp[t]),
+            expected_price=float(result.expected_price[t]),
             eta_charge=[a.eta_charge for a in assets],
             eta_discharge=[a.eta_discharge for a in assets],
             degradation=[a.degradation_eur_per_mwh for a in assets],
         )
-        pts = curve_points(float(load[t] - ren[t]), steps, price_floor, price_cap)
-        for i, (p, v) in enumerate(pts):
-            bid_rows.append(
-                {
-                    "delivery_date": day.isoformat(),
-                    "zone": zone,
-                    "mtu_index": t,
-                    "resolution_minutes": mtu_minutes,
-                    "delivery_start_utc": starts[t],
-                    "delivery_end_utc": ends[t],
-                    "point": i,
-                    "price_eur_mwh": p,
-                    "volume_mw": v,
-                }
-            )
-    bids = pd.DataFrame(bid_rows)
+        mtu = {
+            "delivery_date": common["delivery_date"],
+            "zone": common["zone"],
+            "mtu_index": t,
+            "resolution_minutes": common["resolution_minutes"],
+            "delivery_start_utc": common["delivery_start_utc"][t],
+            "delivery_end_utc": common["delivery_end_utc"][t],
+        }
+        pts = curve_points(float(inflexible_mw[t]), steps, price_floor, price_cap)
+        rows += [{**mtu, "point": i, "price_eur_mwh": p, "volume_mw": v} for i, (p, v) in enumerate(pts)]
+    return pd.DataFrame(rows)
+
+
+def _zone_figures(result: ZoneSchedule, assets: Sequence[Storage], h: float) -> dict[str, float]:
+    """Key figures of one zone's schedule: margin, cost, energy bought and sold, storage cycles."""
     bought = float(np.clip(result.position_mw, 0, None).sum() * h)
     sold = float(np.clip(-result.position_mw, 0, None).sum() * h)
     throughput = float(result.discharge_mw.sum() * h)
     capacity = sum(a.energy_mwh for a in assets)
-    figures = {
+    return {
         "expected_margin_eur": round(result.storage_margin_eur, 2),
         "expected_cost_eur": round(result.expected_cost_eur, 2),
         "energy_bought_mwh": round(bought, 3),
         "energy_sold_mwh": round(sold, 3),
         "storage_cycles": round(throughput / capacity, 4) if capacity else 0.0,
     }
-    return schedule, bids, figures
 
 
 def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -349,36 +377,14 @@ def run_schedule(
     """Build, write and (if new) log one schedule version of day D; returns the stage result."""
     import pandas as pd
 
-    from tasks.summary_plot import render_summary
-
     layout = Layout(settings.data_root)
     zones = list(zones or settings.zones)
-    try:
-        portfolio = settings.load_portfolio()
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"portfolio {settings.portfolio_file} cannot be read: {exc}") from exc
-    unknown = [s.zone for s in portfolio.storage if s.zone not in settings.zones]
-    if unknown:
-        log.info("portfolio has assets in zones not traded here: %s", sorted(set(unknown)))
-    created = run_ts or default_run_ts(day, settings)
-    shift = settings.dispatch_timing_shift if timing_shift is None else timing_shift
-    if not 0.0 <= shift <= MAX_TIMING_SHIFT:
-        raise ConfigError(
-            f"--timing-shift must lie in [0, {MAX_TIMING_SHIFT}] (a probability each way), got {shift}"
-        )
+    portfolio = _portfolio(settings)
+    shift = _timing_shift(settings, timing_shift)
     schedules, bids, figures, inputs = [], [], {}, {}
     for zone in zones:
-        path = layout.forecast_file(zone, day)
-        sidecar = path.with_suffix(".json")
-        if not path.exists():
-            raise MissingInputError(f"no forecast for {zone} on {day} at {path}; run tasks.forecast first")
-        meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
-        if not meta:
-            raise MissingInputError(
-                f"forecast sidecar {sidecar} is missing; the model version cannot be recorded"
-            )
-        frame = pd.read_parquet(path)
-        sched, bid, figs = build_zone(
+        frame, inputs[zone] = _read_forecast(layout, settings, zone, day)
+        sched, bid, figures[zone] = build_zone(
             day,
             zone,
             frame,
@@ -393,19 +399,77 @@ def run_schedule(
         )
         schedules.append(sched)
         bids.append(bid)
-        figures[zone] = figs
-        inputs[zone] = {
-            "forecast_path": str(path.relative_to(settings.data_root)),
-            "forecast_sha256": sha256_file(path),
-            "sidecar_sha256": sha256_file(sidecar),
-            "model_name": meta.get("model_name"),
-            "model_version": meta.get("model_version"),
-            "run_id": meta.get("run_id"),
-            "sources": meta.get("inputs", []),
-        }
     schedule = pd.concat(schedules, ignore_index=True)
     bid_frame = pd.concat(bids, ignore_index=True)
-    options = {
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "delivery_date": day.isoformat(),
+        "created_utc": (run_ts or default_run_ts(day, settings)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "market_timezone": settings.market_timezone,
+        "zones": zones,
+        "inputs": inputs,
+        "options": _options(settings, cvar_weight, shift),
+        "solver": "HiGHS via scipy.optimize.linprog",
+        "figures": figures,
+    }
+    version_dir, reused = write_version(layout.schedule_dir(day), day, schedule, bid_frame, manifest)
+    result = _result(version_dir, schedule, figures, reused=reused)
+    if log_mlflow and not reused:
+        result.update(log_to_mlflow(settings, day, version_dir, figures))
+    return result
+
+
+def _portfolio(settings: Settings) -> Portfolio:
+    try:
+        portfolio = settings.load_portfolio()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"portfolio {settings.portfolio_file} cannot be read: {exc}") from exc
+    unknown = [s.zone for s in portfolio.storage if s.zone not in settings.zones]
+    if unknown:
+        log.info("portfolio has assets in zones not traded here: %s", sorted(set(unknown)))
+    return portfolio
+
+
+def _timing_shift(settings: Settings, timing_shift: float | None) -> float:
+    shift = settings.dispatch_timing_shift if timing_shift is None else timing_shift
+    if not 0.0 <= shift <= MAX_TIMING_SHIFT:
+        raise ConfigError(
+            f"--timing-shift must lie in [0, {MAX_TIMING_SHIFT}] (a probability each way), got {shift}"
+        )
+    return shift
+
+
+def _read_forecast(
+    layout: Layout, settings: Settings, zone: str, day: date
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A zone's forecast of D and what the manifest records of it (files, model, sources)."""
+    import pandas as pd
+
+    path = layout.forecast_file(zone, day)
+    sidecar = path.with_suffix(".json")
+    if not path.exists():
+        raise MissingInputError(f"no forecast for {zone} on {day} at {path}; run tasks.forecast first")
+    meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    if not meta:
+        raise MissingInputError(
+            f"forecast sidecar {sidecar} is missing; the model version cannot be recorded"
+        )
+    frame = pd.read_parquet(path)
+    record = {
+        "forecast_path": str(path.relative_to(settings.data_root)),
+        "forecast_sha256": sha256_file(path),
+        "sidecar_sha256": sha256_file(sidecar),
+        "model_name": meta.get("model_name"),
+        "model_version": meta.get("model_version"),
+        "run_id": meta.get("run_id"),
+        "sources": meta.get("inputs", []),
+    }
+    return frame, record
+
+
+def _options(settings: Settings, cvar_weight: float, shift: float) -> dict[str, Any]:
+    """The optimiser's options as the manifest records them (part of the content digest)."""
+    return {
         "cvar_weight": cvar_weight,
         "timing_shift": shift,
         "mtu_minutes": settings.mtu_minutes,
@@ -415,54 +479,64 @@ def run_schedule(
         "price_cap": settings.price_cap_eur_mwh,
     }
 
-    day_dir = layout.schedule_dir(day)
+
+def write_version(
+    day_dir: Path, day: date, schedule: pd.DataFrame, bids: pd.DataFrame, manifest: dict[str, Any]
+) -> tuple[Path, bool]:
+    """Write the files through a staging directory; reuse the newest version if its content is the same.
+
+    ``manifest`` holds everything but the files, rows and digest, which are added here.
+    Returns the version directory and whether it was reused.
+    """
     day_dir.mkdir(parents=True, exist_ok=True)
     staging = day_dir / f".staging-{os.getpid()}-{sha256_bytes(os.urandom(8))[:8]}"
     staging.mkdir()
     try:
-        schedule.to_parquet(staging / "schedule.parquet", index=False)
-        _csv_frame(schedule).to_csv(staging / "schedule.csv", index=False, float_format="%.6f")
-        bid_frame.to_parquet(staging / "bids.parquet", index=False)
-        _csv_frame(bid_frame).to_csv(staging / "bids.csv", index=False, float_format="%.1f")
-        render_summary(schedule, staging / "summary.png", f"Day-ahead schedule {day.isoformat()}")
-        sums = {name: sha256_file(staging / name) for name in SCHEDULE_FILES}
-        digest = content_digest(sums, inputs, options)
-        versions = existing_versions(day_dir)
-        if versions:
-            newest = day_dir / version_name(versions[-1])
-            try:
-                prev = json.loads((newest / "manifest.json").read_text())
-            except (OSError, ValueError):
-                prev = {}
-            if prev.get("content_sha256") == digest:
-                log.info("content equals %s; no new version", newest.name)
-                return _result(newest, schedule, figures, reused=True)
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "delivery_date": day.isoformat(),
-            "created_utc": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "market_timezone": settings.market_timezone,
-            "zones": zones,
-            "inputs": inputs,
-            "options": options,
-            "solver": "HiGHS via scipy.optimize.linprog",
+        sums = _write_files(staging, day, schedule, bids)
+        digest = content_digest(sums, manifest["inputs"], manifest["options"])
+        same = _same_content_version(day_dir, digest)
+        if same is not None:
+            log.info("content equals %s; no new version", same.name)
+            return same, True
+        full = {
+            **manifest,
             "files": {
                 name: {"sha256": sums[name], "bytes": (staging / name).stat().st_size}
                 for name in SCHEDULE_FILES
             },
-            "rows": {"schedule": len(schedule), "bids": len(bid_frame)},
-            "figures": figures,
+            "rows": {"schedule": len(schedule), "bids": len(bids)},
             "content_sha256": digest,
         }
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        version_dir = commit_version(day_dir, staging)
+        (staging / "manifest.json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+        return commit_version(day_dir, staging), False
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    result = _result(version_dir, schedule, figures, reused=False)
-    if log_mlflow:
-        result.update(log_to_mlflow(settings, day, version_dir, figures))
-    return result
+
+
+def _write_files(folder: Path, day: date, schedule: pd.DataFrame, bids: pd.DataFrame) -> dict[str, str]:
+    """Schedule and bids as Parquet and CSV plus the summary plot; returns each file's sha256."""
+    from tasks.summary_plot import render_summary
+
+    schedule.to_parquet(folder / "schedule.parquet", index=False)
+    _csv_frame(schedule).to_csv(folder / "schedule.csv", index=False, float_format="%.6f")
+    bids.to_parquet(folder / "bids.parquet", index=False)
+    _csv_frame(bids).to_csv(folder / "bids.csv", index=False, float_format="%.1f")
+    render_summary(schedule, folder / "summary.png", f"Day-ahead schedule {day.isoformat()}")
+    return {name: sha256_file(folder / name) for name in SCHEDULE_FILES}
+
+
+def _same_content_version(day_dir: Path, digest: str) -> Path | None:
+    """The newest version if its manifest has this content digest."""
+    versions = existing_versions(day_dir)
+    if not versions:
+        return None
+    newest = day_dir / version_name(versions[-1])
+    try:
+        prev = json.loads((newest / "manifest.json").read_text())
+    except (OSError, ValueError):
+        prev = {}
+    return newest if prev.get("content_sha256") == digest else None
 
 
 def _result(
