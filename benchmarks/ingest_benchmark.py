@@ -5,7 +5,7 @@
 Writes the year's source files with the simulator (timed separately: that is
 the sources' cost, not ingest's), then times ``tasks.ingest.ingest_inbox`` in
 history mode over them, then times a second pass over the same files (the
-idempotent re-ingest). Target (issue 3): ingest <= 30 s on 2 cores.
+idempotent re-ingest). Target: ingest <= 30 s on 2 cores.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 
 Runs ``python -m devtools.demo`` as a child process and samples the resident memory of the
 whole process tree (the demo, the Airflow run and every stage process it starts) every
-0.2 s. Targets (issue 2), install excluded, 2 cores: <= 5 min and <= 4 GiB. ``--fresh``
+0.2 s. Targets, install excluded, 2 cores: <= 5 min and <= 4 GiB. ``--fresh``
 starts from an empty data root (bootstrap of history included); without it the history
 already landed is reused, which is what a production day looks like.
 """

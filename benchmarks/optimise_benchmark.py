@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/optimise_benchmark.py [--repeat 7]
 
-Targets (issue 6): one delivery day of 96 quarter-hours with 1 battery +
+Targets: one delivery day of 96 quarter-hours with 1 battery +
 portfolio <= 50 ms; 100 assets <= 2 s. Figures are wall-clock medians of warm
 solves (scipy/HiGHS already imported; the first, cold call is printed apart),
 on whatever machine runs this — shared CI runners are noisy.

@@ -583,15 +583,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("on", "off"),
         default="on",
         help="Tree members (gbm, forest): take the forecast's shape from a second fit on the daily profile "
-        "(price minus the day's mean), its level from the first; 'off' reproduces the figures before 2026-11-30 "
-        "(stop 15). Doubles the trees' fit time.",
+        "(price minus the day's mean), its level from the first; 'off' fits level and shape in one model. "
+        "Doubles the trees' fit time.",
     )
     p.add_argument(
         "--gbm-target",
         choices=("asinh", "none"),
         default="asinh",
         help="GBM member: fit the median-asinh transform of its targets, so that scarcity spikes do not take "
-        "the boosting's splits; 'none' (raw prices) reproduces the figures before 2026-11-30 (stop 16).",
+        "the boosting's splits; 'none' fits the raw prices.",
     )
     p.add_argument(
         "--forest-target",

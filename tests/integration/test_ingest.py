@@ -1,7 +1,7 @@
 """Ingest end to end: simulator files -> inbox -> raw landing / processed Parquet / quarantine.
 
 Real-shaped files come from the simulator and the source writers (ENTSO-E
-XML, weather JSON, meter CSV); each bad input of issue 3 is injected into
+XML, weather JSON, meter CSV); each kind of bad input ingest must catch is injected into
 one file and must end in the quarantine with its reason, bytes kept, while
 nothing of it reaches the processed zone.
 """

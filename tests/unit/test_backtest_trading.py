@@ -123,7 +123,7 @@ def test_cli_prints_capture_beside_target(tmp_path: Path, capsys: pytest.Capture
 
 @pytest.mark.skipif(not (EPF / "DE.csv").exists(), reason="needs ../shared/data/epf (not in a fresh clone)")
 def test_weekly_naive_reproduces_the_published_de_capture() -> None:
-    # Same protocol on the published weekly naive gives 70.3 % (issue 6).
+    # Same protocol on the published weekly naive gives 70.3 %.
     s = backtest(EPF / "DE.csv", timing_shift=0.0)  # the full protocol: 721 days, deciding as published
     assert s["first_day"] == "2016-01-11"
     assert s["capture_ratio"] == pytest.approx(0.703, abs=0.0005)
