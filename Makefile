@@ -21,6 +21,7 @@ install: $(STAMP)
 lock:
 	uv pip compile -q --python-version 3.11 --python-platform x86_64-unknown-linux-gnu requirements.in --override overrides.txt -o requirements.lock
 	uv pip compile -q --python-version 3.11 --python-platform x86_64-unknown-linux-gnu requirements-dev.in --override overrides.txt -o requirements-dev.lock
+	$(PY) tools/plain_pip_requirements.py  # requirements.txt: the same lock for plain pip
 
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo $(DEMO_ARGS)
