@@ -101,7 +101,7 @@ def summarise(settings: Settings, delivery_day: date) -> dict[str, Any]:
     """Read the published schedule's manifest and totals for the closing summary."""
     layout = Layout(settings.data_root)
     day_dir = layout.schedule_dir(delivery_day)
-    pointer = day_dir / "LATEST"  # the published version (docs/schedule.md)
+    pointer = day_dir / "LATEST"  # the published version (docs/output-contract.md)
     if pointer.exists():
         version_dir = day_dir / json.loads(pointer.read_text())["version"]
     else:

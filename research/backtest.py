@@ -39,7 +39,7 @@ class BacktestError(PipelineError):
 log = logging.getLogger("research.backtest")
 
 MODELS = ("naive", "lear", "dnn", "gbm", "forest", "ensemble")
-# The default run stays within 30 min on 2 cores; GBM members run as a shard (docs/forecasting.md).
+# The default run stays within 30 min on 2 cores; GBM members run as a shard (research/RESULTS.md).
 DEFAULT_MODELS = ("naive", "lear", "dnn", "ensemble")
 ENSEMBLE_MEMBERS = ("lear", "dnn", "gbm", "forest")
 SHORT_WINDOW_DAYS = 365  # LEAR windows below this re-train on the short cadence

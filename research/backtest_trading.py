@@ -37,7 +37,7 @@ days; 0 turns it off). ``--baseline MODEL`` schedules a second forecast (point
 strategy, the same files) on the same days and reports the paired difference
 with its interval. On BE's test period the capture of one forecast has a
 bootstrap sd of about 2 pp, the difference between two forecasts on the same
-days about 0.5 pp (docs/schedule.md): a change needs the paired
+days about 0.5 pp (research/RESULTS.md): a change needs the paired
 interval to be told from noise.
 """
 

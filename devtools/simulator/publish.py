@@ -1,4 +1,4 @@
-"""Write what the sources publish, as files in the inbox (names: docs/contracts.md).
+"""Write what the sources publish, as files in the inbox (names: docs/sources.md).
 
 A run for delivery day D fires on D-1 before gate closure. By then the
 platform has published day-ahead prices up to D-1, the load, wind/solar and

@@ -1,4 +1,4 @@
-"""Which inbox files the run of delivery day D waits for (names as in docs/contracts.md).
+"""Which inbox files the run of delivery day D waits for (names as in docs/sources.md).
 
 Standard library only. A file counts as present when it is in the inbox, in an
 ingest claim folder, or already landed in the raw zone (a re-run of a day whose

@@ -14,7 +14,7 @@ __all__ = ["PARSE_ERROR_CODES", "ParseError", "ParsedDocument", "parse_file", "s
 
 
 def source_of(name: str) -> str:
-    """The source family of an inbox file name (see docs/contracts.md), for raw/quarantine paths."""
+    """The source family of an inbox file name (see docs/sources.md), for raw/quarantine paths."""
     base = name.rsplit("/", 1)[-1]
     if base.startswith("entsoe_"):
         parts = base.split("_")
