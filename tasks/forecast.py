@@ -20,12 +20,15 @@ import argparse
 import logging
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.cli import base_parser, day_arg, run_stage
 from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError, GateClosedError
 from tasks.storage import Layout, read_lineage, write_json_atomic, write_parquet_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +38,8 @@ def forecast(
 ) -> dict[str, Any]:
     """Write the forecast file and sidecar of one zone and delivery day."""
     import mlflow
-    import numpy as np
-    import pandas as pd
 
     from tasks.features import read_features
-    from tasks.forecasting.metrics import median_index
     from tasks.forecasting.served_model import model_input
     from tasks.registry import CHAMPION, client, load_config, model_name, require_champion
 
@@ -69,28 +69,7 @@ def forecast(
             f"champion {name} v{version.version} gives {list(pred.columns)}, settings ask for {wanted}; "
             "retrain with the configured quantiles"
         )
-    out = pd.DataFrame(
-        {"timestamp_utc": features["timestamp_utc"], "resolution_minutes": features["resolution_minutes"]}
-    )
-    values = np.clip(
-        pred[wanted].to_numpy(dtype=float), settings.price_floor_eur_mwh, settings.price_cap_eur_mwh
-    )
-    values = np.maximum.accumulate(values, axis=1)  # non-crossing even after clipping
-    for i, column in enumerate(wanted):
-        out[column] = values[:, i]
-    for column in ("load_mw", "wind_mw", "solar_mw"):
-        out[column] = features[column].to_numpy(dtype=float)
-    out["load_tso_mw"] = out["load_mw"]
-    load_columns = [f"load_q{round(100 * q)}" for q in settings.quantiles]
-    load_source = "tso"
-    if all(c in pred.columns for c in load_columns):
-        loads = np.maximum.accumulate(np.clip(pred[load_columns].to_numpy(dtype=float), 0.0, None), axis=1)
-        for i, column in enumerate(load_columns):
-            out[column] = loads[:, i]
-        if load_meta.get("use_model"):
-            median = settings.quantiles[median_index(settings.quantiles)]
-            out["load_mw"] = out[f"load_q{round(100 * median)}"]
-            load_source = "load_dnn"
+    out, load_source = _output_frame(features, pred, wanted, load_meta, settings)
     path = write_parquet_atomic(layout.forecast_file(zone, day), out)
     sidecar = {
         "zone": zone,
@@ -116,6 +95,49 @@ def forecast(
         "rows": len(out),
         "load_source": load_source,
     }
+
+
+def _output_frame(
+    features: pd.DataFrame,
+    pred: pd.DataFrame,
+    wanted: list[str],
+    load_meta: dict[str, Any],
+    settings: Settings,
+) -> tuple[pd.DataFrame, str]:
+    """The forecast rows: price quantiles (clipped, non-crossing), the volume forecasts, and their source.
+
+    The volume forecast (``load_mw``) is the load network's median where the
+    champion's load model beat the TSO forecast (``load_meta["use_model"]``),
+    the TSO forecast otherwise (also kept as ``load_tso_mw``).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from tasks.forecasting.metrics import median_index
+
+    out = pd.DataFrame(
+        {"timestamp_utc": features["timestamp_utc"], "resolution_minutes": features["resolution_minutes"]}
+    )
+    values = np.clip(
+        pred[wanted].to_numpy(dtype=float), settings.price_floor_eur_mwh, settings.price_cap_eur_mwh
+    )
+    values = np.maximum.accumulate(values, axis=1)  # non-crossing even after clipping
+    for i, column in enumerate(wanted):
+        out[column] = values[:, i]
+    for column in ("load_mw", "wind_mw", "solar_mw"):
+        out[column] = features[column].to_numpy(dtype=float)
+    out["load_tso_mw"] = out["load_mw"]
+    load_columns = [f"load_q{round(100 * q)}" for q in settings.quantiles]
+    load_source = "tso"
+    if all(c in pred.columns for c in load_columns):
+        loads = np.maximum.accumulate(np.clip(pred[load_columns].to_numpy(dtype=float), 0.0, None), axis=1)
+        for i, column in enumerate(load_columns):
+            out[column] = loads[:, i]
+        if load_meta.get("use_model"):
+            median = settings.quantiles[median_index(settings.quantiles)]
+            out["load_mw"] = out[f"load_q{round(100 * median)}"]
+            load_source = "load_dnn"
+    return out, load_source
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:

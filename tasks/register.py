@@ -22,10 +22,15 @@ import argparse
 import logging
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.cli import base_parser, day_arg, run_stage
 from tasks.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +60,8 @@ def register(
     config_path: Path | None = None,
 ) -> dict[str, Any]:
     """Register run ``run_id`` as a version, alias it challenger, promote if it wins."""
-    import mlflow
-
-    from tasks.evaluate import NO_RUN, _get_run, evaluate
-    from tasks.registry import (
-        CHALLENGER,
-        CHAMPION,
-        MODEL_ARTIFACT,
-        champion_version,
-        client,
-        load_config,
-        model_name,
-    )
+    from tasks.evaluate import NO_RUN
+    from tasks.registry import CHALLENGER, CHAMPION, champion_version, client, load_config, model_name
 
     settings = settings or get_settings()
     config = load_config(config_path)
@@ -79,11 +74,62 @@ def register(
             "promoted": False,
             "skipped": True,
         }
+    current = _champion_label(champion, run_id)
+    run = _evaluated_run(zone, day, run_id, current=current, settings=settings, config_path=config_path)
+    challenger_mae = float(run.data.metrics["eval_challenger_mae"])
+    champion_mae = (
+        run.data.metrics.get("eval_champion_mae")
+        if current not in ("none",) and not current.startswith("self")
+        else None
+    )
+    mc = client(settings)
+    version = _model_version(mc, name, run, zone, day)
+    mc.set_registered_model_alias(name, CHALLENGER, version.version)
+    if current.startswith("self"):
+        promoted, reason = True, f"version {version.version} is already the champion"
+    else:
+        promoted, reason = decide(challenger_mae, champion_mae, settings.promotion_margin)
+    if promoted:
+        mc.set_registered_model_alias(name, CHAMPION, version.version)
+    _log_decision(
+        mc,
+        name,
+        run_id,
+        version=version,
+        promoted=promoted,
+        reason=reason,
+        current=current,
+        challenger_mae=challenger_mae,
+        margin=settings.promotion_margin,
+    )
+    return {
+        "model_name": name,
+        "version": int(version.version),
+        "promoted": promoted,
+        "reason": reason,
+        "challenger_mae": challenger_mae,
+        "champion_mae": champion_mae,
+        "skipped": False,
+    }
+
+
+def _champion_label(champion: ModelVersion | None, run_id: str) -> str:
+    """The champion version as the evaluation tags it: ``none``, ``<version>`` or ``self:<version>``."""
+    if champion is None:
+        return "none"
+    if champion.run_id == run_id:
+        return f"self:{champion.version}"
+    return str(champion.version)
+
+
+def _evaluated_run(
+    zone: str, day: date, run_id: str, *, current: str, settings: Settings, config_path: Path | None
+) -> Run:
+    """Run ``run_id``, evaluated (again) when it lacks figures or has them against another champion."""
+    from tasks.evaluate import _get_run, evaluate
+
     run = _get_run(settings, run_id)
     evaluated_against = run.data.tags.get("eval_champion_version")
-    current = "none" if champion is None else str(champion.version)
-    if champion is not None and champion.run_id == run_id:
-        current = f"self:{champion.version}"
     if "eval_challenger_mae" not in run.data.metrics or evaluated_against != current:
         log.info(
             "evaluation of %s is missing or against another champion (%s); evaluating",
@@ -92,29 +138,37 @@ def register(
         )
         evaluate(zone, day, run_id, settings, config_path=config_path)
         run = _get_run(settings, run_id)
-    metrics = run.data.metrics
-    challenger_mae = float(metrics["eval_challenger_mae"])
-    champion_mae = (
-        metrics.get("eval_champion_mae")
-        if current not in ("none",) and not current.startswith("self")
-        else None
-    )
+    return run
 
-    mc = client(settings)
+
+def _model_version(mc: MlflowClient, name: str, run: Run, zone: str, day: date) -> ModelVersion:
+    """The run's version of model ``name``: the existing one (idempotent), else a new registration."""
+    import mlflow
+
+    from tasks.registry import MODEL_ARTIFACT
+
+    run_id = run.info.run_id
     existing = mc.search_model_versions(f"name='{name}' and run_id='{run_id}'")
     if existing:
-        version = max(existing, key=lambda v: int(v.version))
-    else:
-        # MLflow 3 keeps logged models apart from run artifacts: register the logged model itself.
-        source = run.data.tags.get("model_uri") or f"runs:/{run_id}/{MODEL_ARTIFACT}"
-        version = mlflow.register_model(source, name, tags={"zone": zone, "delivery_date": day.isoformat()})
-    mc.set_registered_model_alias(name, CHALLENGER, version.version)
-    if current.startswith("self"):
-        promoted, reason = True, f"version {version.version} is already the champion"
-    else:
-        promoted, reason = decide(challenger_mae, champion_mae, settings.promotion_margin)
-    if promoted:
-        mc.set_registered_model_alias(name, CHAMPION, version.version)
+        return max(existing, key=lambda v: int(v.version))
+    # MLflow 3 keeps logged models apart from run artifacts: register the logged model itself.
+    source = run.data.tags.get("model_uri") or f"runs:/{run_id}/{MODEL_ARTIFACT}"
+    return mlflow.register_model(source, name, tags={"zone": zone, "delivery_date": day.isoformat()})
+
+
+def _log_decision(
+    mc: MlflowClient,
+    name: str,
+    run_id: str,
+    *,
+    version: ModelVersion,
+    promoted: bool,
+    reason: str,
+    current: str,
+    challenger_mae: float,
+    margin: float,
+) -> None:
+    """The decision, its rule and figures as tags and metrics on the run and tags on the version."""
     decision = "promoted" if promoted else "kept_champion"
     rule = "challenger_mae <= champion_mae * (1 - promotion_margin); promote when no champion"
     for key, value in {
@@ -125,21 +179,12 @@ def register(
         "champion_before": current,
     }.items():
         mc.set_tag(run_id, key, value)
-    mc.log_metric(run_id, "promotion_margin", settings.promotion_margin)
+    mc.log_metric(run_id, "promotion_margin", margin)
     mc.log_metric(run_id, "promoted", float(promoted))
     mc.set_model_version_tag(name, version.version, "promotion_decision", decision)
     mc.set_model_version_tag(name, version.version, "promotion_reason", reason)
     mc.set_model_version_tag(name, version.version, "eval_mae", f"{challenger_mae:.6f}")
     log.info("%s v%s: %s (%s)", name, version.version, decision, reason)
-    return {
-        "model_name": name,
-        "version": int(version.version),
-        "promoted": promoted,
-        "reason": reason,
-        "challenger_mae": challenger_mae,
-        "champion_mae": champion_mae,
-        "skipped": False,
-    }
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:

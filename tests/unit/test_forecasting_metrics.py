@@ -102,3 +102,21 @@ def test_median_index_is_the_quantile_closest_to_one_half() -> None:
     assert median_index([0.1, 0.5, 0.9]) == 1
     assert median_index((0.05, 0.25, 0.45, 0.75)) == 2
     assert median_index([0.5]) == 0
+
+
+def test_score_a_quantile_forecast_by_its_median_band_and_pinball() -> None:
+    """``score``: point figures of the median, pinball of all quantiles, coverage of the outer band."""
+    from tasks.forecasting.metrics import score, score_point
+
+    y = Y.reshape(1, 4)
+    naive = np.array([[11.0, 22.0, 27.0, 44.0]])
+    q = np.stack([YHAT - 5.0, YHAT, YHAT + 1.0], axis=-1).reshape(1, 4, 3)
+    quantiles = [0.1, 0.5, 0.9]
+    got = score(y, q, naive, quantiles)
+    assert set(got) == {"mae", "rmae", "smape", "rmse", "pinball", "coverage_80"}
+    for key, value in point_metrics(y, YHAT.reshape(1, 4), naive).items():
+        assert got[key] == pytest.approx(value)
+    assert got["pinball"] == pytest.approx(pinball_loss(y, q, quantiles))
+    # Inside [ŷ - 5, ŷ + 1]: 10 in [7, 13], 20 not in [13, 19], 30 in [28, 34], 40 in [35, 41].
+    assert got["coverage_80"] == pytest.approx(0.75)
+    assert score_point(y, YHAT.reshape(1, 4), naive) == point_metrics(y, YHAT.reshape(1, 4), naive)
