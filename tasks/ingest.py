@@ -50,6 +50,8 @@ from tasks.storage import Layout, sha256_bytes, with_lineage, write_with
 if TYPE_CHECKING:
     import pandas as pd
 
+    from tasks.sources import ParsedDocument
+
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
@@ -357,26 +359,44 @@ class _Ingestor:
         return True
 
     def handle(self, path: Path) -> None:
-        from tasks.sources import ParseError, parse_file
-
+        """Parse, check and land one inbox file, or quarantine it with every issue found."""
         data = path.read_bytes()
         hint = name_hint(path.name)
         if hint is not None and self._already_landed(path.name, hint, data):
             return
+        docs = self._parse(path, data, hint)
+        if docs is None:
+            return
+        pieces, issues = self._check(docs, hint)
+        if issues:
+            self._quarantine(path, data, hint, issues, source=docs[0].source, zone=docs[0].zone)
+            return
+        self._land(path, data, pieces)
+
+    def _parse(self, path: Path, data: bytes, hint: NameHint | None) -> list[ParsedDocument] | None:
+        """The file's documents, or None once it is quarantined as unreadable."""
+        from tasks.sources import ParseError, parse_file
+
         try:
             docs = parse_file(path.name, data)
         except ParseError as exc:
             self._quarantine(path, data, hint, [Issue(exc.code, exc.message)])
-            return
+            return None
         except Exception as exc:  # a parser bug must quarantine the file, not lose it
             self._quarantine(path, data, hint, [Issue("parser_crash", f"{type(exc).__name__}: {exc}")])
-            return
+            return None
         if not docs:
             self._quarantine(
                 path, data, hint, [Issue("empty_file", "the parser found no series in the file")]
             )
-            return
-        pieces: list[tuple[Any, _Piece]] = []
+            return None
+        return docs
+
+    def _check(
+        self, docs: list[ParsedDocument], hint: NameHint | None
+    ) -> tuple[list[tuple[ParsedDocument, _Piece]], list[Issue]]:
+        """Each document's dataset-day pieces and the content issues of all of them."""
+        pieces: list[tuple[ParsedDocument, _Piece]] = []
         issues: list[Issue] = []
         for doc in docs:
             doc_pieces = _pieces(doc, self.tz, hint)
@@ -384,33 +404,37 @@ class _Ingestor:
                 issues.append(Issue("empty_file", f"{doc.dataset}: no data points"))
             for piece in doc_pieces:
                 pieces.append((doc, piece))
-                found = check_document(
-                    piece.frame,
-                    dataset=doc.dataset,
-                    unit=doc.unit,
-                    resolution=int(doc.resolution_minutes),
-                    day=piece.day,
-                    tz=self.tz,
-                    price_floor=self.settings.price_floor_eur_mwh,
-                    price_cap=self.settings.price_cap_eur_mwh,
+                issues += self._piece_issues(doc, piece)
+        return pieces, issues
+
+    def _piece_issues(self, doc: ParsedDocument, piece: _Piece) -> list[Issue]:
+        """Content checks of one dataset-day, plus zone and staleness for this run."""
+        found = check_document(
+            piece.frame,
+            dataset=doc.dataset,
+            unit=doc.unit,
+            resolution=int(doc.resolution_minutes),
+            day=piece.day,
+            tz=self.tz,
+            price_floor=self.settings.price_floor_eur_mwh,
+            price_cap=self.settings.price_cap_eur_mwh,
+        )
+        if doc.zone not in self.settings.zones:
+            found.append(
+                Issue(
+                    "zone_not_configured", f"zone {doc.zone} is not in DAP_ZONES {list(self.settings.zones)}"
                 )
-                if doc.zone not in self.settings.zones:
-                    found.append(
-                        Issue(
-                            "zone_not_configured",
-                            f"zone {doc.zone} is not in DAP_ZONES {list(self.settings.zones)}",
-                        )
-                    )
-                if not self.history and self.run_day is not None:
-                    stale = check_stale(doc.dataset, piece.day, self.run_day)
-                    if stale:
-                        found.append(stale)
-                for issue in found:
-                    issue.details["day_obj"] = piece.day
-                issues += found
-        if issues:
-            self._quarantine(path, data, hint, issues, source=docs[0].source, zone=docs[0].zone)
-            return
+            )
+        if not self.history and self.run_day is not None:
+            stale = check_stale(doc.dataset, piece.day, self.run_day)
+            if stale:
+                found.append(stale)
+        for issue in found:
+            issue.details["day_obj"] = piece.day
+        return found
+
+    def _land(self, path: Path, data: bytes, pieces: list[tuple[ParsedDocument, _Piece]]) -> None:
+        """Land the raw bytes (a new revision if they changed), then write each processed dataset-day."""
         first_doc = pieces[0][0]
         days = sorted({p.day for _, p in pieces})
         zones = sorted({p.zone for _, p in pieces})
