@@ -45,10 +45,17 @@ def _import_tf() -> None:
 
 
 def _custom_objects() -> dict[str, Any]:
-    """Define (once) and return the serialisable custom layers and loss."""
+    """Define (once) and return the serialisable custom layers and losses."""
     if _REGISTERED:
         return _REGISTERED
     _import_tf()
+    _REGISTERED.update(_layers())
+    _REGISTERED.update(_losses())
+    return _REGISTERED
+
+
+def _layers() -> dict[str, Any]:
+    """The network's custom layers, registered with Keras under the package ``dap``."""
     import keras
     from keras import ops
 
@@ -96,6 +103,14 @@ def _custom_objects() -> dict[str, Any]:
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "center": self.center, "scale": self.scale}
 
+    return {"MonotoneQuantiles": MonotoneQuantiles, "Asinh": Asinh, "InverseAsinh": InverseAsinh}
+
+
+def _losses() -> dict[str, Any]:
+    """The training losses, registered with Keras under the package ``dap``."""
+    import keras
+    from keras import ops
+
     @keras.saving.register_keras_serializable(package="dap")
     class PinballLoss(keras.losses.Loss):
         """Mean pinball loss over slots and quantiles; y_true [b, s], y_pred [b, s, q]."""
@@ -137,14 +152,7 @@ def _custom_objects() -> dict[str, Any]:
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "median_index": self.median_index, "scale": self.scale}
 
-    _REGISTERED.update(
-        MonotoneQuantiles=MonotoneQuantiles,
-        Asinh=Asinh,
-        InverseAsinh=InverseAsinh,
-        PinballLoss=PinballLoss,
-        ShapeLoss=ShapeLoss,
-    )
-    return _REGISTERED
+    return {"PinballLoss": PinballLoss, "ShapeLoss": ShapeLoss}
 
 
 class QuantileDNN:
