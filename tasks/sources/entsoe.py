@@ -227,6 +227,26 @@ def _by_zone_and_resolution(
     return groups
 
 
+def _documents(
+    rows: list[tuple[str, str, datetime, int, float]],
+    *,
+    source: str,
+    dataset: str,
+    column: str,
+    unit: str,
+    meta: dict[str, Any],
+) -> list[ParsedDocument]:
+    """One document of one value column per (zone, resolution) of the rows."""
+    out = []
+    for (zone, minutes), items in sorted(_by_zone_and_resolution(rows).items()):
+        frame = _frame([(ts, m, v) for _, ts, m, v in items], column)
+        data_days = _data_days(frame, zone_info(zone).tz)
+        out.append(
+            ParsedDocument(source, dataset, zone, frame, unit, minutes, meta | {"data_days": data_days})
+        )
+    return out
+
+
 def parse_entsoe(data: bytes) -> list[ParsedDocument]:
     """Parse an A44, A65 (A01/A16) or A69 document into processed-schema frames.
 
@@ -276,21 +296,14 @@ def _parse_prices(doc: _Doc) -> list[ParsedDocument]:
         curves.add(curve)
         rows.extend((zone, "", ts, m, v) for ts, m, v in _series_rows(doc, ts_el, "price.amount", curve))
     meta = _doc_meta(doc, "A44", None) | {"curve_types": sorted(curves), "time_series": len(series)}
-    out = []
-    for (zone, minutes), items in sorted(_by_zone_and_resolution(rows).items()):
-        frame = _frame([(ts, m, v) for _, ts, m, v in items], "price_eur_mwh")
-        out.append(
-            ParsedDocument(
-                "entsoe_A44",
-                "day_ahead_prices",
-                zone,
-                frame,
-                "EUR/MWh",
-                minutes,
-                meta | {"data_days": _data_days(frame, zone_info(zone).tz)},
-            )
-        )
-    return out
+    return _documents(
+        rows,
+        source="entsoe_A44",
+        dataset="day_ahead_prices",
+        column="price_eur_mwh",
+        unit="EUR/MWh",
+        meta=meta,
+    )
 
 
 def _check_quantity_unit(doc: _Doc, ts_el: ET.Element) -> None:
@@ -316,21 +329,7 @@ def _parse_load(doc: _Doc) -> list[ParsedDocument]:
         curves.add(curve)
         rows.extend((zone, "", ts, m, v) for ts, m, v in _series_rows(doc, ts_el, "quantity", curve))
     meta = _doc_meta(doc, "A65", process) | {"curve_types": sorted(curves), "time_series": len(series)}
-    out = []
-    for (zone, minutes), items in sorted(_by_zone_and_resolution(rows).items()):
-        frame = _frame([(ts, m, v) for _, ts, m, v in items], "load_mw")
-        out.append(
-            ParsedDocument(
-                "entsoe_A65",
-                dataset,
-                zone,
-                frame,
-                "MW",
-                minutes,
-                meta | {"data_days": _data_days(frame, zone_info(zone).tz)},
-            )
-        )
-    return out
+    return _documents(rows, source="entsoe_A65", dataset=dataset, column="load_mw", unit="MW", meta=meta)
 
 
 def _parse_renewables(doc: _Doc) -> list[ParsedDocument]:
