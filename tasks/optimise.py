@@ -98,7 +98,7 @@ def timing_robust_prices(prices: np.ndarray, mtu_minutes: int, shift_probability
     Storage earns on *which* MTUs are cheapest and dearest, and a forecast's
     extremes are often right in size but an hour off: deciding on this blurred
     profile prefers charge/discharge blocks that stay good if the timing is off
-    (docs/schedule.md, "timing-robust dispatch"). ``prices`` is [T] or [S, T].
+    (docs/output-contract.md, "The optimiser"). ``prices`` is [T] or [S, T].
     """
     if not 0.0 <= shift_probability <= MAX_TIMING_SHIFT:
         raise ValueError(f"shift_probability must lie in [0, {MAX_TIMING_SHIFT}], got {shift_probability}")

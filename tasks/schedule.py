@@ -10,7 +10,7 @@ absent. It does not move the ``latest`` pointer: ``tasks.publish`` does that
 after the schedule gate passed. If the newest version already has the same
 content (same inputs, same schedule), no new version is written and that one
 is returned (``reused: true``); retries therefore do not pile up versions.
-See docs/schedule.md for the output contract.
+See docs/output-contract.md for the output contract.
 """
 
 from __future__ import annotations
