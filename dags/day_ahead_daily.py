@@ -2,7 +2,8 @@
 
 Fires at 10:15 Europe/Berlin on D-1, well before the 12:00 CET gate closure,
 and schedules delivery day D (the local day after the run fires; a manual run
-may pass ``{"delivery_date": "YYYY-MM-DD"}``). Each zone's chain runs as
+may set the ``delivery_date`` param in the trigger form, or pass
+``--conf '{"delivery_date": "YYYY-MM-DD"}'``). Each zone's chain runs as
 mapped tasks (one process or pod per zone); the schedule covers all zones.
 This file only wires: every task runs ``python -m tasks.<stage>``.
 """
@@ -13,7 +14,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Asset, CronTriggerTimetable, chain, dag
-from dap_common.stages import default_args, output_of, plan_tasks, stage
+from dap_common.stages import default_args, output_of, plan_tasks, run_params, stage
 from dap_common.upstream import embedded_upstream, ingest_trigger
 
 from tasks.config import get_settings
@@ -46,6 +47,7 @@ def _with_run_id(pair: tuple[list[str], dict[str, object]]) -> list[str]:
     max_active_runs=1,  # training "when due" and champion promotion must see days in order
     dagrun_timeout=timedelta(minutes=90),  # still leaves time before the 12:00 gate closure
     default_args=default_args(settings),
+    params=run_params(),
     tags=["day-ahead", "trading", f"runner:{settings.runner}"],
     doc_md=__doc__,
 )

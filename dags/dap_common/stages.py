@@ -16,10 +16,11 @@ when the kubernetes runner is configured.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import get_current_context, task
+from airflow.sdk import Param, get_current_context, task
 
 from tasks.runner import StageFailed, run_stage_command
 from tasks.timeutil import delivery_day_for_run, parse_day
@@ -56,14 +57,35 @@ def default_args(settings: Settings) -> dict[str, Any]:
     }
 
 
-def resolve_delivery_day(settings: Settings, conf: dict[str, Any], logical_date: Any, run_after: Any) -> str:
-    """Delivery day of a run: ``conf.delivery_date`` if given, else the day after the run fires.
+def run_params() -> dict[str, Param]:
+    """The DAG's run parameters: the trigger form shows them, ``--conf`` keys override them.
 
+    ``delivery_date`` (a date field in the form; null, the default, means the day
+    after the run fires). Airflow validates it against this schema when a run is
+    created, so an impossible date is refused at trigger time.
+    """
+    return {
+        "delivery_date": Param(
+            None,
+            type=["string", "null"],
+            format="date",
+            title="Delivery day",
+            description="Day to schedule (YYYY-MM-DD). Empty: the day after the run fires, in market time.",
+        )
+    }
+
+
+def resolve_delivery_day(
+    settings: Settings, requested: Mapping[str, Any], logical_date: Any, run_after: Any
+) -> str:
+    """Delivery day of a run: ``requested["delivery_date"]`` if set, else the day after the run fires.
+
+    ``requested`` is the run's params (``--conf`` keys override them) or conf.
     Manual runs in Airflow 3 may have no logical date; then ``run_after`` (when
     the run was due) stands in for it. Never the wall clock.
     """
-    if conf.get("delivery_date"):
-        return parse_day(str(conf["delivery_date"])).isoformat()
+    if requested.get("delivery_date"):
+        return parse_day(str(requested["delivery_date"])).isoformat()
     moment = logical_date or run_after
     return delivery_day_for_run(moment, settings.market_timezone).isoformat()
 
@@ -71,9 +93,10 @@ def resolve_delivery_day(settings: Settings, conf: dict[str, Any], logical_date:
 def _run_delivery_day(settings: Settings) -> str:
     context = get_current_context()
     dag_run = context["dag_run"]
-    return resolve_delivery_day(
-        settings, dict(dag_run.conf or {}), context.get("logical_date"), dag_run.run_after
-    )
+    # Params carry the conf's delivery_date (Airflow merges conf into params); conf is the fallback
+    # for a run whose params were not merged (core.dag_run_conf_overrides_params = False).
+    requested = {**(dag_run.conf or {}), **{k: v for k, v in context["params"].items() if v is not None}}
+    return resolve_delivery_day(settings, requested, context.get("logical_date"), dag_run.run_after)
 
 
 def plan_tasks(settings: Settings) -> tuple[XComArg, XComArg]:

@@ -77,10 +77,13 @@ def stub_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return record
 
 
-def _run_dag(tmp_path: Path, extra_env: dict[str, str]) -> tuple[str, list[dict], dict[str, list[str]]]:
+def _run_dag(
+    tmp_path: Path, extra_env: dict[str, str], run_conf: dict | None = None
+) -> tuple[str, list[dict], dict[str, list[str]]]:
     """Run the DAG in a fresh interpreter (Airflow reads its config at import).
 
-    Returns the run state, the recorded stage calls and each task's final
+    Returns the run state (``refused`` if Airflow would not create the run with
+    ``run_conf``), the recorded stage calls and each task's final
     ``state/try_number`` per map index.
     """
     import subprocess
@@ -91,8 +94,17 @@ sys.path[:0] = [{str(REPO)!r}, {str(REPO / "dags")!r}]
 from datetime import datetime
 from zoneinfo import ZoneInfo
 from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.exceptions import ParamValidationError
 dag = DagBag({str(REPO / "dags")!r}).dags["day_ahead_daily"]
-run = dag.test(logical_date=datetime(2026, 3, 28, 10, 15, tzinfo=ZoneInfo("Europe/Berlin")))
+try:
+    run = dag.test(
+        logical_date=datetime(2026, 3, 28, 10, 15, tzinfo=ZoneInfo("Europe/Berlin")), run_conf={run_conf!r}
+    )
+except ParamValidationError as exc:
+    print("TIS {{}}")
+    print("STATE refused", str(exc).splitlines()[0], file=sys.stderr)
+    print("STATE refused")
+    raise SystemExit(0)
 tis = {{}}
 for ti in sorted(run.get_task_instances(), key=lambda t: (t.task_id, t.map_index)):
     tis.setdefault(ti.task_id, []).append(f"{{ti.state}}/{{ti.try_number}}")
@@ -163,3 +175,20 @@ def test_failed_gate_stops_the_run_before_publishing(stub_tasks: Path, tmp_path:
     assert not [c for c in calls if c["stage"] == "validate" and "schedule" in c["args"]]
     for task_id in ("train_if_due", "forecast", "optimise_schedule", "validate_schedule", "publish_schedule"):
         assert set(tis[task_id]) == {"upstream_failed/0"}, (task_id, tis[task_id])
+
+
+def test_manual_run_schedules_the_delivery_date_param(stub_tasks: Path, tmp_path: Path) -> None:
+    """``airflow dags trigger --conf '{"delivery_date": ...}'`` or the trigger form's date field."""
+    state, calls, _ = _run_dag(tmp_path, {}, run_conf={"delivery_date": "2026-04-02"})
+    assert state == "success"
+    days = {
+        c["args"][c["args"].index("--delivery-date") + 1] for c in calls if "--delivery-date" in c["args"]
+    }
+    assert days == {"2026-04-02"}, "every stage schedules the requested day, not the day after firing"
+    assert {c["stage"] for c in calls} >= {"ingest", "schedule", "publish"}
+
+
+def test_manual_run_with_an_impossible_date_is_refused(stub_tasks: Path, tmp_path: Path) -> None:
+    state, calls, _ = _run_dag(tmp_path, {}, run_conf={"delivery_date": "2026-02-30"})
+    assert state == "refused"
+    assert calls == [], "no stage ran"
