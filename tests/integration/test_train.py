@@ -443,6 +443,7 @@ def test_train_register_forecast_against_a_tracking_server(
     assert list(artifacts.rglob("model.keras")), "no model artifact on the server side"
 
 
+@pytest.mark.integration
 def test_training_window_starts_at_the_first_landed_day(small: tuple[Settings, Path]) -> None:
     from tasks.training_data import history_start, training_window
 
