@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: demo test test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui helm
+.PHONY: demo test test-fast test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui helm
 
 $(STAMP): requirements-dev.lock overrides.txt
 	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
@@ -35,6 +35,11 @@ helm:
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m unit
+
+# The developer's loop (under 3 min on 2 cores): unit tests and DAG integrity/wiring, no slow tests.
+# `make test` stays the full gate (lint, types, helm, every test).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests/unit tests/dags $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,6 +19,20 @@ FIXTURES = REPO_ROOT / "tests" / "fixtures"
 EPF_DIR = REPO_ROOT.parent / "shared" / "data" / "epf"
 
 
+#: Every test belongs to one tier (pyproject.toml registers them); `slow` is orthogonal.
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test without a tier marker fails, so ``-m unit`` / ``make test-fast`` select what they say."""
+    if not any(item.get_closest_marker(tier) for tier in TIERS):
+        pytest.fail(
+            f"{item.nodeid} has no tier marker: add pytestmark = pytest.mark.<{'|'.join(TIERS)}> "
+            "to its module (and pytest.mark.slow if it takes more than a few seconds)",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="session")
 def de() -> design.DayData:
     """The DE epftoolbox excerpt (tests/fixtures/epf, 120 days to 2017-12-31); copy before changing it."""
