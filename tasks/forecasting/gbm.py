@@ -11,8 +11,7 @@ seen, but they can learn a shape relative to it.
 Where the exogenous series include a load forecast and renewable-infeed
 forecasts, the residual load (load minus wind and solar) is added as one more
 series: the merit order prices residual load, and an axis-aligned tree can only
-approximate a difference of two columns with many splits (docs/forecasting.md,
-"Residual load for the tree members"). A linear model (LEAR) or a dense network
+approximate a difference of two columns with many splits (research/RESULTS.md). A linear model (LEAR) or a dense network
 gets the difference for free, so only the trees need it.
 
 Two wide layouts are read: the epftoolbox lag design of the backtests
@@ -23,7 +22,7 @@ named-column rows of the production models (``tasks.forecasting.served_model.Des
 Why trees: they rank the hours of a day differently from the linear
 LEAR and the DNN (fitted on squared error, they estimate the mean the
 storage dispatch needs), which makes the ensemble's intraday order — what a
-battery earns on — more accurate (docs/forecasting.md, "GBM member").
+battery earns on — more accurate (research/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -241,8 +240,7 @@ class AsinhTarget:
     scale, the variant measured): a few scarcity hours at hundreds of EUR/MWh no
     longer dominate the squared error and take the splits that the ordinary
     days' hours need. The back transform of a fit in asinh space estimates
-    something close to the median, not the mean (docs/forecasting.md,
-    "Variance-stabilised GBM target").
+    something close to the median, not the mean (research/RESULTS.md).
     """
 
     def __init__(self, regressor: Any) -> None:
@@ -273,7 +271,7 @@ class SlotTreeModel:
     it, its daily level from the first: a battery's profit depends on the order
     of the hours, and the level changes between days, which dominate the squared
     error of the first target, no longer take the shape model's splits
-    (docs/forecasting.md, "Intraday-profile trees").
+    (research/RESULTS.md).
 
     ``target_transform="asinh"`` fits every regressor on the median-asinh
     transform of its target (:class:`AsinhTarget`).
@@ -409,17 +407,15 @@ class ExtraTrees(SlotTreeModel):
     """Extremely randomised trees (``ExtraTreesRegressor``), squared error: the ``forest`` member.
 
     Averaged deep trees with random split points: a different bias from the
-    boosted GBM, which makes it worth a seat in the ensemble (docs/forecasting.md,
-    "Extra-trees member"). ``min_samples_leaf_per_hour`` is scaled by the slots
+    boosted GBM, which makes it worth a seat in the ensemble (research/RESULTS.md). ``min_samples_leaf_per_hour`` is scaled by the slots
     per hour, so 15-minute rows grow trees of the same depth (and size) as hourly
     ones. Deterministic for a given ``seed`` at any ``n_jobs``: the threads fit the
     trees, and prediction sums them on one thread (``_fitted``).
 
     ``level_estimators`` (None: ``n_estimators``) sizes the first fit when the
     intraday-profile fit gives the shape: the forecast then keeps only that fit's
-    daily mean, an average over the day's slots that needs fewer trees. 50
-    instead of 200 cut the forest's fit by 37 % at the same capture
-    (docs/forecasting.md, "Extra-trees member").
+    daily mean, an average over the day's slots that needs fewer trees, so the
+    default grows fewer trees than a forest that must give the shape too.
 
     ``subhourly_max_samples`` (None: all rows) grows each tree of a sub-hourly
     fit (15-minute MTUs: four nearly alike rows per hour) on a bootstrap sample

@@ -4,9 +4,8 @@ The registered price model (``tasks.forecasting.served_model.DayAheadPriceModel`
 quantiles with the DNN. With point members (LEAR, GBM) its point forecast is
 the equal-weight mean of the members (and of the DNN median, when the DNN is
 one of them), and every DNN quantile is shifted by the same amount, so the
-band keeps the DNN's width and order around the ensemble's centre. The same combination gave the backtest
-figures (docs/forecasting.md: DE rMAE 0.379 → 0.367 and storage capture
-88.3 → 89.4 % with the GBM beside LEAR and the DNN).
+band keeps the DNN's width and order around the ensemble's centre. The rolling
+backtest combines its members the same way (its figures: research/RESULTS.md).
 
 Members read the production design rows (``Design.matrix``): LEAR on
 hourly-averaged slot blocks (:func:`coarsen`) of the informative columns, the
