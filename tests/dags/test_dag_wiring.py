@@ -124,6 +124,7 @@ print("STATE", run.state)
     return state, calls, json.loads(tis_line[len("TIS ") :])
 
 
+@pytest.mark.slow
 def test_stage_arguments_flow_through_the_dag(stub_tasks: Path, tmp_path: Path) -> None:
     state, calls, _ = _run_dag(tmp_path, {})
     assert state == "success"
@@ -159,6 +160,7 @@ def test_stage_arguments_flow_through_the_dag(stub_tasks: Path, tmp_path: Path) 
     )
 
 
+@pytest.mark.slow
 def test_failed_gate_stops_the_run_before_publishing(stub_tasks: Path, tmp_path: Path) -> None:
     """BE's features gate exits 2 (PipelineError): it fails once, without retry, and nothing
     downstream runs — no training, forecast, schedule, schedule gate or publish for the day.
@@ -177,6 +179,7 @@ def test_failed_gate_stops_the_run_before_publishing(stub_tasks: Path, tmp_path:
         assert set(tis[task_id]) == {"upstream_failed/0"}, (task_id, tis[task_id])
 
 
+@pytest.mark.slow
 def test_manual_run_schedules_the_delivery_date_param(stub_tasks: Path, tmp_path: Path) -> None:
     """``airflow dags trigger --conf '{"delivery_date": ...}'`` or the trigger form's date field."""
     state, calls, _ = _run_dag(tmp_path, {}, run_conf={"delivery_date": "2026-04-02"})
@@ -188,6 +191,7 @@ def test_manual_run_schedules_the_delivery_date_param(stub_tasks: Path, tmp_path
     assert {c["stage"] for c in calls} >= {"ingest", "schedule", "publish"}
 
 
+@pytest.mark.slow
 def test_manual_run_with_an_impossible_date_is_refused(stub_tasks: Path, tmp_path: Path) -> None:
     state, calls, _ = _run_dag(tmp_path, {}, run_conf={"delivery_date": "2026-02-30"})
     assert state == "refused"

@@ -41,6 +41,7 @@ def _pod(settings: Settings, stage: str, extra: tuple[str, ...], arguments: list
     return spec
 
 
+@pytest.mark.slow
 def test_stage_pod_runs_the_same_command(k8s_settings: Settings) -> None:
     spec = _pod(
         k8s_settings,

@@ -80,6 +80,7 @@ def test_naive_on_a_weekly_periodic_market_captures_everything(tmp_path: Path) -
     assert "target >= 90 %" in format_report(s)
 
 
+@pytest.mark.slow
 def test_noise_lowers_capture_and_forecast_file_alignment(tmp_path: Path) -> None:
     prices = _weekly_prices(SHORT + 10, noise=8.0, seed=2)
     data = _write_dataset(tmp_path / "BE.csv", prices)
@@ -121,6 +122,7 @@ def test_cli_prints_capture_beside_target(tmp_path: Path, capsys: pytest.Capture
     assert main(["--dataset", str(data), "--model", "lear", "--test-days", str(SHORT)]) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (EPF / "DE.csv").exists(), reason="needs ../shared/data/epf (not in a fresh clone)")
 def test_weekly_naive_reproduces_the_published_de_capture() -> None:
     # Same protocol on the published weekly naive gives 70.3 %.
@@ -181,6 +183,7 @@ def test_follow_the_leader_uses_only_earlier_days() -> None:
     assert (follow_the_leader(np.ones((3, 20)), lookback=5, min_history=1) == 0).all()
 
 
+@pytest.mark.slow
 def test_adaptive_prefers_the_member_that_earns(tmp_path: Path) -> None:
     prices = _weekly_prices(SHORT + 10, noise=8.0, seed=3)
     data = _write_dataset(tmp_path / "DE.csv", prices)
@@ -284,6 +287,7 @@ def _write_published(
     return path
 
 
+@pytest.mark.slow
 def test_published_layout_and_blends_across_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _write_dataset(tmp_path / "BE.csv", _weekly_prices(SHORT + 10, noise=8.0, seed=3))
     days, matrix = load_day_matrix(data)
@@ -403,6 +407,7 @@ def test_block_bootstrap_intervals_and_paired_difference() -> None:
         block_bootstrap(np.zeros(5), np.zeros(5))
 
 
+@pytest.mark.slow
 def test_cli_baseline_by_month_and_interval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _write_dataset(tmp_path / "DE.csv", _weekly_prices(SHORT + 10, noise=8.0, seed=2))
     days, matrix = load_day_matrix(data)

@@ -269,6 +269,7 @@ def test_day_vector_maps_dst_days_onto_the_fixed_grid(two_zone_settings: Setting
     assert np.isfinite(target).all()
 
 
+@pytest.mark.slow
 @pytest.mark.unit
 def test_cli_backfill(two_zone_settings: Settings) -> None:
     from tasks.features import main, parser
