@@ -73,6 +73,7 @@ def test_dst_day_lengths(day: date, quarters: int, hours: int) -> None:
     assert first.tz_convert(TZ).hour == 0
 
 
+@pytest.mark.slow
 def test_same_day_is_identical_whatever_the_range(tmp_path: Path) -> None:
     settings = Settings(data_root=tmp_path / "d", zones=("BE",), mtu_minutes=15)
     a = publish_history(settings, date(2026, 3, 20), date(2026, 3, 29), tmp_path / "a")
@@ -114,6 +115,7 @@ def _month(zone: str, first: date, n_days: int) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
+@pytest.mark.slow
 def test_spring_month_is_plausible() -> None:
     month = _month("DE_LU", date(2026, 5, 1), 31)
     prices = month["price_eur_mwh"]
@@ -135,6 +137,7 @@ def test_spring_month_is_plausible() -> None:
     assert month["solar_mw"].max() <= p.solar
 
 
+@pytest.mark.slow
 def test_winter_prices_and_load_are_higher_and_holidays_are_quieter() -> None:
     winter = _month("DE_LU", date(2026, 1, 12), 14)
     spring = _month("DE_LU", date(2026, 5, 4), 14)
@@ -160,6 +163,7 @@ def test_unknown_zone_and_mtu_are_refused() -> None:
         simulate_day("DE_LU", NORMAL, seed=1, tz=TZ, mtu_minutes=30)
 
 
+@pytest.mark.slow
 def test_publish_for_run_writes_what_was_published_by_gate_closure(tmp_path: Path) -> None:
     settings = Settings(data_root=tmp_path / "d", zones=("DE_LU", "BE"), mtu_minutes=15)
     d = NORMAL
