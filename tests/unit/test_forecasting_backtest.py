@@ -32,6 +32,7 @@ def test_identify_market_by_columns_and_last_day() -> None:
     assert backtest.identify_market(other) is None
 
 
+@pytest.mark.slow
 def test_cli_writes_metrics_and_forecasts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bt"
     args = ["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "14", "--retrain-every", "7"]
@@ -103,6 +104,7 @@ def _with_dnn_member(run: Path, out: Path, seed: int) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_merge_equals_one_run_with_the_same_members(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -185,6 +187,7 @@ def test_neighbour_series_join_by_day_on_the_common_days(tmp_path: Path) -> None
         design.with_neighbour(design.with_holidays(be, "BE"), de, "DE")
 
 
+@pytest.mark.slow
 def test_cli_neighbour_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     nb = _neighbour_csv(tmp_path / "nb.csv", "2016-11-05", 60)
     out = tmp_path / "bt"
@@ -209,6 +212,7 @@ def test_holidays_option_resolves_the_country() -> None:
         backtest.resolve_holidays("auto", None)
 
 
+@pytest.mark.slow
 def test_cli_records_the_holiday_calendar(tmp_path: Path) -> None:
     out = tmp_path / "bt"
     args = ["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "14", "--lear-windows", "56"]
@@ -219,6 +223,7 @@ def test_cli_records_the_holiday_calendar(tmp_path: Path) -> None:
     assert np.isfinite(meta["metrics"]["lear"]["mae"])
 
 
+@pytest.mark.slow
 def test_tree_members_join_the_ensemble_and_merge(tmp_path: Path) -> None:
     base = ["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "14"]
     lear = _run(tmp_path, "lear", "--lear-windows", "28")
@@ -243,6 +248,7 @@ def test_tree_members_join_the_ensemble_and_merge(tmp_path: Path) -> None:
         assert got[name]["mae"] == pytest.approx(want[name]["mae"], abs=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("member", "flag", "choices", "recorded"),
     [
