@@ -52,6 +52,7 @@ def test_slot_rows_unfold_each_day_into_its_slots(de: design.DayData) -> None:
         slot_rows(np.zeros((2, 100)), 24)
 
 
+@pytest.mark.slow
 @TREE_MODELS
 def test_trees_beat_weekly_naive_on_the_excerpt(de: design.DayData, model_cls: type[SlotTreeModel]) -> None:
     train, test = np.arange(7, 92), np.arange(92, 120)
@@ -67,6 +68,7 @@ def test_trees_beat_weekly_naive_on_the_excerpt(de: design.DayData, model_cls: t
     np.testing.assert_array_equal(again.predict(design.build_design(de, test)), pred)
 
 
+@pytest.mark.slow
 @TREE_MODELS
 def test_tree_window_uses_only_the_last_days(de: design.DayData, model_cls: type[SlotTreeModel]) -> None:
     train = np.arange(7, 100)
@@ -76,6 +78,7 @@ def test_tree_window_uses_only_the_last_days(de: design.DayData, model_cls: type
     assert np.abs(model.predict(x[-10:]) - de.prices[train[-10:]]).max() < 100
 
 
+@pytest.mark.slow
 @TREE_MODELS
 def test_trees_no_look_ahead(de: design.DayData, model_cls: type[SlotTreeModel]) -> None:
     origin = 100
@@ -206,6 +209,7 @@ def test_residual_load_is_load_minus_renewables_where_the_file_has_both(de: desi
     assert r[-2:] == pytest.approx([net.max(), net.min()])
 
 
+@pytest.mark.slow
 @TREE_MODELS
 def test_trees_read_the_residual_load_only_when_asked(
     de: design.DayData, model_cls: type[SlotTreeModel]
@@ -220,6 +224,7 @@ def test_trees_read_the_residual_load_only_when_asked(
     assert plain.predict(x[-3:]).shape == (3, 24)
 
 
+@pytest.mark.slow
 @TREE_MODELS
 def test_intraday_profile_keeps_the_level_and_takes_the_shape_from_the_second_fit(
     de: design.DayData, model_cls: type[SlotTreeModel]
@@ -279,6 +284,7 @@ def test_asinh_target_keeps_rare_spikes_from_pulling_the_ordinary_rows() -> None
     assert err_robust < 0.5 * err_raw
 
 
+@pytest.mark.slow
 @TREE_MODELS
 def test_asinh_target_transform_is_deterministic_and_old_members_keep_the_raw_fit(
     de: design.DayData, model_cls: type[SlotTreeModel]

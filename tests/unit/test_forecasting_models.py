@@ -47,6 +47,7 @@ def test_design_needs_a_week_of_history(de: design.DayData) -> None:
         design.build_design(de, [6])
 
 
+@pytest.mark.slow
 def test_no_look_ahead_perturbing_after_the_origin_leaves_the_forecast_unchanged(de: design.DayData) -> None:
     origin = 100
     train = np.arange(7, origin)
@@ -92,6 +93,7 @@ def test_lear_window_uses_only_the_last_days() -> None:
     assert mae(y[150:], pred) < 0.1
 
 
+@pytest.mark.slow
 def test_published_penalty_is_weaker_than_plain(de: design.DayData) -> None:
     # scikit-learn < 1.1 chose alpha on unit-norm columns and the refit applied it to the
     # unnormalised inputs: a much smaller effective penalty, hence more active inputs.

@@ -267,6 +267,7 @@ def test_expected_files_count_when_already_landed(settings: Settings) -> None:
     assert missing_expected_files(settings.inbox, settings.data_root, ["DE_LU"], RUN_DAY) == names[1:]
 
 
+@pytest.mark.slow
 def test_module_is_cheap_to_import() -> None:
     import subprocess
     import sys

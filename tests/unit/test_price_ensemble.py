@@ -76,6 +76,7 @@ def test_column_slot_rows_read_the_production_layout() -> None:
         ColumnLayout(("load_mw",), 24)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_cls", [GBM, ExtraTrees], ids=["gbm", "forest"])
 @pytest.mark.parametrize("slots", [24, 96])
 def test_trees_on_the_production_layout_learn_the_shape(slots: int, model_cls: type[SlotTreeModel]) -> None:
@@ -89,6 +90,7 @@ def test_trees_on_the_production_layout_learn_the_shape(slots: int, model_cls: t
         model_cls(layout=ColumnLayout(COLUMNS, 48)).fit(x[:100], y[:100])
 
 
+@pytest.mark.slow
 def test_design_lear_uses_hourly_inputs_and_learns_the_relation() -> None:
     x, y = production_rows(120, 96)
     hourly = coarsen(x, n_columns=len(COLUMNS), slots=96, factor=4)
@@ -160,6 +162,7 @@ def test_column_slot_rows_add_the_residual_load_when_asked() -> None:
     ].shape == (column_slot_rows(narrow, without_renewables)[0].shape)
 
 
+@pytest.mark.slow
 def test_members_without_neighbour_series_read_the_zones_own_columns() -> None:
     from tasks.features import neighbour_columns
     from tasks.forecasting.gbm import GBM, ExtraTrees
