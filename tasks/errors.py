@@ -37,6 +37,10 @@ class ModelNotFoundError(PipelineError):
     """No champion model is registered yet for a zone."""
 
 
+class IncompatibleModelError(ModelNotFoundError):
+    """A registered model was saved by a release whose model code has since moved or gone."""
+
+
 class InfeasibleScheduleError(PipelineError):
     """The optimiser found no schedule; the message names the constraint."""
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from tasks.cli import base_parser, day_arg, run_stage
 from tasks.config import Settings, get_settings
-from tasks.errors import ConfigError, MissingInputError, ModelNotFoundError
+from tasks.errors import ConfigError, IncompatibleModelError, MissingInputError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +88,22 @@ def evaluate(
     champion = champion_version(settings, zone, config)
     champion_mae: float | None = None
     champion_tag = "none"
+    mc = client(settings)
     if champion is not None and champion.run_id != run_id:
-        name = model_name(zone, config)
-        model = load_price_model(f"models:/{name}/{champion.version}")
-        assert model.design is not None
-        cp = score(y, model.forecast_days(frames), naive, model.design.quantiles)
-        figures.update({f"eval_champion_{k}": v for k, v in cp.items()})
-        champion_mae = cp["mae"]
         champion_tag = str(champion.version)
+        try:
+            model = load_price_model(f"models:/{model_name(zone, config)}/{champion.version}")
+        except IncompatibleModelError as exc:
+            # A champion that cannot be loaded cannot forecast either: the challenger meets no champion.
+            log.warning("zone %s: champion unusable, evaluated as absent: %s", zone, exc)
+            mc.set_tag(run_id, "eval_champion_incompatible", str(exc))
+        else:
+            assert model.design is not None
+            cp = score(y, model.forecast_days(frames), naive, model.design.quantiles)
+            figures.update({f"eval_champion_{k}": v for k, v in cp.items()})
+            champion_mae = cp["mae"]
     elif champion is not None:
         champion_tag = f"self:{champion.version}"
-    mc = client(settings)
     for key, value in figures.items():
         mc.log_metric(run_id, key, value)
     mc.set_tag(run_id, "eval_champion_version", champion_tag)

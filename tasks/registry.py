@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks.config import PROJECT_ROOT, Settings
-from tasks.errors import ConfigError, ModelNotFoundError
+from tasks.errors import ConfigError, IncompatibleModelError, ModelNotFoundError
 
 if TYPE_CHECKING:
     from datetime import date
@@ -117,7 +117,16 @@ def load_price_model(uri: str) -> DayAheadPriceModel:
 
     from tasks.forecasting.served_model import DayAheadPriceModel
 
-    loaded = mlflow.pyfunc.load_model(uri)
+    try:
+        loaded = mlflow.pyfunc.load_model(uri)
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("tasks."):
+            raise
+        raise IncompatibleModelError(
+            f"{uri} was saved by an older release (its model code {exc.name} no longer exists); "
+            "re-train the zone: python -m tasks.train --delivery-date D --zone Z, then tasks.evaluate and "
+            "tasks.register with its run id (the new version replaces it as champion)"
+        ) from exc
     model = loaded.unwrap_python_model()
     if not isinstance(model, DayAheadPriceModel):
         raise ModelNotFoundError(f"{uri} is not a day-ahead price model (got {type(model).__name__})")

@@ -123,3 +123,34 @@ def test_forecast_without_champion_says_what_to_run(settings: Settings) -> None:
         ModelNotFoundError, match=r"run python -m tasks.train --delivery-date 2026-06-01 --zone DE_LU"
     ):
         forecast("DE_LU", DAY, settings)
+
+
+@pytest.mark.integration
+def test_a_model_saved_by_an_older_release_says_to_retrain(settings: Settings) -> None:
+    """A registered model whose pickled class lives in a module that no longer exists (the
+    model code moved between releases) gives a one-line, actionable error, not a traceback."""
+    import sys
+    import types
+
+    import mlflow
+
+    from tasks.errors import IncompatibleModelError
+    from tasks.registry import MODEL_ARTIFACT, client, experiment_id, load_price_model
+
+    old = types.ModuleType("tasks._retired_model_code")
+    code = "from mlflow.pyfunc import PythonModel\n\nclass Retired(PythonModel):\n    def predict(self, context, model_input, params=None):\n        return model_input\n"
+    exec(compile(code, "<retired model code>", "exec"), old.__dict__)  # a module-level class, as real code
+    sys.modules[old.__name__] = old  # importable while saved: pickled by reference to its module
+    try:
+        client(settings)
+        with mlflow.start_run(experiment_id=experiment_id(settings, "price_dnn")):
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT, python_model=old.Retired(), pip_requirements=[]
+            )
+    finally:
+        del sys.modules[old.__name__]
+
+    with pytest.raises(
+        IncompatibleModelError, match=r"older release .*re-train the zone: python -m tasks.train"
+    ):
+        load_price_model(info.model_uri)
