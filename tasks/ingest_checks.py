@@ -40,6 +40,11 @@ REASONS: dict[str, tuple[Severity, str]] = {
     "malformed_json": ("error", "JSON cannot be parsed or lacks required fields"),
     "malformed_csv": ("error", "CSV cannot be parsed or lacks required columns"),
     "malformed_document": ("error", "well-formed file whose structure misses required elements"),
+    "malformed_number": ("error", "a value is not a plain decimal number (e.g. a decimal comma: 53,2)"),
+    "duplicate_position": (
+        "error",
+        "an ENTSO-E A03 Period repeats a Point position (which value holds is ambiguous)",
+    ),
     "no_data": ("error", "the document holds no time series"),
     "unsupported_curve_type": ("error", "ENTSO-E curveType other than A01/A03"),
     "unknown_format": ("error", "the file name/content matches no known source format"),

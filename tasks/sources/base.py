@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +24,15 @@ PARSE_ERROR_CODES = (
     "unsupported_curve_type",
     "malformed_json",
     "malformed_csv",
+    "malformed_number",
+    "duplicate_position",
     "unknown_format",
 )
+
+# A plain decimal number as the sources write it: optional sign, digits, a point as the
+# decimal separator, optional exponent. No decimal comma, thousands separators, spaces,
+# underscores, NaN or infinity (Python's float() would take several of these).
+_CANONICAL_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 class ParseError(IngestError):
@@ -40,6 +48,21 @@ class ParseError(IngestError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+def canonical_float(text: str, where: str) -> float:
+    """``text`` as a float if it is a plain decimal number, else ParseError ``malformed_number``.
+
+    "53,2" is refused rather than read as 532 or 53.2: a decimal comma or a thousands
+    separator cannot be told apart, and a value is never guessed.
+    """
+    if not _CANONICAL_NUMBER.fullmatch(text):
+        hint = " (decimal comma or thousands separator?)" if "," in text else ""
+        raise ParseError(
+            "malformed_number",
+            f"{where}: {text!r} is not a plain decimal number{hint}; the source must write e.g. 53.2",
+        )
+    return float(text)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 
-from tasks.sources.base import ParsedDocument, ParseError
+from tasks.sources.base import ParsedDocument, ParseError, canonical_float
 from tasks.sources.zones import ZONE_BY_EIC, zone_info
 
 if TYPE_CHECKING:
@@ -139,12 +139,9 @@ def _series_rows(
             val_text = doc.text(point, value_tag)
             try:
                 pos = int(pos_text)
-                value = float(val_text.replace(",", ""))
             except ValueError:
-                raise ParseError(
-                    "malformed_document",
-                    f"Point position {pos_text!r} / {value_tag} {val_text!r} not numeric",
-                ) from None
+                raise ParseError("malformed_document", f"Point position {pos_text!r} not numeric") from None
+            value = canonical_float(val_text, f"Point {pos} <{value_tag}>")
             if not 1 <= pos <= count:
                 raise ParseError(
                     "malformed_document",
@@ -152,10 +149,17 @@ def _series_rows(
                 )
             points.append((pos, value))
         if curve_type == "A03":
-            points.sort(key=lambda p: p[0])
             by_pos: dict[int, float] = {}
             for pos, value in points:
-                by_pos.setdefault(pos, value)
+                if pos in by_pos:
+                    # The curve fills omitted points from the previous one: which value holds
+                    # from here on cannot be told, so the Period is refused, not guessed.
+                    raise ParseError(
+                        "duplicate_position",
+                        f"A03 Period {fmt_utc(start)}..{fmt_utc(end)} repeats position {pos} "
+                        f"({by_pos[pos]:g} and {value:g}, interval {fmt_utc(start + (pos - 1) * step)})",
+                    )
+                by_pos[pos] = value
             if 1 not in by_pos:
                 raise ParseError("malformed_document", "A03 Period without a point at position 1")
             current = by_pos[1]

@@ -12,12 +12,27 @@ gives average power: ``power_mw = energy_kwh / 1000 / interval_hours``.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-from tasks.sources.base import ParsedDocument, ParseError
+from tasks.sources.base import ParsedDocument, ParseError, canonical_float
 from tasks.sources.zones import ZONE_BY_EIC, ZONES, zone_info
 
 COLUMNS = ("meter_id", "bidding_zone", "interval_start_utc", "interval_end_utc", "energy_kwh", "quality")
 QUALITY_FLAGS = ("A", "E")
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _energy(frame: pd.DataFrame) -> pd.Series:
+    """``energy_kwh`` as float64: a plain decimal number, or empty (a missing value, NaN)."""
+    import pandas as pd
+
+    values = [
+        float("nan") if not text.strip() else canonical_float(text.strip(), f"row {row} energy_kwh")
+        for row, text in enumerate(frame["energy_kwh"], start=2)
+    ]
+    return pd.Series(values, index=frame.index, dtype="float64")
 
 
 def parse_meter(data: bytes) -> list[ParsedDocument]:
@@ -45,9 +60,9 @@ def parse_meter(data: bytes) -> list[ParsedDocument]:
     try:
         start = pd.to_datetime(frame["interval_start_utc"], utc=True)
         end = pd.to_datetime(frame["interval_end_utc"], utc=True)
-        energy = pd.to_numeric(frame["energy_kwh"], errors="raise").astype("float64")
     except (ValueError, TypeError) as exc:
-        raise ParseError("malformed_csv", f"bad time or energy value ({exc})") from None
+        raise ParseError("malformed_csv", f"bad time value ({exc})") from None
+    energy = _energy(frame)
     minutes_all = ((end - start).dt.total_seconds() / 60).round().astype("int64")
     lengths = sorted(set(minutes_all))
     if len(lengths) != 1 or lengths[0] not in (15, 60):

@@ -16,6 +16,7 @@ such as Open-Meteo; times are UTC ISO-8601, one entry per hour::
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from tasks.sources.base import ParsedDocument, ParseError
@@ -28,6 +29,18 @@ VARIABLES = {
     "shortwave_radiation": ("ghi_w_m2", ("W/m²", "W/m2")),
 }
 CANONICAL_UNITS = {"temperature_2m": "°C", "wind_speed_100m": "m/s", "shortwave_radiation": "W/m²"}
+
+
+def _number(value: object, where: str) -> float:
+    """A JSON number (null: a missing value, NaN); a number written as a string is refused."""
+    if value is None:
+        return float("nan")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ParseError(
+            "malformed_number",
+            f'{where}: {value!r} is not a JSON number (a string such as "53,2" is not read as one)',
+        )
+    return float(value)
 
 
 def parse_weather(data: bytes) -> list[ParsedDocument]:
@@ -69,8 +82,9 @@ def parse_weather(data: bytes) -> list[ParsedDocument]:
                         "malformed_json",
                         f"location {loc.get('id')!r}: {var} has {len(values)} values, time {n}",
                     )
-                columns[column] = pd.to_numeric(pd.Series(values, dtype="object"), errors="raise").astype(
-                    "float64"
+                columns[column] = pd.Series(
+                    [_number(v, f"location {loc.get('id')!r} {var}[{i}]") for i, v in enumerate(values)],
+                    dtype="float64",
                 )
             frame = pd.DataFrame({"timestamp_utc": times, **{k: v.to_numpy() for k, v in columns.items()}})
             frame.insert(1, "location", str(loc["id"]))

@@ -149,6 +149,46 @@ def test_a03_points_left_out_are_expanded_to_the_period_end() -> None:
     np.testing.assert_allclose(doc.frame["price_eur_mwh"], prices["price_eur_mwh"])
 
 
+def test_a03_duplicated_position_is_refused_not_resolved() -> None:
+    prices = _sim("DE_LU", NORMAL, 60)["day_ahead_prices"].copy()
+    prices.loc[5, "price_eur_mwh"] = 77.0  # differs from its neighbours: every point is written
+    text = write_prices_xml("DE_LU", prices, tz=TZ, curve_type="A03").decode()
+    point = text.split("<Point>")[6].split("</Point>")[0]
+    assert "<position>6</position>" in point
+    twin = point.replace("77.00", "11.00")
+    doubled = text.replace(f"<Point>{point}</Point>", f"<Point>{point}</Point><Point>{twin}</Point>", 1)
+    with pytest.raises(ParseError) as info:
+        parse_file("a03.xml", doubled.encode())
+    assert info.value.code == "duplicate_position"
+    assert "position 6" in info.value.message
+    assert "77 and 11" in info.value.message
+
+
+@pytest.mark.parametrize("amount", ["96,40", "1,096.40", "1_096.4", "nan", "inf", "9 6"])
+def test_entsoe_values_must_be_plain_decimal_numbers(amount: str) -> None:
+    text = _prices_xml().decode()
+    first = text.split("<price.amount>", 1)[1].split("</price.amount>", 1)[0]
+    bad = text.replace(f"<price.amount>{first}</price.amount>", f"<price.amount>{amount}</price.amount>", 1)
+    with pytest.raises(ParseError) as info:
+        parse_file("a.xml", bad.encode())
+    assert info.value.code == "malformed_number", info.value.message
+    assert repr(amount) in info.value.message
+
+
+def test_meter_and_weather_values_must_be_plain_decimal_numbers() -> None:
+    frames = _sim("DE_LU", NORMAL, 15)
+    text = render("meter", "DE_LU", NORMAL, frames, TZ).decode()
+    row = text.splitlines()[1].split(",")
+    comma = text.replace(",".join(row), ",".join([*row[:4], f'"{row[4].replace(".", ",")}"', row[5]]), 1)
+    _assert_code("malformed_number", "m.csv", comma.encode())
+    _assert_code("malformed_number", "m.csv", text.replace(f",{row[4]},", ",inf,", 1).encode())
+    doc = json.loads(render("weather", "DE_LU", NORMAL, frames, TZ))
+    for value in ("53,2", "53.2", True, float("inf")):  # json.dumps writes inf as Infinity
+        bad = json.loads(json.dumps(doc))
+        bad["locations"][0]["hourly"]["temperature_2m"][3] = value
+        _assert_code("malformed_number", "w.json", json.dumps(bad).encode())
+
+
 def test_a01_keeps_gaps_and_duplicates_as_delivered() -> None:
     frames = _sim("DE_LU", NORMAL, 60)
     load = frames["load_forecast"]
@@ -285,7 +325,7 @@ def _load_xml() -> bytes:
             "a.xml",
             lambda: _load_xml().replace(b"<position>24</position>", b"<position>25</position>"),
         ),
-        ("malformed_document", "a.xml", lambda: _load_xml().replace(b"<quantity>", b"<quantity>x", 1)),
+        ("malformed_number", "a.xml", lambda: _load_xml().replace(b"<quantity>", b"<quantity>x", 1)),
         ("malformed_json", "w.json", lambda: b'{"locations": [}'),
         ("malformed_json", "w.json", lambda: b"[1, 2]"),
         ("malformed_csv", "m.csv", lambda: b"meter,when,kwh\nM1,2026-01-01,3\n"),
