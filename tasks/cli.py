@@ -19,6 +19,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+from pydantic_settings.exceptions import SettingsError
+
+from tasks.config import settings_error
 from tasks.errors import PipelineError
 from tasks.timeutil import parse_day
 
@@ -71,11 +75,21 @@ def run_stage(
     try:
         result = main(args)
     except PipelineError as exc:
-        log.error("%s: %s", type(exc).__name__, exc)
-        print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        return 2
+        return _fail(exc)
+    except (ValidationError, SettingsError) as exc:
+        # Settings built outside get_settings(): no retry fixes them either.
+        if isinstance(exc, ValidationError) and exc.title != "Settings":
+            raise
+        return _fail(settings_error(exc))
     emit_result(result)
     return 0
+
+
+def _fail(exc: PipelineError) -> int:
+    """Exit 2 (no retry) with the error's one line on stderr."""
+    log.error("%s: %s", type(exc).__name__, exc)
+    print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    return 2
 
 
 def day_arg(args: argparse.Namespace) -> date:

@@ -9,14 +9,28 @@ files import it at parse time.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from tasks.datasets import SDAC_PRICE_CAP_EUR_MWH, SDAC_PRICE_FLOOR_EUR_MWH
+from tasks.errors import ConfigError
+from tasks.sources.zones import ZONES
 
 # Off by default: the served ensemble's hourly profile needs no blurring (research/RESULTS.md).
 # Shared by the schedule stage and the trading backtest.
@@ -31,13 +45,22 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORTFOLIO = PROJECT_ROOT / "config" / "portfolio.json"
 
 
+def _known_zone(zone: str) -> str:
+    if zone not in ZONES:
+        raise ValueError(f"unknown bidding zone {zone!r}; known: {', '.join(ZONES)}")
+    return zone
+
+
+KnownZone = Annotated[str, AfterValidator(_known_zone)]
+
+
 class StorageAsset(BaseModel):
     """A battery or other storage asset that trades in the day-ahead market."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    zone: str
+    zone: KnownZone
     power_mw: float = Field(gt=0, description="Max charge and discharge power.")
     energy_mwh: float = Field(gt=0, description="Usable energy capacity.")
     round_trip_efficiency: float = Field(gt=0, le=1)
@@ -54,7 +77,7 @@ class RetailLoad(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    zone: str
+    zone: KnownZone
     share_of_system_load: float = Field(gt=0, le=1)
 
 
@@ -64,7 +87,7 @@ class RenewablePlant(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    zone: str
+    zone: KnownZone
     technology: Literal["wind", "solar"]
     share_of_zone: float = Field(gt=0, le=1)
 
@@ -206,7 +229,61 @@ class Settings(BaseSettings):
         own = sorted(zone for zone, neighbours in value.items() if zone in neighbours)
         if own:
             raise ValueError(f"a zone cannot be its own neighbour: {own}")
+        for zone, neighbours in value.items():
+            for code in (zone, *neighbours):
+                _known_zone(code)
         return value
+
+    @field_validator("zones")
+    @classmethod
+    def _known_zones(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one bidding zone is needed")
+        for zone in value:
+            _known_zone(zone)
+        if len(set(value)) != len(value):
+            raise ValueError(f"a zone is listed twice: {list(value)}")
+        return value
+
+    @field_validator("market_timezone")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+        return value
+
+    @field_validator("gate_closure_local")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value.strip())
+        if not match:
+            raise ValueError(f"{value!r} is not a local time HH:MM (e.g. 12:00)")
+        return value.strip()
+
+    @field_validator("quantiles")
+    @classmethod
+    def _usable_quantiles(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        # Forecast columns are price_q<percent>; the median is the point forecast (train, evaluate).
+        if any(not 0 < q < 1 for q in value):
+            raise ValueError(f"quantiles must lie strictly between 0 and 1, got {list(value)}")
+        if any(b <= a for a, b in pairwise(value)):
+            raise ValueError(f"quantiles must be strictly increasing, got {list(value)}")
+        if 0.5 not in value:
+            raise ValueError(f"quantiles must contain the median 0.5, got {list(value)}")
+        if any(abs(100 * q - round(100 * q)) > 1e-9 for q in value):
+            raise ValueError(f"quantiles must be whole percentages (columns price_qNN), got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _price_limits(self) -> Settings:
+        if not self.price_floor_eur_mwh < self.price_cap_eur_mwh:
+            raise ValueError(
+                f"price_floor_eur_mwh {self.price_floor_eur_mwh} must be below price_cap_eur_mwh "
+                f"{self.price_cap_eur_mwh} (DAP_PRICE_FLOOR_EUR_MWH < DAP_PRICE_CAP_EUR_MWH)"
+            )
+        return self
 
     def neighbours_of(self, zone: str) -> tuple[str, ...]:
         """The configured neighbours of ``zone`` that the pipeline ingests (in ``zones``), in order."""
@@ -233,10 +310,81 @@ class Settings(BaseSettings):
         return (self.data_root.parent / "mlflow" / "artifacts").resolve().as_uri()
 
     def load_portfolio(self) -> Portfolio:
-        return Portfolio.model_validate(json.loads(Path(self.portfolio_file).read_text()))
+        """The portfolio file, validated; ConfigError (one line: file, entry, fix) when it cannot work."""
+        path = Path(self.portfolio_file)
+        fix = f"fix {path} (DAP_PORTFOLIO_FILE) and re-run"
+        try:
+            raw = json.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"portfolio {path} cannot be read ({exc.strerror or exc}); {fix}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"portfolio {path} is not valid JSON ({exc}); {fix}") from None
+        try:
+            return Portfolio.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(f"portfolio {path}: {_portfolio_problems(exc, raw)}; {fix}") from None
+
+
+def _entry_name(raw: Any, loc: tuple[int | str, ...]) -> str:
+    """``storage[1] 'be-bess-1'``: where a validation error sits in the portfolio file."""
+    parts: list[str] = []
+    node = raw
+    for key in loc:
+        parts.append(f"[{key}]" if isinstance(key, int) else (f".{key}" if parts else str(key)))
+        node = _child(node, key)
+        if isinstance(node, dict) and isinstance(node.get("name"), str):
+            parts.append(f" {node['name']!r}")
+    return "".join(parts)
+
+
+def _child(node: Any, key: int | str) -> Any:
+    if isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+        return node[key]
+    if isinstance(node, dict):
+        return node.get(key)
+    return None
+
+
+def _portfolio_problems(exc: ValidationError, raw: Any) -> str:
+    return "; ".join(f"{_entry_name(raw, tuple(err['loc']))}: {_clean(err['msg'])}" for err in exc.errors())
+
+
+def _clean(message: str) -> str:
+    return message.removeprefix("Value error, ").replace("\n", " ")
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a settings field."""
+    return f"DAP_{field.upper()}"
+
+
+def settings_error(exc: ValidationError | SettingsError) -> ConfigError:
+    """One line naming each bad environment variable, its value and what it must be."""
+    if isinstance(exc, SettingsError):
+        match = re.search(r'field "([^"]+)"', str(exc))
+        var = env_var(match[1]) if match else "a DAP_* variable"
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        return ConfigError(
+            f"settings: {var} cannot be parsed as JSON{cause}; fix the environment variable and re-run"
+        )
+    problems = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        message = _clean(err["msg"])
+        value = err.get("input")
+        shown = f" (got {value!r})" if field and isinstance(value, (str, int, float)) else ""
+        if str(value) in message:
+            shown = ""
+        problems.append(f"{env_var(field)}: {message}{shown}" if field else message)
+    return ConfigError(
+        f"settings: {'; '.join(problems)}; fix the environment variable(s) (Helm values) and re-run"
+    )
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings from the environment, read once per process."""
-    return Settings()
+    """Settings from the environment, read once per process; ConfigError when they cannot work."""
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        raise settings_error(exc) from None

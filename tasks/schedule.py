@@ -379,7 +379,7 @@ def run_schedule(
 
     layout = Layout(settings.data_root)
     zones = list(zones or settings.zones)
-    portfolio = _portfolio(settings)
+    portfolio = _portfolio(settings, zones)
     shift = _timing_shift(settings, timing_shift)
     schedules, bids, figures, inputs = [], [], {}, {}
     for zone in zones:
@@ -419,14 +419,20 @@ def run_schedule(
     return result
 
 
-def _portfolio(settings: Settings) -> Portfolio:
-    try:
-        portfolio = settings.load_portfolio()
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"portfolio {settings.portfolio_file} cannot be read: {exc}") from exc
-    unknown = [s.zone for s in portfolio.storage if s.zone not in settings.zones]
-    if unknown:
-        log.info("portfolio has assets in zones not traded here: %s", sorted(set(unknown)))
+def _portfolio(settings: Settings, zones: Sequence[str]) -> Portfolio:
+    """The validated portfolio (zones known, ConfigError otherwise), with something in every zone run."""
+    portfolio = settings.load_portfolio()
+    empty = [zone for zone in zones if portfolio.for_zone(zone) == Portfolio()]
+    if empty:
+        raise ConfigError(
+            f"portfolio {settings.portfolio_file} has no retail load, renewables or storage in zone(s) "
+            f"{empty} (DAP_ZONES={list(settings.zones)}): the schedule would buy nothing there; add the "
+            "zone's entries to the portfolio or remove the zone from DAP_ZONES"
+        )
+    in_portfolio = {r.zone for r in portfolio.retail_loads} | {r.zone for r in portfolio.renewables}
+    elsewhere = sorted(in_portfolio.union(s.zone for s in portfolio.storage) - set(zones))
+    if elsewhere:
+        log.info("portfolio has entries in zones not scheduled in this run: %s", elsewhere)
     return portfolio
 
 

@@ -285,6 +285,47 @@ def test_infeasible_portfolio_fails_naming_the_constraint(env: Settings, tmp_pat
     assert "over 23 h" in proc.stderr
 
 
+def test_portfolio_with_a_mistyped_zone_is_refused_not_scheduled_without_its_load(
+    env: Settings, tmp_path: Path
+) -> None:
+    day = date(2026, 6, 10)
+    for zone in env.zones:
+        write_forecast(env, zone, day)
+    typo = json.loads(json.dumps(PORTFOLIO))
+    typo["retail_loads"][0]["zone"] = "DE-LU"  # the DE_LU schedule would buy no retail load at all
+    (tmp_path / "typo.json").write_text(json.dumps(typo))
+    with pytest.raises(
+        ConfigError, match=r"retail_loads\[0\]\.zone: unknown bidding zone 'DE-LU'; known: DE_LU"
+    ):
+        run_schedule(day, env.model_copy(update={"portfolio_file": tmp_path / "typo.json"}), log_mlflow=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tasks.schedule", "--delivery-date", day.isoformat(), "--no-mlflow"],
+        cwd=REPO,
+        env={**_env_vars(env), "DAP_PORTFOLIO_FILE": str(tmp_path / "typo.json")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "ERROR ConfigError: portfolio " in proc.stderr
+    assert "DE-LU" in proc.stderr
+    assert not Layout(env.data_root).schedule_dir(day).exists()
+
+
+def test_portfolio_with_nothing_in_a_scheduled_zone_is_refused(env: Settings, tmp_path: Path) -> None:
+    day = date(2026, 6, 10)
+    for zone in env.zones:
+        write_forecast(env, zone, day)
+    de_only = {key: [e for e in entries if e["zone"] == "DE_LU"] for key, entries in PORTFOLIO.items()}
+    (tmp_path / "de_only.json").write_text(json.dumps(de_only))
+    with pytest.raises(ConfigError, match=r"no retail load, renewables or storage in zone\(s\) \['BE'\]"):
+        run_schedule(
+            day, env.model_copy(update={"portfolio_file": tmp_path / "de_only.json"}), log_mlflow=False
+        )
+    assert not Layout(env.data_root).schedule_dir(day).exists()
+
+
 def _env_vars(settings: Settings) -> dict[str, str]:
     import os
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -11,10 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tasks import runner, storage, timeutil
-from tasks.config import Settings
+from tasks.config import Settings, get_settings
+from tasks.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 BERLIN = "Europe/Berlin"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -76,6 +80,84 @@ def test_neighbour_zones_from_env_are_read_only_where_ingested(monkeypatch: pyte
     monkeypatch.setenv("DAP_NEIGHBOUR_ZONES", '{"BE": ["BE"]}')
     with pytest.raises(ValueError, match="own neighbour"):
         Settings()
+
+
+BAD_SETTINGS = [
+    ("DAP_MTU_MINUTES", "7", "15 or 60"),
+    ("DAP_MARKET_TIMEZONE", "Europe/Berlinn", "not an IANA time zone"),
+    ("DAP_NEIGHBOUR_ZONES", "{bad", "cannot be parsed as JSON"),
+    ("DAP_ZONES", "DE_LU,DE-LU", "unknown bidding zone 'DE-LU'; known: DE_LU, BE"),
+    ("DAP_NEIGHBOUR_ZONES", '{"BE": ["DE"]}', "unknown bidding zone 'DE'"),
+    ("DAP_QUANTILES", "0.1,0.9", "must contain the median 0.5"),
+    ("DAP_QUANTILES", "0.5,0.1,0.9", "strictly increasing"),
+    ("DAP_QUANTILES", "0,0.5,1", "strictly between 0 and 1"),
+    ("DAP_PRICE_CAP_EUR_MWH", "-600", "DAP_PRICE_FLOOR_EUR_MWH < DAP_PRICE_CAP_EUR_MWH"),
+    ("DAP_GATE_CLOSURE_LOCAL", "12h", "HH:MM"),
+]
+
+
+@pytest.mark.parametrize(("var", "value", "expected"), BAD_SETTINGS)
+def test_settings_are_checked_when_they_load(
+    var: str, value: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(var, value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as info:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    message = str(info.value)
+    assert var in message
+    assert expected in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [("DAP_MTU_MINUTES", "7"), ("DAP_MARKET_TIMEZONE", "Europe/Berlinn"), ("DAP_NEIGHBOUR_ZONES", "{bad")],
+)
+def test_stage_cli_refuses_bad_settings_with_one_line_and_exit_2(
+    var: str, value: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DAP_DATA_ROOT": str(tmp_path / "data"), var: value}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tasks.publish", "--delivery-date", "2026-06-10"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR ")]
+    assert len(errors) == 1, proc.stderr
+    assert errors[0].startswith("ERROR ConfigError: settings: " + var)
+
+
+def test_portfolio_with_an_unknown_zone_or_a_bad_file_is_a_config_error(
+    settings: Settings, tmp_path: Path
+) -> None:
+    raw = json.loads(settings.portfolio_file.read_text())
+    raw["retail_loads"][0]["zone"] = "DE-LU"
+    raw["storage"][1]["zone"] = "be"
+    path = tmp_path / "portfolio.json"
+    path.write_text(json.dumps(raw))
+    mistyped = settings.model_copy(update={"portfolio_file": path})
+    with pytest.raises(ConfigError) as info:
+        mistyped.load_portfolio()
+    message = str(info.value)
+    assert "retail_loads[0].zone: unknown bidding zone 'DE-LU'; known: DE_LU, BE, NL, FR, AT" in message
+    assert "storage[1] 'be-bess-1'.zone: unknown bidding zone 'be'" in message
+    assert str(path) in message
+    assert "DAP_PORTFOLIO_FILE" in message
+    path.write_text('{"retail_loads": [')
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        mistyped.load_portfolio()
+    with pytest.raises(ConfigError, match="cannot be read"):
+        settings.model_copy(update={"portfolio_file": tmp_path / "absent.json"}).load_portfolio()
 
 
 def test_portfolio_loads_and_splits_by_zone(settings: Settings) -> None:
