@@ -15,6 +15,7 @@ See docs/ingestion.md.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -41,11 +42,12 @@ from tasks.landing import (
     Landed,
     land_raw,
     list_revisions,
+    original_name,
     quarantine_file,
     read_provenance,
     received_time_of,
 )
-from tasks.storage import Layout, sha256_bytes, with_lineage, write_with
+from tasks.storage import LINEAGE_KEY, Layout, sha256_bytes, with_lineage, write_with
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -221,6 +223,30 @@ def write_processed(target: Path, frame: pd.DataFrame, lineage: dict[str, Any] |
     return write_with(target, lambda tmp: pq.write_table(table, tmp))
 
 
+def processed_is_current(target: Path, lineage: dict[str, Any]) -> bool:
+    """Whether ``target`` can stay as it is when the raw revision ``lineage`` is landed again.
+
+    No: the file is missing, unreadable (e.g. truncated: its Parquet footer is gone), has
+    no lineage, or was written from another revision of the same source file. Yes: it
+    matches, or another source file (a multi-day delivery) wrote that dataset-day last.
+    """
+    import pyarrow.parquet as pq
+
+    if not target.is_file():
+        return False
+    try:
+        meta = pq.ParquetFile(target).schema_arrow.metadata or {}
+        found = json.loads(meta[LINEAGE_KEY]) if LINEAGE_KEY in meta else None
+    except (OSError, ValueError):  # pyarrow.ArrowInvalid is a ValueError: rebuilt from the raw bytes
+        return False
+    if not isinstance(found, dict):
+        return False
+    if found == lineage:
+        return True
+    raw_file = found.get("raw_file")
+    return isinstance(raw_file, str) and original_name(raw_file) != original_name(lineage["raw_file"])
+
+
 @dataclass
 class _Piece:
     dataset: str
@@ -352,7 +378,9 @@ class _Ingestor:
             for zone in meta.get("zones", [prov.get("zone")])
             for day in meta.get("days", [prov.get("day")])
         ]
-        if not targets or not all(t.exists() for t in targets):
+        lineage = {"raw_file": raw_path.name, "revision": rev, "sha256": prov["sha256"]}
+        # A processed file that is damaged or not from this revision is rebuilt from the raw bytes.
+        if not targets or not all(processed_is_current(t, lineage) for t in targets):
             return False
         self.report.landed.append({"file": name, "path": str(raw_path), "revision": rev, "new": False})
         self.report.processed += [str(t) for t in targets]
@@ -461,7 +489,7 @@ class _Ingestor:
         lineage = {"raw_file": landed.path.name, "revision": landed.revision, "sha256": sha256_bytes(data)}
         for doc, piece in pieces:
             target = self.layout.processed_file(piece.dataset, piece.zone, piece.day)
-            if landed.new or not target.exists():
+            if landed.new or not processed_is_current(target, lineage):
                 write_processed(
                     target, normalise_frame(piece.frame, piece.dataset, int(doc.resolution_minutes)), lineage
                 )

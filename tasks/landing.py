@@ -98,6 +98,12 @@ def list_revisions(raw_dir: Path, name: str) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def original_name(raw_name: str) -> str:
+    """The inbox name a landed revision was delivered as (``x.r002.xml`` -> ``x.xml``)."""
+    stem, suffix = _split_name(raw_name)
+    return _REV_RE.sub("", stem) + suffix
+
+
 def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[\]])", r"[\1]", text)
 

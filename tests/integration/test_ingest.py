@@ -101,6 +101,33 @@ def test_reingest_is_idempotent_and_byte_identical(settings: Settings) -> None:
     assert len(raw) == 4  # A44, A65 A01, A65 A16, A69: no duplicates
 
 
+def test_reingest_rebuilds_a_damaged_or_foreign_processed_file(settings: Settings) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tasks.storage import with_lineage
+
+    first = run_ingest(settings, D)
+    layout = Layout(settings.data_root)
+    prices = layout.processed_file("day_ahead_prices", ZONE, D - timedelta(days=1))
+    load = layout.processed_file("load_forecast", ZONE, D)
+    wind = layout.processed_file("renewables_forecast", ZONE, D)
+    good = {p: p.read_bytes() for p in (prices, load, wind)}
+    lineage = read_lineage(load)
+    prices.write_bytes(good[prices][: len(good[prices]) // 2])  # truncated: no Parquet footer
+    edited = pd.read_parquet(load).assign(load_mw=0.0)
+    edited.to_parquet(load, index=False)  # readable, but no lineage: not what ingest wrote
+    foreign = pa.Table.from_pandas(pd.read_parquet(wind).assign(wind_mw=1.0), preserve_index=False)
+    pq.write_table(with_lineage(foreign, {**read_lineage(wind), "revision": 7}), wind)  # another revision
+
+    second = run_ingest(settings, D)  # the runbook's "re-ingest the day"
+
+    assert second.errors == [], second.errors
+    assert [x["new"] for x in second.landed] == [False] * len(first.landed)
+    assert {p: p.read_bytes() for p in good} == good
+    assert read_lineage(load) == lineage
+
+
 def test_changed_file_becomes_a_new_revision(settings: Settings) -> None:
     run_ingest(settings, D)
     prev = D - timedelta(days=1)
