@@ -378,7 +378,9 @@ def test_timing_shift_is_a_recorded_option(env: Settings, monkeypatch: pytest.Mo
     assert json.loads(Path(robust["manifest"]).read_text())["options"]["timing_shift"] == 0.25
     monkeypatch.setenv("DAP_DISPATCH_TIMING_SHIFT", "0.7")
     get_settings.cache_clear()
-    with pytest.raises(ValueError, match="dispatch_timing_shift"):
+    with pytest.raises(
+        ConfigError, match=r"DAP_DISPATCH_TIMING_SHIFT: Input should be less than or equal to 0\.5"
+    ):
         get_settings()
     get_settings.cache_clear()
     with pytest.raises(ConfigError, match="timing-shift"):
