@@ -122,6 +122,28 @@ def test_state_of_charge_beyond_limits(
     }
 
 
+def test_charge_and_discharge_in_the_same_mtu(
+    settings: Settings, runner: GxRunner, version: Path, tmp_path: Path
+) -> None:
+    """Both legs at once keep balance and state of charge consistent, yet no asset can follow them."""
+
+    def edit(frame: pd.DataFrame) -> None:
+        bess = frame[frame["asset"] == BESS]
+        row = bess.index[(bess["charge_mw"] < 5) & (bess["discharge_mw"] < 5)][0]
+        at = frame["delivery_start_utc"] == frame.loc[row, "delivery_start_utc"]
+        portfolio = frame.index[at & (frame["asset"] == f"portfolio-{ZONE}")][0]
+        leg = float(np.sqrt(0.9))
+        burn = 2.0  # charge 2 MW more and discharge 0.9 * 2 MW more: same state of charge
+        for r in (row, portfolio):
+            frame.loc[r, "charge_mw"] += burn
+            frame.loc[r, "discharge_mw"] += burn * leg * leg
+            frame.loc[r, "position_mw"] += burn - burn * leg * leg
+
+    assert failed(settings, runner, tampered(version, tmp_path, "schedule", edit)) == {
+        "schedule.storage_one_leg_per_mtu"
+    }
+
+
 def test_missing_asset_row(settings: Settings, runner: GxRunner, version: Path, tmp_path: Path) -> None:
     def edit(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.drop(index=frame.index[frame["asset"] == BESS][-1])
