@@ -131,7 +131,9 @@ def storage_steps(
             limit = max(_round_price(eta_charge[k] * water_value[k]), _ceil_price(expected_price))
             steps.append(Step(limit, net))
         elif net < 0:
-            limit = min(_round_price(water_value[k] / eta_discharge[k] + degradation[k]), _floor_price(expected_price))
+            limit = min(
+                _round_price(water_value[k] / eta_discharge[k] + degradation[k]), _floor_price(expected_price)
+            )
             steps.append(Step(limit, net))
     return steps
 

@@ -78,7 +78,7 @@ def prepare_schedule(
     or minus the sum of the assets (portfolio row); ``_soc_margin_mwh``: distance to
     the nearer SoC limit; ``_power_margin_mw``: rating minus the larger leg (-1 for a
     negative leg); ``_both_legs_mw``: the smaller of charge and discharge (storage rows;
-an asset cannot do both in one MTU); ``_quantiles_ordered``: p10 <= p50 <= p90.
+    an asset cannot do both in one MTU); ``_quantiles_ordered``: p10 <= p50 <= p90.
     """
     import numpy as np
     import pandas as pd

@@ -52,7 +52,9 @@ def test_curve_at_the_forecast_price_asks_exactly_the_scheduled_position(seed: i
     rng = np.random.default_rng(seed)
     n_assets = int(rng.integers(1, 6))
     for _ in range(50):
-        expected = float(rng.choice([rng.uniform(-500, 4000), rng.uniform(-50, 200), round(rng.uniform(0, 99), 1)]))
+        expected = float(
+            rng.choice([rng.uniform(-500, 4000), rng.uniform(-50, 200), round(rng.uniform(0, 99), 1)])
+        )
         power = rng.uniform(0.1, 30, n_assets)
         mode = rng.integers(0, 3, n_assets)  # idle, charge, discharge
         charge = np.where(mode == 1, rng.uniform(0, 1, n_assets) * power, 0.0)
