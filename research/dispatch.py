@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from tasks.errors import InfeasibleScheduleError
-from tasks.optimise import Storage, precheck, timing_robust_prices
+from tasks.optimise import SIMULTANEOUS_TOL_MW, Storage, optimise_zone, precheck, timing_robust_prices
 
 
 def arbitrage_profit(
@@ -33,6 +33,8 @@ def dispatch_days(
     thousands of days, and one HiGHS call is far cheaper than one per day).
     Every day starts at ``soc_start_mwh`` and ends at ``soc_end_mwh``; each day
     decides on its :func:`timing_robust_prices` when ``timing_shift_probability`` > 0.
+    A day whose optimum charges and discharges in the same MTU (negative prices)
+    is solved again by :func:`optimise_zone`, which keeps one leg per MTU.
     """
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix
@@ -83,4 +85,8 @@ def dispatch_days(
     x = res.x.reshape(n_d, 3, n_t)
     charge = np.clip(np.where(x[:, 0] < 1e-7, 0.0, x[:, 0]), 0, None)
     discharge = np.clip(np.where(x[:, 1] < 1e-7, 0.0, x[:, 1]), 0, None)
+    both = ((charge > SIMULTANEOUS_TOL_MW) & (discharge > SIMULTANEOUS_TOL_MW)).any(axis=1)
+    for day in np.flatnonzero(both):
+        one = optimise_zone(p[day], np.zeros(n_t), [asset], mtu_minutes)
+        charge[day], discharge[day] = one.charge_mw[0], one.discharge_mw[0]
     return charge, discharge

@@ -18,6 +18,7 @@ at a loss.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -41,6 +42,22 @@ class Step:
 
 def _round_price(p: float) -> float:
     return round(round(p / PRICE_STEP) * PRICE_STEP, 1)
+
+
+def _ceil_price(p: float) -> float:
+    """``p`` rounded up to the price grid (a tiny float error below a grid price does not count)."""
+    return round(math.ceil(round(p / PRICE_STEP, 6)) * PRICE_STEP, 1)
+
+
+def _floor_price(p: float) -> float:
+    """``p`` rounded down to the price grid."""
+    return round(math.floor(round(p / PRICE_STEP, 6)) * PRICE_STEP, 1)
+
+
+def _coarse(limit: float, mw: float, grid: float) -> float:
+    """A limit on a coarser grid, rounded outwards (buys up, sells down) so the step keeps covering the prices it covered."""
+    k = round(limit / grid, 6)
+    return round((math.ceil(k) if mw > 0 else math.floor(k)) * grid, 1)
 
 
 def _round_volume(v: float) -> float:
@@ -70,7 +87,7 @@ def curve_points(
     grid = PRICE_STEP
     while 3 * len({s.limit for s in steps}) + 2 > MAX_POINTS:  # a limit adds <= 3 prices
         grid *= 2
-        steps = [Step(min(max(round(round(s.limit / grid) * grid, 1), floor), cap), s.mw) for s in steps]
+        steps = [Step(min(max(_coarse(s.limit, s.mw, grid), floor), cap), s.mw) for s in steps]
     prices = {floor, cap}
     for s in steps:
         if s.mw > 0:
@@ -100,17 +117,23 @@ def storage_steps(
 ) -> list[Step]:
     """Limit orders of all storage assets in one MTU (arrays over assets).
 
-    Limits are clamped to bracket the expected price so the curve at that
-    price always reproduces the schedule, whatever the LP's degenerate duals.
+    Limits are rounded to the 0.1 EUR/MWh grid first and then clamped to
+    bracket the expected price on that grid (a buy limit at or above it rounded
+    up, a sell limit at or below it rounded down), so the curve at that price
+    reproduces the schedule whatever the LP's degenerate duals: rounding after
+    clamping could move a limit past the expected price and put it on the
+    0.1 EUR/MWh ramp, where only part of the order is asked.
     """
     steps: list[Step] = []
     for k in range(len(charge_mw)):
         net = float(charge_mw[k] - discharge_mw[k])
         if net > 0:
-            limit = max(eta_charge[k] * water_value[k], expected_price)
+            limit = max(_round_price(eta_charge[k] * water_value[k]), _ceil_price(expected_price))
             steps.append(Step(limit, net))
         elif net < 0:
-            limit = min(water_value[k] / eta_discharge[k] + degradation[k], expected_price)
+            limit = min(
+                _round_price(water_value[k] / eta_discharge[k] + degradation[k]), _floor_price(expected_price)
+            )
             steps.append(Step(limit, net))
     return steps
 

@@ -33,6 +33,10 @@ class GateClosedError(PipelineError):
     """A day was quarantined by an earlier gate; nothing may be built on it."""
 
 
+class PointerError(PipelineError):
+    """A day's ``LATEST`` pointer is empty, unreadable or names no version; publishing rewrites it."""
+
+
 class ModelNotFoundError(PipelineError):
     """No champion model is registered yet for a zone."""
 

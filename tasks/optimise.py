@@ -10,6 +10,16 @@ energy balance::
     position_mw[t] (buy > 0) = load[t] - renewables[t] + sum_a charge[a,t] - sum_a discharge[a,t]
 
 State of charge is the energy at the END of each MTU; energy = power x MTU hours.
+
+An asset either charges or discharges in an MTU, never both: on negative prices
+the LP would otherwise do both at once to burn energy through its losses, a
+dispatch no asset can follow. The LP is solved first; only when its optimum
+has an MTU with both legs above ``SIMULTANEOUS_TOL_MW`` (negative-price days)
+is it solved again with the idle leg of those MTUs closed (``_one_leg_per_mtu``),
+which keeps it an LP: the duals stay the water values the bids use, and the
+day stays within its solve-time target. (A mixed-integer program with one
+binary per asset and MTU finds the exact optimum but took seconds on a flat
+negative-price block, far over the target.)
 Pure numpy/scipy: no I/O, no settings, so it is unit-testable and benchmarkable.
 """
 
@@ -31,6 +41,8 @@ if TYPE_CHECKING:
 # Weights of Swanson's rule: the mean of a distribution from its P10/P50/P90.
 SWANSON_WEIGHTS = (0.3, 0.4, 0.3)
 _TOL = 1e-6
+#: Above this both legs of one asset in one MTU count as simultaneous (the schedule gate's tolerance).
+SIMULTANEOUS_TOL_MW = 1e-6
 
 
 @dataclass(frozen=True)
@@ -186,6 +198,7 @@ def optimise_zone(
     if use_cvar:
         _add_cvar(lp, assets, decision, base, w=w, h=h, cvar_weight=cvar_weight, cvar_alpha=cvar_alpha)
     res = _solve(lp, assets)
+    res = _one_leg_per_mtu(lp, assets, res)
     return _schedule(res, assets, base, w @ prices, h)
 
 
@@ -320,6 +333,41 @@ def _solve(lp: _Lp, assets: Sequence[Storage]) -> Any:
         )
     if res.status != 0:
         raise InfeasibleScheduleError(f"HiGHS did not solve the schedule LP: {res.message}")
+    return res
+
+
+def _simultaneous(x: np.ndarray, n_a: int, n_t: int) -> np.ndarray:
+    """[assets, T] mask of MTUs where an asset both charges and discharges."""
+    legs = np.asarray(x[: n_a * 3 * n_t], dtype=float).reshape(n_a, 3, n_t)
+    return np.asarray((legs[:, 0] > SIMULTANEOUS_TOL_MW) & (legs[:, 1] > SIMULTANEOUS_TOL_MW))
+
+
+def _one_leg_per_mtu(lp: _Lp, assets: Sequence[Storage], res: Any) -> Any:
+    """Re-solve with the idle leg held at 0 wherever the optimum runs both legs of an asset at once.
+
+    Each MTU with both legs keeps the leg its net stored energy points to (charge
+    if ``eta_c c - d / eta_d >= 0``); the LP with those legs closed is solved
+    again, until no MTU has both. The LP solution moved onto the kept leg has the
+    same state of charge and no more discharge, so every re-solve is feasible;
+    each round closes at least one more leg, so the loop ends. Prices above
+    ``-degradation * eta / (1 - eta)`` never make both legs pay, so on most days
+    this costs nothing.
+    """
+    n_a, n_t = len(assets), lp.n_t
+    eta_c = np.array([a.eta_charge for a in assets])[:, None]
+    eta_d = np.array([a.eta_discharge for a in assets])[:, None]
+    ub = lp.ub.copy()
+    for _ in range(n_a * n_t):
+        both = _simultaneous(res.x, n_a, n_t)
+        if not both.any():
+            return res
+        legs = np.asarray(res.x[: n_a * 3 * n_t], dtype=float).reshape(n_a, 3, n_t)
+        charging = eta_c * legs[:, 0] - legs[:, 1] / eta_d >= 0
+        for k in range(n_a):
+            c0, d0, _ = lp.columns(k)
+            ub[d0 : d0 + n_t][both[k] & charging[k]] = 0.0
+            ub[c0 : c0 + n_t][both[k] & ~charging[k]] = 0.0
+        res = _solve(_Lp(n_t, lp.cost, lp.lb, ub, lp.a_eq, lp.b_eq, lp.ub_rows, lp.b_ub), assets)
     return res
 
 

@@ -36,7 +36,7 @@ from tasks.config import MAX_TIMING_SHIFT, Portfolio, Settings, get_settings
 from tasks.datasets import SDAC_PRICE_CAP_EUR_MWH, SDAC_PRICE_FLOOR_EUR_MWH
 from tasks.errors import ConfigError, MissingInputError
 from tasks.optimise import Storage, ZoneSchedule, optimise_zone
-from tasks.storage import Layout, sha256_bytes, sha256_file
+from tasks.storage import Layout, day_lock, fsync_path, remove_leftovers, sha256_bytes, sha256_file
 from tasks.timeutil import mtu_starts_utc
 
 if TYPE_CHECKING:
@@ -325,7 +325,12 @@ def content_digest(file_sums: dict[str, str], inputs: dict[str, Any], options: d
 
 
 def commit_version(day_dir: Path, staging: Path) -> Path:
-    """Rename a complete staging directory to the next free ``v=NNN``; atomic per version."""
+    """Rename a complete staging directory to the next free ``v=NNN``; atomic per version.
+
+    The files and the staging directory are fsynced before the rename, the day directory after it.
+    """
+    for path in [*sorted(staging.iterdir()), staging]:
+        fsync_path(path)
     while True:
         n = (existing_versions(day_dir) or [0])[-1] + 1
         target = day_dir / version_name(n)
@@ -335,6 +340,7 @@ def commit_version(day_dir: Path, staging: Path) -> Path:
             if target.exists() and staging.exists():
                 continue
             raise
+        fsync_path(day_dir)
         return target
 
 
@@ -492,9 +498,20 @@ def write_version(
     """Write the files through a staging directory; reuse the newest version if its content is the same.
 
     ``manifest`` holds everything but the files, rows and digest, which are added here.
-    Returns the version directory and whether it was reused.
+    Returns the version directory and whether it was reused. Holds the day's lock,
+    under which the staging directories of killed runs are removed first.
     """
     day_dir.mkdir(parents=True, exist_ok=True)
+    with day_lock(Layout(day_dir.parent.parent).schedule_lock(day)):
+        removed = remove_leftovers(day_dir)
+        if removed:
+            log.warning("removed leftovers of killed runs in %s: %s", day_dir, removed)
+        return _write_version_locked(day_dir, day, schedule, bids, manifest)
+
+
+def _write_version_locked(
+    day_dir: Path, day: date, schedule: pd.DataFrame, bids: pd.DataFrame, manifest: dict[str, Any]
+) -> tuple[Path, bool]:
     staging = day_dir / f".staging-{os.getpid()}-{sha256_bytes(os.urandom(8))[:8]}"
     staging.mkdir()
     try:

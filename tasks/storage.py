@@ -2,14 +2,20 @@
 
 Everything a stage writes is keyed by zone and delivery day, and written to a
 temporary file in the same directory, then renamed: a crash never leaves a
-half-written file, and re-running a day replaces its outputs.
+half-written file, and re-running a day replaces its outputs. The file is
+fsynced before the rename and its directory after it, so the new name
+survives a power loss too. Writers of one day's schedules hold the day's lock
+(:func:`day_lock`); under it, hidden leftovers of killed writers are removed
+(:func:`remove_leftovers`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,6 +61,14 @@ class Layout:
     def schedule_dir(self, day: date) -> Path:
         return self.root / "schedules" / f"day={day.isoformat()}"
 
+    def schedule_lock(self, day: date) -> Path:
+        """Lock file the writers of ``schedule_dir(day)`` hold (outside it: the day's listing stays clean)."""
+        return self.root / "schedules" / ".locks" / f"day={day.isoformat()}.lock"
+
+    def schedule_validation_file(self, zone: str, day: date) -> Path:
+        """Versions of ``day`` the schedule gate passed for ``zone``, with their manifest sha256."""
+        return self.reports_dir("gx", day) / f"zone={zone}" / "schedule.validated.json"
+
     def reports_dir(self, kind: str, day: date | None = None) -> Path:
         base = self.root / "reports" / kind
         return base / day.isoformat() if day else base
@@ -79,19 +93,63 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a directory's contents (a directory: its entries, i.e. renames) to disk."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``target``; rename it over ``target`` on success."""
+    """Yield a temp path beside ``target``; fsync it, rename it over ``target`` and fsync the directory."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
+        fsync_path(tmp)
         tmp.replace(target)
+        fsync_path(target.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextmanager
+def day_lock(lock_file: Path) -> Iterator[None]:
+    """Exclusive lock of one day's outputs for the block (released by the kernel if the process dies)."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def is_leftover(path: Path) -> bool:
+    """A hidden staging directory or temp file a killed writer left behind."""
+    return path.name.startswith(".staging-") or (path.name.startswith(".") and path.name.endswith(".tmp"))
+
+
+def remove_leftovers(folder: Path) -> list[str]:
+    """Remove the leftovers of killed writers in ``folder``; call only while holding its :func:`day_lock`."""
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.iterdir()):
+        if not is_leftover(path):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        removed.append(path.name)
+    return removed
 
 
 def write_bytes_atomic(target: Path, data: bytes) -> Path:

@@ -260,6 +260,9 @@ def run_gate(
     elif dataset == "features":
         result = validate_features(zone, day, settings, runner, tfdv=tfdv)
     else:
+        from tasks.quality.schedule_checks import newest_version_dir
+
+        schedule_dir = schedule_dir or newest_version_dir(layout, day)
         result = validate_schedule(zone, day, settings, runner, schedule_dir=schedule_dir)
     data_days = {s.suite: s.data_day for s in result.suites}
     to_fix = {s.suite: s.data_day for s in result.suites if s.failed} or data_days
@@ -289,6 +292,8 @@ def run_gate(
         },
     )
     gate.update_gate(layout, result, report=report, data_docs=docs, rerun=rerun)
+    if dataset == "schedule" and schedule_dir is not None:
+        gate.record_schedule_validation(layout, zone, day, schedule_dir, passed=result.passed)
     for warning in result.warnings:
         log.warning("quality warning %s (zone %s, day %s): %s", warning.name, zone, day, warning.error or "")
     log.info("validation report: %s; data docs: %s", report, docs)

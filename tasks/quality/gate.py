@@ -145,6 +145,40 @@ def update_gate(
     return write_json_atomic(path, marker)
 
 
+def record_schedule_validation(
+    layout: Layout, zone: str, day: date, version_dir: Path, *, passed: bool
+) -> Path | None:
+    """Record (pass) or withdraw (fail) a schedule version of ``day`` as validated for ``zone``.
+
+    ``tasks.publish`` publishes only a version recorded here for every zone it
+    covers, with the same manifest sha256. A directory that is not one of the
+    day's versions (e.g. a copy under test) is not recorded.
+    """
+    from tasks.storage import sha256_file
+
+    if version_dir.resolve().parent != layout.schedule_dir(day).resolve():
+        return None
+    path = layout.schedule_validation_file(zone, day)
+    versions = validated_schedule_versions(layout, zone, day)
+    manifest = version_dir / "manifest.json"
+    if passed and manifest.exists():
+        versions[version_dir.name] = {"manifest_sha256": sha256_file(manifest)}
+    else:
+        versions.pop(version_dir.name, None)
+    record = {"zone": zone, "delivery_day": day.isoformat(), "versions": versions}
+    return write_json_atomic(path, record)
+
+
+def validated_schedule_versions(layout: Layout, zone: str, day: date) -> dict[str, Any]:
+    """Version name -> ``{"manifest_sha256": ...}`` of the versions the schedule gate passed for ``zone``."""
+    path = layout.schedule_validation_file(zone, day)
+    try:
+        versions = json.loads(path.read_text()).get("versions", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return versions if isinstance(versions, dict) else {}
+
+
 def gated_datasets(layout: Layout, zone: str, day: date) -> list[str]:
     """Datasets that currently quarantine the day (empty when the day is clean)."""
     path = layout.gate_file(zone, day)

@@ -77,7 +77,8 @@ def prepare_schedule(
     state of charge minus the previous one plus the MTU's net charge (storage rows),
     or minus the sum of the assets (portfolio row); ``_soc_margin_mwh``: distance to
     the nearer SoC limit; ``_power_margin_mw``: rating minus the larger leg (-1 for a
-    negative leg); ``_quantiles_ordered``: p10 <= p50 <= p90.
+    negative leg); ``_both_legs_mw``: the smaller of charge and discharge (storage rows;
+    an asset cannot do both in one MTU); ``_quantiles_ordered``: p10 <= p50 <= p90.
     """
     import numpy as np
     import pandas as pd
@@ -95,6 +96,7 @@ def prepare_schedule(
     out["_balance_residual_mw"] = position - expected
     soc_residual = pd.Series(np.nan, index=out.index, dtype=float)
     power_margin = pd.Series(np.nan, index=out.index, dtype=float)
+    both_legs = pd.Series(np.nan, index=out.index, dtype=float)
     if "delivery_start_utc" in out:
         start = out["delivery_start_utc"]
         for name, asset in assets.items():
@@ -109,12 +111,14 @@ def prepare_schedule(
             legs_ok = (charge.loc[idx] >= -TOLERANCE_MW) & (discharge.loc[idx] >= -TOLERANCE_MW)
             margin = asset.power_mw - pd.concat([charge.loc[idx], discharge.loc[idx]], axis=1).max(axis=1)
             power_margin.loc[idx] = margin.where(legs_ok, -1.0)
+            both_legs.loc[idx] = np.minimum(charge.loc[idx], discharge.loc[idx])
         stored = asset_col.isin(list(assets))
         total_by_time = soc[stored].groupby(start[stored]).sum()
         rows = out.index[is_portfolio]
         soc_residual.loc[rows] = soc.loc[rows] - start.loc[rows].map(total_by_time).fillna(0.0)
     out["_soc_residual_mwh"] = soc_residual
     out["_power_margin_mw"] = power_margin
+    out["_both_legs_mw"] = both_legs
     out["_soc_margin_mwh"] = np.minimum(soc - _num(out, "soc_min_mwh"), _num(out, "soc_max_mwh") - soc)
     qcols = sorted(c for c in out.columns if str(c).startswith("price_q") and str(c)[7:].isdigit())
     ordered = pd.Series(True, index=out.index)

@@ -20,11 +20,13 @@ from tasks.errors import (
     GateClosedError,
     InfeasibleScheduleError,
     MissingInputError,
+    PointerError,
     ValidationFailed,
 )
 from tasks.publish import current_pointer, publish, schema_errors
+from tasks.quality.gate import record_schedule_validation
 from tasks.schedule import run_schedule
-from tasks.storage import Layout
+from tasks.storage import Layout, write_json_atomic
 from tasks.timeutil import mtu_starts_utc
 
 pytestmark = pytest.mark.integration
@@ -143,6 +145,15 @@ def check_contract(result: dict, settings: Settings, day: date) -> None:
     assert manifest["inputs"]["DE_LU"]["run_id"] == "0123abcd"
 
 
+def gate_passed(settings: Settings, day: date, version: str | None = None) -> None:
+    """Record what ``tasks.validate --dataset schedule`` records on a pass (the gate itself: test_validate_schedule)."""
+    layout = Layout(settings.data_root)
+    day_dir = layout.schedule_dir(day)
+    name = version or max(p.name for p in day_dir.glob("v=*"))
+    for zone in settings.zones:
+        record_schedule_validation(layout, zone, day, day_dir / name, passed=True)
+
+
 @pytest.mark.parametrize(
     ("day", "mtu"),
     [(date(2026, 3, 29), 15), (date(2026, 10, 25), 15), (date(2026, 3, 29), 60), (date(2026, 10, 25), 60)],
@@ -156,6 +167,7 @@ def test_dst_days_end_to_end(env: Settings, monkeypatch: pytest.MonkeyPatch, day
     result = run_schedule(day, settings, log_mlflow=False)
     check_contract(result, settings, day)
     assert result["zones"]["DE_LU"]["expected_margin_eur"] > 0
+    gate_passed(settings, day)
     published = publish(day, settings)
     assert published["version"] == "v=001"
     link = Layout(settings.data_root).schedule_dir(day) / "latest"
@@ -173,6 +185,7 @@ def test_versions_reuse_and_publish_pointer(env: Settings) -> None:
     manifest = json.loads(Path(first["manifest"]).read_text())
     # Created time comes from the run (gate closure of D-1 by default), never the wall clock.
     assert manifest["created_utc"] == "2026-06-01T10:00:00Z"
+    gate_passed(env, day)
     publish(day, env)
     # New inputs: a new version; the old one and the pointer stay until publish moves it.
     write_forecast(env, "DE_LU", day, seed=9)
@@ -181,6 +194,7 @@ def test_versions_reuse_and_publish_pointer(env: Settings) -> None:
     assert Path(first["manifest"]).exists()
     day_dir = Layout(env.data_root).schedule_dir(day)
     assert current_pointer(day_dir) == "v=001"
+    gate_passed(env, day)
     assert publish(day, env)["previous"] == "v=001"
     assert current_pointer(day_dir) == "v=002"
     assert (day_dir / "latest").resolve().name == "v=002"
@@ -196,6 +210,7 @@ def test_crash_between_write_and_rename_keeps_previous_version(
     for zone in env.zones:
         write_forecast(env, zone, day)
     first = run_schedule(day, env, log_mlflow=False)
+    gate_passed(env, day)
     publish(day, env)
     day_dir = Layout(env.data_root).schedule_dir(day)
     before = {p.name: p.read_bytes() for p in Path(first["version_dir"]).iterdir()}
@@ -215,6 +230,7 @@ def test_crash_between_write_and_rename_keeps_previous_version(
     # A crash while moving the pointer leaves the old pointer in place.
     second = run_schedule(day, env, log_mlflow=False)
     assert second["version"] == "v=002"
+    gate_passed(env, day)
 
     def crash_replace(self: Path, target: Path) -> Path:
         raise OSError("simulated crash before pointer rename")
@@ -226,6 +242,94 @@ def test_crash_between_write_and_rename_keeps_previous_version(
     assert current_pointer(day_dir) == "v=001"
     assert (day_dir / "latest").resolve().name == "v=001"
     assert not [p for p in day_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_pointer_stays_consistent_after_a_kill_between_latest_and_link_and_a_corrupt_latest(
+    env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = date(2026, 6, 6)
+    for zone in env.zones:
+        write_forecast(env, zone, day)
+    run_schedule(day, env, log_mlflow=False)
+    gate_passed(env, day)
+    publish(day, env)
+    write_forecast(env, "BE", day, seed=3)
+    assert run_schedule(day, env, log_mlflow=False)["version"] == "v=002"
+    gate_passed(env, day)
+    day_dir = Layout(env.data_root).schedule_dir(day)
+
+    def killed(link: Path, target_name: str) -> None:
+        raise OSError("killed after LATEST was renamed, before the link was")
+
+    monkeypatch.setattr("tasks.publish._replace_symlink", killed)
+    with pytest.raises(OSError, match="killed after LATEST"):
+        publish(day, env)
+    monkeypatch.undo()
+    assert (day_dir / "latest").readlink().name == "v=001"  # one step behind LATEST
+    # Readers take LATEST, the authoritative pointer, and the link is repaired from it.
+    assert current_pointer(day_dir) == "v=002"
+    assert (day_dir / "latest").readlink().name == "v=002"
+    # So does the next publish (e.g. a roll back) when the link lags.
+    (day_dir / "latest").unlink()
+    (day_dir / "latest").symlink_to("v=001")
+    assert publish(day, env, "v=002")["previous"] == "v=002"
+    assert (day_dir / "latest").readlink().name == "v=002"
+
+    # An empty or corrupt LATEST: readers get one clear error, publish rewrites it.
+    for corrupt in ("", "{not json", '{"version": "v=042"}'):
+        (day_dir / "LATEST").write_text(corrupt)
+        with pytest.raises(PointerError, match=r"python -m tasks\.publish --delivery-date 2026-06-06"):
+            current_pointer(day_dir)
+        result = publish(day, env)
+        assert result["version"] == "v=002"
+        assert result["previous"] == "v=002"  # taken from the link
+        assert current_pointer(day_dir) == "v=002"
+        assert json.loads((day_dir / "LATEST").read_text())["version"] == "v=002"
+
+
+def test_atomic_writes_fsync_the_file_and_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    target = tmp_path / "day" / "LATEST"
+    write_json_atomic(target, {"version": "v=001"})
+    assert [Path(p).parent for p in synced] == [target.parent, tmp_path]
+    assert Path(synced[0]).name.startswith(".LATEST.")  # the temp file, before its rename
+    assert synced[1] == str(target.parent)  # the directory, after it
+
+
+def test_leftovers_of_killed_runs_are_removed_by_the_next_schedule_and_publish(env: Settings) -> None:
+    day = date(2026, 6, 7)
+    for zone in env.zones:
+        write_forecast(env, zone, day)
+    day_dir = Layout(env.data_root).schedule_dir(day)
+
+    def leave_leftovers() -> None:
+        staging = day_dir / ".staging-4242-deadbeef"
+        staging.mkdir(parents=True)
+        (staging / "schedule.csv").write_text("half")
+        (day_dir / ".LATEST.abc123.tmp").write_text('{"vers')
+        (day_dir / ".latest.4242.tmp").symlink_to("v=001", target_is_directory=True)
+
+    leave_leftovers()
+    run_schedule(day, env, log_mlflow=False)
+    assert sorted(p.name for p in day_dir.iterdir()) == ["v=001"]
+    leave_leftovers()
+    run_schedule(day, env, log_mlflow=False)  # reuses v=001, and still cleans up
+    assert sorted(p.name for p in day_dir.iterdir()) == ["v=001"]
+    leave_leftovers()
+    gate_passed(env, day)
+    publish(day, env)
+    assert sorted(p.name for p in day_dir.iterdir()) == ["LATEST", "latest", "v=001"]
 
 
 def test_publish_refuses_closed_gate_and_tampered_files(env: Settings) -> None:

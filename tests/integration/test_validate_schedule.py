@@ -122,6 +122,28 @@ def test_state_of_charge_beyond_limits(
     }
 
 
+def test_charge_and_discharge_in_the_same_mtu(
+    settings: Settings, runner: GxRunner, version: Path, tmp_path: Path
+) -> None:
+    """Both legs at once keep balance and state of charge consistent, yet no asset can follow them."""
+
+    def edit(frame: pd.DataFrame) -> None:
+        bess = frame[frame["asset"] == BESS]
+        row = bess.index[(bess["charge_mw"] < 5) & (bess["discharge_mw"] < 5)][0]
+        at = frame["delivery_start_utc"] == frame.loc[row, "delivery_start_utc"]
+        portfolio = frame.index[at & (frame["asset"] == f"portfolio-{ZONE}")][0]
+        leg = float(np.sqrt(0.9))
+        burn = 2.0  # charge 2 MW more and discharge 0.9 * 2 MW more: same state of charge
+        for r in (row, portfolio):
+            frame.loc[r, "charge_mw"] += burn
+            frame.loc[r, "discharge_mw"] += burn * leg * leg
+            frame.loc[r, "position_mw"] += burn - burn * leg * leg
+
+    assert failed(settings, runner, tampered(version, tmp_path, "schedule", edit)) == {
+        "schedule.storage_one_leg_per_mtu"
+    }
+
+
 def test_missing_asset_row(settings: Settings, runner: GxRunner, version: Path, tmp_path: Path) -> None:
     def edit(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.drop(index=frame.index[frame["asset"] == BESS][-1])
@@ -179,3 +201,35 @@ def test_failed_gate_publishes_nothing_and_keeps_previous_schedules(
         publish(DAY, settings)
     assert current_pointer(day_dir) == "v=001"
     assert {p.name: sha256_file(p) for p in version.iterdir()} == before
+
+
+def test_publish_only_a_version_the_gate_passed(settings: Settings, runner: GxRunner, version: Path) -> None:
+    layout = Layout(settings.data_root)
+    day_dir = layout.schedule_dir(DAY)
+    with pytest.raises(
+        ValidationFailed, match=r"v=001 of 2026-10-25 has not passed the schedule gate"
+    ) as err:
+        publish(DAY, settings)
+    assert f"--dataset schedule --schedule-dir {version}" in str(err.value)
+    run_gate("schedule", ZONE, DAY, settings, runner=runner)
+    publish(DAY, settings)
+
+    # A later run (manual, or a cleared task) writes v=002 after the gate ran: not published.
+    write_forecast(settings, DAY, seed=3)
+    newer = Path(run_schedule(DAY, settings, log_mlflow=False)["version_dir"])
+    with pytest.raises(ValidationFailed, match=r"v=002 of 2026-10-25 has not passed") as err:
+        publish(DAY, settings)
+    assert f"python -m tasks.validate --delivery-date 2026-10-25 --zone {ZONE} --dataset schedule" in str(
+        err.value
+    )
+    assert current_pointer(day_dir) == "v=001"
+    assert publish(DAY, settings, "v=001")["version"] == "v=001"  # roll back to a validated one
+
+    run_gate("schedule", ZONE, DAY, settings, schedule_dir=newer, runner=runner)
+    assert publish(DAY, settings)["version"] == "v=002"
+    # Changed after its validation (re-signed manifest): refused until validated again.
+    manifest = json.loads((newer / "manifest.json").read_text())
+    manifest["figures"] = {}
+    (newer / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValidationFailed, match="has not passed the schedule gate"):
+        publish(DAY, settings, "v=002")

@@ -46,6 +46,39 @@ def test_curves_follow_market_rules_and_reproduce_the_schedule(n: int) -> None:
         assert cleared_volume(pts, p) == pytest.approx(res.position_mw[t], abs=0.051 * (1 + len(steps)))
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_curve_at_the_forecast_price_asks_exactly_the_scheduled_position(seed: int) -> None:
+    """Random schedules, water values and expected prices (also off the 0.1 grid and at clamped limits)."""
+    rng = np.random.default_rng(seed)
+    n_assets = int(rng.integers(1, 6))
+    for _ in range(50):
+        expected = float(
+            rng.choice([rng.uniform(-500, 4000), rng.uniform(-50, 200), round(rng.uniform(0, 99), 1)])
+        )
+        power = rng.uniform(0.1, 30, n_assets)
+        mode = rng.integers(0, 3, n_assets)  # idle, charge, discharge
+        charge = np.where(mode == 1, rng.uniform(0, 1, n_assets) * power, 0.0)
+        discharge = np.where(mode == 2, rng.uniform(0, 1, n_assets) * power, 0.0)
+        # Water values around the expected price: degenerate duals put the limit a hair either side.
+        water = expected + rng.choice([-1, 1], n_assets) * rng.choice([0.0, 1e-3, 0.04, 0.06, 3.0], n_assets)
+        base = float(rng.uniform(-200, 200))
+        steps = storage_steps(
+            charge,
+            discharge_mw=discharge,
+            water_value=water,
+            expected_price=expected,
+            eta_charge=[LEG] * n_assets,
+            eta_discharge=[LEG] * n_assets,
+            degradation=list(rng.choice([0.0, 2.0], n_assets)),
+        )
+        pts = curve_points(base, steps)
+        check_curve(pts)
+        position = base + float(charge.sum() - discharge.sum())
+        # One rounding of the total to 0.1 MW, plus orders under 0.05 MW that are left out.
+        tolerance = 0.05 + 0.05 * n_assets + 1e-9
+        assert abs(cleared_volume(pts, expected) - position) <= tolerance, (expected, steps, pts)
+
+
 def test_limit_orders_step_at_their_limits() -> None:
     pts = curve_points(5.0, [Step(40.04, 10.0), Step(80.0, -7.0)])
     check_curve(pts)

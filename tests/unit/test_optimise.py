@@ -229,3 +229,24 @@ def test_timing_shift_decides_on_blurred_prices_and_reports_the_forecast_itself(
     assert arbitrage_profit(charge[0], discharge[0], scen[1], 60) == pytest.approx(
         arbitrage_profit(one.charge_mw, one.discharge_mw, scen[1], 60), abs=1e-6
     )
+
+
+@pytest.mark.parametrize("degradation", [0.0, 2.0])
+def test_negative_prices_never_charge_and_discharge_in_the_same_mtu(degradation: float) -> None:
+    """Burning energy through the losses pays on negative prices; no asset can follow such a dispatch."""
+    rng = np.random.default_rng(7)
+    n = 96
+    x = np.arange(n) / n
+    prices = 40 + 30 * np.sin(2 * np.pi * x) + rng.normal(0, 5, n)
+    prices[30:60] = -80.0 + rng.normal(0, 5, 30)
+    scenarios = np.stack([prices - 10, prices, prices + 15])
+    assets = [battery(degradation_eur_per_mwh=degradation), battery("b2", power_mw=4.0, max_cycles=1.0)]
+    inflexible = rng.uniform(0, 50, n)
+    for cvar in (0.0, 0.5):
+        res = optimise_zone(scenarios, inflexible, assets, 15, weights=[0.3, 0.4, 0.3], cvar_weight=cvar)
+        check_physics(res, assets, inflexible, 15)
+        assert not ((res.charge_mw > 1e-6) & (res.discharge_mw > 1e-6)).any()
+        assert res.storage_margin_eur > 0
+    days = np.stack([prices, prices[::-1]])
+    charge, discharge = dispatch_days(days, battery(degradation_eur_per_mwh=degradation), 15)
+    assert not ((charge > 1e-6) & (discharge > 1e-6)).any()
