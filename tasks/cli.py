@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from tasks.errors import PipelineError
+from tasks.errors import PIPELINE_ERROR_EXIT, SERVICE_UNAVAILABLE_EXIT, PipelineError, ServiceUnavailable
 from tasks.timeutil import parse_day
 
 RESULT_MARKER = "DAP_RESULT "
@@ -65,17 +65,27 @@ def run_stage(
     parser: argparse.ArgumentParser,
     argv: Sequence[str] | None = None,
 ) -> int:
-    """Parse args, run the stage, emit its result; a PipelineError exits 2 with its message."""
+    """Parse args, run the stage, emit its result.
+
+    A PipelineError exits 2 (not retried), a ServiceUnavailable 75 (retried); both
+    with their one-line message and no traceback.
+    """
     args = parser.parse_args(argv)
     setup_logging(getattr(args, "verbose", False))
     try:
         result = main(args)
     except PipelineError as exc:
-        log.error("%s: %s", type(exc).__name__, exc)
-        print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        return 2
+        return _fail(exc, PIPELINE_ERROR_EXIT)
+    except ServiceUnavailable as exc:
+        return _fail(exc, SERVICE_UNAVAILABLE_EXIT)
     emit_result(result)
     return 0
+
+
+def _fail(exc: Exception, code: int) -> int:
+    log.error("%s: %s", type(exc).__name__, exc)
+    print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    return code
 
 
 def day_arg(args: argparse.Namespace) -> date:
