@@ -171,9 +171,9 @@ def server_label(settings: Settings, exc: BaseException | None = None) -> str:
     return f"MLflow {role} server {uri}"
 
 
-def unavailable(settings: Settings, exc: BaseException, reason: str | None = None) -> ServiceUnavailable:
+def unavailable(settings: Settings, exc: BaseException) -> ServiceUnavailable:
     """The one-line retryable error for a failure ``exc`` of reaching the MLflow server."""
-    why = reason or connection_failure(exc) or "no answer"
+    why = connection_failure(exc) or "no answer"
     return ServiceUnavailable(
         f"{server_label(settings, exc)} is unreachable ({why}); the task will be retried"
     )
@@ -192,8 +192,9 @@ def connection_failure(exc: BaseException) -> str | None:
     """Why ``exc`` means the server could not be reached (e.g. ``connection refused``), else None.
 
     Knows requests' connection errors and timeouts, urllib3's "too many 503 error
-    responses", the socket errors under them and MLflow exceptions for HTTP 502/503/504
-    (MLflow wraps the others in an MlflowException raised while handling them).
+    responses", the socket errors under them, a 5xx answer to the check and MLflow
+    exceptions for HTTP 502/503/504 (MLflow wraps the others in an MlflowException
+    raised while handling them).
     """
     for err in _chain(exc):
         reason = _reason(err)
@@ -214,8 +215,10 @@ def _reason(err: BaseException) -> str | None:
         return "timed out"
     if isinstance(err, requests.exceptions.ConnectionError | ConnectionError):
         return _connection_reason(text)
-    if isinstance(err, _Unhealthy | MlflowException) and _status(err) in _UNAVAILABLE_STATUS:
-        return f"HTTP {_status(err)}"
+    if isinstance(err, _Unhealthy):
+        return f"HTTP {err.status}"
+    if isinstance(err, MlflowException) and err.get_http_status_code() in _UNAVAILABLE_STATUS:
+        return f"HTTP {err.get_http_status_code()}"
     return None
 
 
@@ -225,13 +228,6 @@ def _connection_reason(text: str) -> str:
     if "resolution" in text or "not known" in text:
         return "host name not resolved"
     return "connection failed"
-
-
-def _status(err: BaseException) -> int:
-    if isinstance(err, _Unhealthy):
-        return err.status
-    status: int = err.get_http_status_code()  # type: ignore[attr-defined]  # an MlflowException
-    return status
 
 
 class _Unhealthy(Exception):
