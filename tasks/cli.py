@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from pydantic_settings.exceptions import SettingsError
 
 from tasks.config import settings_error
-from tasks.errors import PipelineError
+from tasks.errors import PIPELINE_ERROR_EXIT, SERVICE_UNAVAILABLE_EXIT, PipelineError, ServiceUnavailable
 from tasks.timeutil import parse_day
 
 RESULT_MARKER = "DAP_RESULT "
@@ -69,27 +69,33 @@ def run_stage(
     parser: argparse.ArgumentParser,
     argv: Sequence[str] | None = None,
 ) -> int:
-    """Parse args, run the stage, emit its result; a PipelineError exits 2 with its message."""
+    """Parse args, run the stage, emit its result.
+
+    A PipelineError exits 2 (not retried), a ServiceUnavailable 75 (retried); both
+    with their one-line message and no traceback.
+    """
     args = parser.parse_args(argv)
     setup_logging(getattr(args, "verbose", False))
     try:
         result = main(args)
     except PipelineError as exc:
-        return _fail(exc)
+        return _fail(exc, PIPELINE_ERROR_EXIT)
+    except ServiceUnavailable as exc:
+        return _fail(exc, SERVICE_UNAVAILABLE_EXIT)
     except (ValidationError, SettingsError) as exc:
         # Settings built outside get_settings(): no retry fixes them either.
         if isinstance(exc, ValidationError) and exc.title != "Settings":
             raise
-        return _fail(settings_error(exc))
+        return _fail(settings_error(exc), PIPELINE_ERROR_EXIT)
     emit_result(result)
     return 0
 
 
-def _fail(exc: PipelineError) -> int:
-    """Exit 2 (no retry) with the error's one line on stderr."""
+def _fail(exc: Exception, code: int) -> int:
+    """Exit ``code`` (2: no retry; 75: retried) with the error's one line on stderr."""
     log.error("%s: %s", type(exc).__name__, exc)
     print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-    return 2
+    return code
 
 
 def day_arg(args: argparse.Namespace) -> date:

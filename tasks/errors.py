@@ -1,6 +1,20 @@
-"""Domain exceptions: each says what failed, for which day, and what to do."""
+"""Domain exceptions: each says what failed, for which day, and what to do.
+
+Two kinds, told apart by the stage's exit code (``tasks/cli.py``), which decides
+whether Airflow retries the task:
+
+* :class:`PipelineError` (exit :data:`PIPELINE_ERROR_EXIT`): a gate, bad input, a
+  missing model. Re-running cannot fix it; the task fails without retry.
+* :class:`ServiceUnavailable` (exit :data:`SERVICE_UNAVAILABLE_EXIT`): a server the
+  stage needs did not answer. A later try may succeed; the task is retried.
+"""
 
 from __future__ import annotations
+
+#: Exit code of a stage that failed on purpose; Airflow does not retry it.
+PIPELINE_ERROR_EXIT = 2
+#: Exit code of a stage whose server was unreachable (EX_TEMPFAIL of sysexits.h); retried.
+SERVICE_UNAVAILABLE_EXIT = 75
 
 
 class PipelineError(Exception):
@@ -55,3 +69,11 @@ class NiFiError(PipelineError):
 
 class DatasetError(PipelineError):
     """A price dataset (e.g. an epftoolbox-layout CSV) cannot be read as whole, consecutive days."""
+
+
+class ServiceUnavailable(Exception):
+    """A server the stage needs (the MLflow tracking server) is unreachable; a retry may fix it.
+
+    Deliberately not a PipelineError: the stage exits :data:`SERVICE_UNAVAILABLE_EXIT`,
+    so the task is retried. The message names the server.
+    """

@@ -30,11 +30,13 @@ NO_RUN = ("", "none", "None", "null")
 def _get_run(settings: Settings, run_id: str) -> Any:
     from mlflow.exceptions import MlflowException
 
-    from tasks.registry import client
+    from tasks.registry import client, connection_failure, unavailable
 
     try:
         return client(settings).get_run(run_id)
     except MlflowException as exc:
+        if connection_failure(exc):
+            raise unavailable(settings, exc) from exc
         raise ModelNotFoundError(
             f"run {run_id} is not in {settings.tracking_uri}; pass the run_id that tasks.train returned"
         ) from exc
@@ -49,6 +51,18 @@ def evaluate(
     config_path: Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate run ``run_id`` and the zone's champion on the run's evaluation window."""
+    from tasks.registry import load_config, tracking_server
+
+    settings = settings or get_settings()
+    if not run_id or run_id in NO_RUN:
+        return {"run_id": None, "challenger_mae": None, "champion_mae": None, "skipped": True}
+    with tracking_server(settings):
+        return _evaluate_run(zone, day, run_id, settings, load_config(config_path))
+
+
+def _evaluate_run(
+    zone: str, day: date, run_id: str, settings: Settings, config: dict[str, Any]
+) -> dict[str, Any]:
     import mlflow
 
     from tasks.forecasting.metrics import score
@@ -57,16 +71,11 @@ def evaluate(
         WINDOW_ARTIFACT,
         champion_version,
         client,
-        load_config,
         load_price_model,
         model_name,
     )
     from tasks.training_data import load_window
 
-    settings = settings or get_settings()
-    if not run_id or run_id in NO_RUN:
-        return {"run_id": None, "challenger_mae": None, "champion_mae": None, "skipped": True}
-    config = load_config(config_path)
     run = _get_run(settings, run_id)
     if run.data.tags.get("zone") != zone:
         raise ConfigError(f"run {run_id} was trained for zone {run.data.tags.get('zone')!r}, not {zone!r}")

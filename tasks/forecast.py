@@ -41,7 +41,7 @@ def forecast(
 
     from tasks.features import read_features
     from tasks.forecasting.served_model import model_input
-    from tasks.registry import CHAMPION, client, load_config, model_name, require_champion
+    from tasks.registry import CHAMPION, client, load_config, model_name, require_champion, tracking_server
 
     settings = settings or get_settings()
     if zone not in settings.zones:
@@ -54,11 +54,12 @@ def forecast(
         )
     config = load_config(config_path)
     name = model_name(zone, config)
-    version = require_champion(settings, zone, day, config)
-    features = read_features(zone, day, settings)
-    client(settings)
     uri = f"models:/{name}@{CHAMPION}"
-    model = mlflow.pyfunc.load_model(uri)
+    with tracking_server(settings):
+        version = require_champion(settings, zone, day, config)
+        features = read_features(zone, day, settings)
+        client(settings)
+        model = mlflow.pyfunc.load_model(uri)
     pred = model.predict(model_input(features))
     inner = model.unwrap_python_model()
     load_meta: dict[str, Any] = dict(getattr(inner, "load_meta", None) or {})

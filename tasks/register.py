@@ -60,10 +60,19 @@ def register(
     config_path: Path | None = None,
 ) -> dict[str, Any]:
     """Register run ``run_id`` as a version, alias it challenger, promote if it wins."""
+    from tasks.registry import tracking_server
+
+    settings = settings or get_settings()
+    with tracking_server(settings):
+        return _register(zone, day, run_id, settings, config_path)
+
+
+def _register(
+    zone: str, day: date, run_id: str | None, settings: Settings, config_path: Path | None
+) -> dict[str, Any]:
     from tasks.evaluate import NO_RUN
     from tasks.registry import CHALLENGER, CHAMPION, champion_version, client, load_config, model_name
 
-    settings = settings or get_settings()
     config = load_config(config_path)
     name = model_name(zone, config)
     champion = champion_version(settings, zone, config)

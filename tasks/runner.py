@@ -3,8 +3,8 @@
 The Airflow task of the ``local`` runner calls :func:`run_stage_command`; it
 starts ``python -m tasks.<stage> ARGS`` in a child process (same interpreter,
 same environment, so the same command as in the pod image), streams its output
-to the task log, and returns the stage's JSON result. Standard library only:
-DAG files import this module at parse time.
+to the task log, and returns the stage's JSON result. Standard library only
+(``tasks.errors`` imports nothing): DAG files import this module at parse time.
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from tasks.errors import PIPELINE_ERROR_EXIT
 
-#: Exit code of a stage that failed on purpose (a PipelineError: a gate, bad
-#: input, a missing model). Retrying does not help; tasks fail without retry.
-PIPELINE_ERROR_EXIT = 2
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,6 +36,7 @@ class StageFailed(Exception):
 
     @property
     def retryable(self) -> bool:
+        """Everything but a PipelineError (exit 2): crashes and SERVICE_UNAVAILABLE_EXIT included."""
         return self.returncode != PIPELINE_ERROR_EXIT
 
     def __str__(self) -> str:

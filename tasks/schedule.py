@@ -347,10 +347,13 @@ def commit_version(day_dir: Path, staging: Path) -> Path:
 def log_to_mlflow(
     settings: Settings, day: date, version_dir: Path, figures: dict[str, dict[str, float]]
 ) -> dict[str, Any]:
-    """Log the summary and key figures; failures are reported, never raised."""
+    """Log the summary and key figures; failures are reported, never raised (within seconds)."""
     try:
         import mlflow
 
+        from tasks.registry import bound_mlflow_http_retries
+
+        bound_mlflow_http_retries()
         mlflow.set_tracking_uri(settings.tracking_uri)
         if mlflow.get_experiment_by_name(MLFLOW_EXPERIMENT) is None:
             mlflow.create_experiment(

@@ -679,13 +679,27 @@ def train(
     config_path: Path | None = None,
     if_due: bool = False,
 ) -> dict[str, Any]:
-    """Train, evaluate on the hold-out and log the models of one zone; see the module docstring."""
-    from tasks.registry import load_config, model_name
+    """Train, evaluate on the hold-out and log the models of one zone; see the module docstring.
+
+    The tracking server is checked before anything else: ``--if-due`` cannot tell
+    whether training is due without the registry, and a model trained for minutes
+    could not be logged.
+    """
+    from tasks.registry import load_config, tracking_server
 
     settings = settings or get_settings()
     if zone not in settings.zones:
         raise ConfigError(f"zone {zone!r} is not configured (settings.zones = {list(settings.zones)})")
     config = load_config(config_path)
+    with tracking_server(settings):
+        return _train(zone, day, settings, config, if_due=if_due)
+
+
+def _train(
+    zone: str, day: date, settings: Settings, config: dict[str, Any], *, if_due: bool
+) -> dict[str, Any]:
+    from tasks.registry import model_name
+
     name = model_name(zone, config)
     if if_due:
         due, reason = is_due(settings, zone, day, config)

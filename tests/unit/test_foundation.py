@@ -211,3 +211,22 @@ def test_local_runner_returns_result_and_classifies_errors(
         runner.run_stage_command("crash", [])
     assert crash.value.retryable
     assert runner.stage_command("ok", ["--x", 1])[0] == sys.executable
+
+
+def test_unreachable_server_exits_75_and_the_runner_retries(capsys: pytest.CaptureFixture[str]) -> None:
+    from tasks import cli
+    from tasks.errors import PIPELINE_ERROR_EXIT, SERVICE_UNAVAILABLE_EXIT, ServiceUnavailable
+
+    message = "MLflow tracking server http://mlflow:5000 is unreachable (connection refused); the task will be retried"
+
+    def main(args: object) -> dict[str, object]:
+        raise ServiceUnavailable(message)
+
+    code = cli.run_stage(main, cli.base_parser("test stage"), ["--delivery-date", "2026-06-10"])
+    assert code == SERVICE_UNAVAILABLE_EXIT
+    assert code not in (0, PIPELINE_ERROR_EXIT)
+    err = capsys.readouterr().err
+    assert f"ERROR ServiceUnavailable: {message}\n" in err
+    assert "Traceback" not in err
+    assert runner.StageFailed("forecast", code, message).retryable
+    assert not runner.StageFailed("forecast", PIPELINE_ERROR_EXIT, "no champion").retryable
