@@ -377,14 +377,7 @@ def test_infeasible_portfolio_fails_naming_the_constraint(env: Settings, tmp_pat
     ):
         run_schedule(day, env.model_copy(update={"portfolio_file": tmp_path / "bad.json"}), log_mlflow=False)
     # The CLI exits 2 with the same message.
-    proc = subprocess.run(
-        [sys.executable, "-m", "tasks.schedule", "--delivery-date", day.isoformat(), "--no-mlflow"],
-        cwd=REPO,
-        env={**_env_vars(env), "DAP_PORTFOLIO_FILE": str(tmp_path / "bad.json")},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = _schedule_cli(env, day, tmp_path / "bad.json")
     assert proc.returncode == 2
     assert "over 23 h" in proc.stderr
 
@@ -402,14 +395,7 @@ def test_portfolio_with_a_mistyped_zone_is_refused_not_scheduled_without_its_loa
         ConfigError, match=r"retail_loads\[0\]\.zone: unknown bidding zone 'DE-LU'; known: DE_LU"
     ):
         run_schedule(day, env.model_copy(update={"portfolio_file": tmp_path / "typo.json"}), log_mlflow=False)
-    proc = subprocess.run(
-        [sys.executable, "-m", "tasks.schedule", "--delivery-date", day.isoformat(), "--no-mlflow"],
-        cwd=REPO,
-        env={**_env_vars(env), "DAP_PORTFOLIO_FILE": str(tmp_path / "typo.json")},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = _schedule_cli(env, day, tmp_path / "typo.json")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "ERROR ConfigError: portfolio " in proc.stderr
@@ -428,6 +414,18 @@ def test_portfolio_with_nothing_in_a_scheduled_zone_is_refused(env: Settings, tm
             day, env.model_copy(update={"portfolio_file": tmp_path / "de_only.json"}), log_mlflow=False
         )
     assert not Layout(env.data_root).schedule_dir(day).exists()
+
+
+def _schedule_cli(settings: Settings, day: date, portfolio: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m tasks.schedule`` for ``day`` with ``portfolio``, as the DAG runs it (no MLflow)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tasks.schedule", "--delivery-date", day.isoformat(), "--no-mlflow"],
+        cwd=REPO,
+        env={**_env_vars(settings), "DAP_PORTFOLIO_FILE": str(portfolio)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def _env_vars(settings: Settings) -> dict[str, str]:
