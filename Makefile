@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: demo test test-fast test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui helm
+.PHONY: system demo test test-fast test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui helm
 
 $(STAMP): requirements-dev.lock overrides.txt
 	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
@@ -26,8 +26,12 @@ lock:
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo $(DEMO_ARGS)
 
-test: $(STAMP) lint typecheck helm
+test: $(STAMP) lint typecheck helm system
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Debian packages the integration tests run for real (PostgreSQL, Prometheus, Pushgateway, Alertmanager).
+system:
+	@tools/system_packages.sh
 
 # A pinned helm for the chart contract tests (best effort: they skip without it).
 helm:
