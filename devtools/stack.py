@@ -70,7 +70,7 @@ def wait_until(check: Callable[[], bool], what: str, log: Path, timeout: float =
         try:
             if check():
                 return
-        except (OSError, requests.RequestException):
+        except Exception:  # noqa: BLE001 - any client error means "not up yet"
             pass
         time.sleep(0.5)
     tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:]) if log.exists() else ""

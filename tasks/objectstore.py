@@ -4,8 +4,10 @@ With ``DAP_DATA_URL=s3://bucket/prefix`` every stage (``tasks.cli.run_stage``)
 works on a local mirror at ``DAP_DATA_ROOT`` (an ``emptyDir`` in a pod, a cache
 directory on a worker): before the stage, objects that changed in the store are
 downloaded (:func:`pull`); after it, files the stage wrote are uploaded and
-files it removed are deleted (:func:`push`), the day's ``LATEST`` pointers last,
-so a reader of the store never sees a pointer before the version it names. A
+files it removed are deleted (:func:`push`): a schedule version's files first,
+its ``manifest.json`` next, the day's ``LATEST`` pointer last, so a reader of the
+store never sees a pointer before the version it names, and a version cut off
+mid-upload has no manifest (the next writer of the day removes it). A
 stage killed before it ends pushes nothing: the store never holds its partial
 output, and its retry starts from the store's state. Every file is written
 locally by an atomic rename, so whatever is pushed is complete.
@@ -40,8 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INDEX_FILE = ".objectstore-index.json"
-#: Written after every other file of a push: they point at files that must already be there.
-POINTER_NAMES = ("LATEST",)
+#: Written after the other files of a push, in this order: a version's manifest marks it complete
+#: (a version without one is a leftover, tasks.storage.is_leftover), LATEST points at a complete one.
+LAST_NAMES = ("manifest.json", "LATEST")
 TRANSFER_THREADS = 8
 
 
@@ -100,9 +103,9 @@ def unchanged(entry: dict[str, Any] | None, st: os.stat_result) -> bool:
 
 
 def push_order(rels: list[str]) -> list[list[str]]:
-    """Upload batches: data files first, then the pointers (pure)."""
-    pointers = [r for r in rels if r.rsplit("/", 1)[-1] in POINTER_NAMES]
-    return [sorted(set(rels) - set(pointers)), sorted(pointers)]
+    """Upload batches: data files first, then manifests, then the LATEST pointers (pure)."""
+    batches = [sorted(r for r in rels if r.rsplit("/", 1)[-1] == name) for name in LAST_NAMES]
+    return [sorted(set(rels).difference(*batches)), *batches]
 
 
 class ObjectStore:

@@ -132,8 +132,12 @@ def day_lock(lock_file: Path) -> Iterator[None]:
 
 
 def is_leftover(path: Path) -> bool:
-    """A hidden staging directory or temp file a killed writer left behind."""
-    return path.name.startswith(".staging-") or (path.name.startswith(".") and path.name.endswith(".tmp"))
+    """A hidden staging directory or temp file a killed writer left behind, or a schedule version
+    without its manifest: versions are committed whole (manifest included) by a rename, so only an
+    upload to the object store cut off before the manifest (tasks/objectstore.py) leaves one."""
+    if path.name.startswith(".staging-") or (path.name.startswith(".") and path.name.endswith(".tmp")):
+        return True
+    return path.name.startswith("v=") and path.is_dir() and not (path / "manifest.json").exists()
 
 
 def remove_leftovers(folder: Path) -> list[str]:
