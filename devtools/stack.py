@@ -22,6 +22,7 @@ classes (``tests/stack/``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -67,11 +68,9 @@ def free_port() -> int:
 def wait_until(check: Callable[[], bool], what: str, log: Path, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(Exception):  # any client error means "not up yet"
             if check():
                 return
-        except Exception:  # noqa: BLE001 - any client error means "not up yet"
-            pass
         time.sleep(0.5)
     tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:]) if log.exists() else ""
     raise StackError(f"{what} did not come up within {timeout:.0f} s; log {log}:\n{tail}")

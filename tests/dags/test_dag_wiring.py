@@ -173,7 +173,8 @@ def test_failed_gate_stops_the_run_before_publishing(stub_tasks: Path, tmp_path:
     # A zero retry delay: were the gate failure retried, the retry would show here at once.
     state, calls, tis = _run_dag(
         # tasks.fallback refuses a gate-closed zone (exit 2), as the real stage does.
-        tmp_path, {"STUB_FAIL": "validate:features:BE,fallback::BE", "DAP_RETRY_DELAY_MINUTES": "0"}
+        tmp_path,
+        {"STUB_FAIL": "validate:features:BE,fallback::BE", "DAP_RETRY_DELAY_MINUTES": "0"},
     )
     assert state == "failed"
     gate_calls = [c["args"] for c in calls if c["stage"] == "validate" and "features" in c["args"]]
