@@ -6,7 +6,7 @@ Credentials reach a stage only from its environment (the Kubernetes Secret
 itself, so no URI the pipeline prints needs to carry a password, and the settings
 refuse one that does (:func:`has_password`). :func:`redact` is the backstop for
 text from elsewhere (a library's exception, a URI a user typed): it masks the
-password of ``scheme://user:password@host`` and the value of credential-like
+password of ``scheme://{user}:{password}@host`` and the value of credential-like
 query parameters (``?securityToken=...``). :class:`RedactingFilter` applies it to
 every log record a stage's handlers write (``tasks.cli.setup_logging``).
 """
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 MASK = "***"
 
-# scheme://user:password@ -> scheme://user:***@ (the user name stays: it names the account).
+# scheme://{user}:{password}@ -> scheme://{user}:***@ (the user name stays: it names the account).
 _USERINFO_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*):(?P<password>[^\s/@]+)@")
 # ?token=... &api_key=... &password=... -> the value masked.
 _SECRET_QUERY = re.compile(
@@ -36,7 +36,7 @@ def redact(text: str) -> str:
 
 
 def has_password(uri: str) -> bool:
-    """Whether ``uri`` carries a password in its user-info part (``scheme://user:password@host``)."""
+    """Whether ``uri`` carries a password in its user-info part (``scheme://{user}:{password}@host``)."""
     try:
         return urlsplit(uri.strip()).password is not None
     except ValueError:  # e.g. an invalid port: not a URI we can read; the masking still applies

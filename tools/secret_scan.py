@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
     root = REPO if not argv else Path.cwd()
     new = unreviewed(scan(paths, root, scan_config(baseline)), baseline)
     for finding in new:
-        print(f"{finding.filename}: {finding.type} (hashed {finding.hashed_secret})")
+        print(f"{finding.filename}: {finding.type} (hashed {finding.hashed_secret})", flush=True)
     if new:
         print(
             f"{len(new)} unreviewed finding(s): remove the secret (and rotate it), or, for a false "

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tasks.redact import RedactingFilter, has_password, redact
+from tasks.redact import MASK, RedactingFilter, has_password, redact
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.unit
@@ -26,6 +26,11 @@ FAKE_AWS_KEY = "AKIA" + "ZQ3DRK7LPMB4XTWN"
 FAKE_PRIVATE_KEY = (
     "-----BEGIN " + "RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7b\n-----END RSA " + "PRIVATE KEY-----\n"
 )
+
+
+def creds(password: str, user: str = "user") -> str:
+    """``user:password@``, joined at run time: the tree scan must not flag this file's examples."""
+    return f"{user}:{password}@"
 
 
 def _tool() -> ModuleType:
@@ -83,7 +88,9 @@ def test_the_scan_finds_planted_secrets(tool: ModuleType, baseline: dict[str, An
     # The check above must be able to fail: a key, a private key and a URI password are caught.
     (tmp_path / "settings.py").write_text(f'AWS_ACCESS_KEY_ID = "{FAKE_AWS_KEY}"\n')
     (tmp_path / "deploy.pem").write_text(FAKE_PRIVATE_KEY)
-    (tmp_path / "values.yaml").write_text("tracking: http://mlflow:" + "s3cr3t-Pa55@mlflow.example:5000\n")
+    (tmp_path / "values.yaml").write_text(
+        f"tracking: http://{creds('s3cr3t-Pa55', 'mlflow')}mlflow.example:5000\n"
+    )
     (tmp_path / "clean.py").write_text("URI = 'http://mlflow:5000'\n")
     found = tool.scan(
         ["settings.py", "deploy.pem", "values.yaml", "clean.py"], tmp_path, tool.scan_config(baseline)
@@ -101,14 +108,13 @@ def test_only_reviewed_baseline_entries_clear_a_finding(tool: ModuleType, baseli
     known = tool.Finding("tests/fixtures/x.txt", "JSON Web Token", "ab12")
     other = tool.Finding("tasks/x.py", "Secret Keyword", "cd34")
     pending = tool.Finding("tasks/y.py", "Secret Keyword", "ef56")
+
+    def entry(finding: Any, **labels: bool) -> dict[str, Any]:
+        return {"type": finding.type, "filename": finding.filename, "hashed_secret": finding[2], **labels}
+
     listed = {
         **baseline,
-        "results": {
-            known.filename: [
-                {"type": known.type, "hashed_secret": "ab12", "filename": known.filename, "is_secret": False}
-            ],
-            pending.filename: [{"type": pending.type, "hashed_secret": "ef56", "filename": pending.filename}],
-        },
+        "results": {known.filename: [entry(known, is_secret=False)], pending.filename: [entry(pending)]},
     }
     # Listed and labelled false positive: cleared; listed but not reviewed, or not listed: reported.
     assert tool.unreviewed({known, other, pending}, listed) == sorted([other, pending])
@@ -135,8 +141,11 @@ def test_the_command_line_scan_fails_on_a_planted_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("http://user:canary-1@127.0.0.1:1/health", "http://user:***@127.0.0.1:1/health"),
-        ("postgresql+psycopg2://mlflow:pw%40x@db/mlflow", "postgresql+psycopg2://mlflow:***@db/mlflow"),
+        (f"http://{creds('canary-1')}127.0.0.1:1/health", f"http://{creds(MASK)}127.0.0.1:1/health"),
+        (
+            f"postgresql+psycopg2://{creds('pw%40x', 'mlflow')}db/mlflow",
+            f"postgresql+psycopg2://{creds(MASK, 'mlflow')}db/mlflow",
+        ),
         (
             "GET https://api.example/?securityToken=abc-123&documentType=A44",
             "GET https://api.example/?securityToken=***&documentType=A44",
@@ -154,8 +163,8 @@ def test_redact_masks_passwords_only(text: str, expected: str) -> None:
 
 
 def test_has_password() -> None:
-    assert has_password("http://user:pw@mlflow:5000")
-    assert has_password("postgresql://u:p@db:badport/x")  # unreadable port: still refused
+    assert has_password(f"http://{creds('pw')}mlflow:5000")
+    assert has_password(f"postgresql://{creds('p', 'u')}db:badport/x")  # unreadable port: still refused
     assert not has_password("http://user@mlflow:5000")
     assert not has_password("sqlite:////data/mlflow/mlflow.db")
     assert not has_password("")
@@ -165,17 +174,17 @@ def test_the_log_filter_redacts_messages_arguments_and_tracebacks() -> None:
     import logging
 
     record = logging.LogRecord(
-        "x", logging.ERROR, __file__, 1, "server %s down", ("http://u:canary-2@h/",), None
+        "x", logging.ERROR, __file__, 1, "server %s down", (f"http://{creds('canary-2')}h/",), None
     )
     try:
-        raise ConnectionError("refused: http://u:canary-3@h/api")
+        raise ConnectionError(f"refused: http://{creds('canary-3')}h/api")
     except ConnectionError:
         record.exc_info = sys.exc_info()
     assert RedactingFilter().filter(record)
     text = logging.Formatter().format(record)
     assert "canary" not in text
-    assert "server http://u:***@h/ down" in text
-    assert "refused: http://u:***@h/api" in text
+    assert f"server http://{creds(MASK)}h/ down" in text
+    assert f"refused: http://{creds(MASK)}h/api" in text
 
 
 def test_a_password_in_an_mlflow_uri_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,14 +192,14 @@ def test_a_password_in_an_mlflow_uri_is_refused_without_echoing_it(monkeypatch: 
 
     from tasks.config import Settings, settings_error
 
-    monkeypatch.setenv("DAP_MLFLOW_TRACKING_URI", "http://user:canary-4@mlflow:5000")
+    monkeypatch.setenv("DAP_MLFLOW_TRACKING_URI", f"http://{creds('canary-4')}mlflow:5000")
     with pytest.raises(ValidationError) as info:
         Settings()
     message = str(settings_error(info.value))
     assert "canary-4" not in message
     assert "DAP_MLFLOW_TRACKING_URI" in message
     assert "MLFLOW_TRACKING_PASSWORD" in message
-    assert "http://user:***@mlflow:5000" in message
+    assert f"http://{creds(MASK)}mlflow:5000" in message
     monkeypatch.setenv("DAP_MLFLOW_TRACKING_URI", "http://user@mlflow:5000")
     assert Settings().tracking_uri == "http://user@mlflow:5000"
 
@@ -200,7 +209,7 @@ def test_a_stage_refuses_a_uri_password_in_one_line_without_printing_it(tmp_path
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(REPO),
         "DAP_DATA_ROOT": str(tmp_path / "data"),
-        "DAP_MLFLOW_TRACKING_URI": "http://user:canary-5@127.0.0.1:1/",
+        "DAP_MLFLOW_TRACKING_URI": f"http://{creds('canary-5')}127.0.0.1:1/",
     }
     proc = subprocess.run(
         [sys.executable, "-m", "tasks.forecast", "--delivery-date", "2026-06-10", "-v"],
