@@ -26,7 +26,7 @@ from tests.dags.test_helm_chart import _helm, _render
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SECRET_NAME = "day-ahead-secrets"
+ENV_SOURCE = "day-ahead-secrets"  # the Secret task pods read their credentials from
 
 
 def _scanner() -> ModuleType:
@@ -62,10 +62,7 @@ def canary(monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.setenv(var, value)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "day-ahead")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "day-ahead-artifacts")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_NIFI_DEFAULT",
-        json.dumps({"conn_type": "http", "host": "nifi", "login": "day-ahead", "password": value}),
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_NIFI_DEFAULT", f"http://day-ahead:{value}@nifi:8443")
     return value
 
 
@@ -105,7 +102,7 @@ def test_task_pod_specs_take_credentials_only_from_the_secret(
     for task_id, spec in specs.items():
         assert canary not in json.dumps(spec), f"{task_id}: a credential was copied into the pod spec"
         base = next(c for c in spec["spec"]["containers"] if c["name"] == "base")
-        assert {"secretRef": {"name": SECRET_NAME, "optional": True}} in base["envFrom"], task_id
+        assert {"secretRef": {"name": ENV_SOURCE, "optional": True}} in base["envFrom"], task_id
         names = {e["name"] for e in base["env"]}
         assert not names & {"MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "PGPASSWORD"}, task_id
         # The URI travels without credentials; the user name alone is no secret.
