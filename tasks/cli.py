@@ -25,6 +25,7 @@ from pydantic_settings.exceptions import SettingsError
 
 from tasks.config import settings_error
 from tasks.errors import PIPELINE_ERROR_EXIT, SERVICE_UNAVAILABLE_EXIT, PipelineError, ServiceUnavailable
+from tasks.redact import RedactingFilter, redact
 from tasks.timeutil import parse_day
 
 RESULT_MARKER = "DAP_RESULT "
@@ -50,6 +51,10 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # A stage's log never shows a password, whichever library's message carries it.
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 def emit_result(result: dict[str, Any]) -> None:
@@ -108,7 +113,7 @@ def _data_root_mirror() -> AbstractContextManager[object]:
 def _fail(exc: Exception, code: int) -> int:
     """Exit ``code`` (2: no retry; 75: retried) with the error's one line on stderr."""
     log.error("%s: %s", type(exc).__name__, exc)
-    print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    print(redact(f"ERROR {type(exc).__name__}: {exc}"), file=sys.stderr, flush=True)
     return code
 
 

@@ -30,6 +30,7 @@ from pydantic_settings.exceptions import SettingsError
 
 from tasks.datasets import SDAC_PRICE_CAP_EUR_MWH, SDAC_PRICE_FLOOR_EUR_MWH
 from tasks.errors import ConfigError
+from tasks.redact import has_password, redact
 from tasks.sources.zones import ZONES
 
 # Off by default: the served ensemble's hourly profile needs no blurring (research/RESULTS.md).
@@ -269,6 +270,19 @@ class Settings(BaseSettings):
             raise ValueError(f"a zone is listed twice: {list(value)}")
         return value
 
+    @field_validator("mlflow_tracking_uri", "mlflow_registry_uri", "mlflow_artifact_root")
+    @classmethod
+    def _no_password_in_uri(cls, value: str) -> str:
+        # Settings travel in the ConfigMap, the pod spec's env and Airflow's rendered fields:
+        # a password in a URI would be readable there. MLflow reads its credentials from env.
+        if has_password(value):
+            raise ValueError(
+                "the URI carries a password; keep it without one and give the credentials as "
+                "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN "
+                "(a database URI: PGPASSWORD) from the Secret day-ahead-secrets (docs/security.md)"
+            )
+        return value
+
     @field_validator("market_timezone")
     @classmethod
     def _iana_zone(cls, value: str) -> str:
@@ -400,8 +414,9 @@ def settings_error(exc: ValidationError | SettingsError) -> ConfigError:
         if str(value) in message:
             shown = ""
         problems.append(f"{env_var(field)}: {message}{shown}" if field else message)
+    # The bad value is echoed to help the fix: never a password it may hold.
     return ConfigError(
-        f"settings: {'; '.join(problems)}; fix the environment variable(s) (Helm values) and re-run"
+        redact(f"settings: {'; '.join(problems)}; fix the environment variable(s) (Helm values) and re-run")
     )
 
 

@@ -13,8 +13,12 @@ wins, and an A01 Period with a missing point raises a length mismatch instead
 of returning the gap; ``parse_generation`` drops duplicated timestamps; none
 of them reads units, zone or document type. Ingest must see duplicates and gaps
 as delivered (it quarantines them with its own reason codes), and must refuse
-a GW quantity or a non-EUR price, so we walk the XML ourselves (ElementTree:
-the stdlib parser does not resolve external entities, and we refuse DTDs).
+a GW quantity or a non-EUR price, so we walk the XML ourselves (ElementTree).
+
+Source documents are untrusted: a document that declares a DTD or entities is
+refused before anything is expanded (:func:`_refuse_dtd`, an expat pass that stops
+at the declaration wherever it sits and whatever the encoding), so neither an
+entity bomb ("billion laughs") nor an entity-substituted value gets in.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
+from xml.parsers import expat
 
 from tasks.sources.base import ParsedDocument, ParseError, canonical_float
 from tasks.sources.zones import ZONE_BY_EIC, zone_info
@@ -80,14 +85,40 @@ class _Doc:
         return el.findall(self.q(path))
 
 
+class _DeclaresDTD(Exception):
+    """Raised by the expat handlers of :func:`_refuse_dtd`; stops the parser at once."""
+
+
+def _forbid(*_: object) -> None:
+    raise _DeclaresDTD
+
+
+def _refuse_dtd(data: bytes) -> None:
+    """ParseError ``malformed_xml`` when ``data`` declares a DTD or an entity, before any expansion.
+
+    An expat pass with handlers on the declarations: the first one raises, which
+    stops expat there (a byte search would miss a declaration after a long comment
+    or in UTF-16).
+    """
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = _forbid
+    parser.EntityDeclHandler = _forbid
+    try:
+        parser.Parse(data, True)
+    except _DeclaresDTD:
+        raise ParseError(
+            "malformed_xml", "document declares a DTD or entities; refused (entities are never expanded)"
+        ) from None
+    except expat.ExpatError as exc:
+        raise ParseError("malformed_xml", f"not well-formed XML ({exc})") from None
+
+
 def _root(data: bytes) -> ET.Element:
     if not data.strip():
         raise ParseError("empty_file", "the file is empty")
-    head = data[:4096]
-    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
-        raise ParseError("malformed_xml", "document declares a DTD or entities; refused")
+    _refuse_dtd(data)
     try:
-        return ET.fromstring(data)  # noqa: S314 - no DTD (checked above); expat does not fetch entities
+        return ET.fromstring(data)  # noqa: S314 - _refuse_dtd passed: no DTD, no entity to expand
     except ET.ParseError as exc:
         raise ParseError("malformed_xml", f"not well-formed XML ({exc})") from None
 
