@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: system demo test test-fast test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui helm audit secrets
+.PHONY: stack stack-down system demo test test-fast test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui helm audit secrets
 
 $(STAMP): requirements-dev.lock overrides.txt
 	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
@@ -72,6 +72,14 @@ clean:
 # migrated. AIRFLOW__API__PORT=NNNN moves it off 8080. Ctrl-C stops it and its components.
 airflow-ui: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tools/airflow_ui.py
+
+# Production-like stack on 127.0.0.1 (docs/stack.md): PostgreSQL, SeaweedFS S3, MLflow server on
+# both, Airflow (LocalExecutor on PostgreSQL). `make demo DEMO_ARGS=--stack` runs the demo on it.
+stack: $(STAMP) system
+	$(BIN)/python -m devtools.stack up
+
+stack-down: $(STAMP)
+	$(BIN)/python -m devtools.stack down
 
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/var/mlflow/mlflow.db --port 5000

@@ -24,6 +24,7 @@ from tasks.cli import emit_result, setup_logging
 from tasks.config import Settings, get_settings
 from tasks.datasets import PRICES
 from tasks.errors import ConfigError, PipelineError
+from tasks.objectstore import mirrored
 from tasks.storage import Layout
 from tasks.timeutil import days, parse_day
 
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     zones = tuple(args.zone) if args.zone else settings.zones
     try:
-        result = bootstrap(settings, args.first_day, args.last_day, zones)
+        with mirrored(settings):  # DAP_DATA_URL: the history lands on the object store
+            result = bootstrap(settings, args.first_day, args.last_day, zones)
     except PipelineError as exc:
         print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -283,6 +283,17 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("data_url")
+    @classmethod
+    def _s3_url(cls, value: str) -> str:
+        # Keys come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (the Secret), never the URL.
+        if value and (not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,62}(/[^@\s]*)?", value)):
+            raise ValueError(
+                "expected s3://bucket[/prefix] with no credentials in it (keys come from "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the endpoint from AWS_ENDPOINT_URL)"
+            )
+        return value
+
     @field_validator("market_timezone")
     @classmethod
     def _iana_zone(cls, value: str) -> str:
