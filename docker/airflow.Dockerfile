@@ -29,13 +29,15 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dumb-init \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --uid 50000 --gid 0 --home-dir /home/airflow --create-home --shell /bin/bash airflow
+# PYTHONPATH: `tasks` and the DAGs' own package `dap_common` import in every process,
+# not only where Airflow puts the DAGs folder on sys.path.
 ENV AIRFLOW_HOME=/opt/airflow \
     AIRFLOW_UID=50000 \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/dags \
     PATH=/home/airflow/.local/bin:$PATH \
     VIRTUAL_ENV=/home/airflow/.local \
-    PYTHONPATH=/opt/dap \
+    PYTHONPATH=/opt/dap:/opt/airflow/dags \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 COPY --from=build --chown=50000:0 /home/airflow/.local /home/airflow/.local

@@ -7,7 +7,8 @@
 #
 # IMAGE (default localhost/day-ahead-tasks:<chart appVersion>). The data PVC of the pod spec
 # (settings k8s_data_pvc) becomes a podman volume bound to DATA_ROOT; the required Secret
-# (settings k8s_secret_name) is created empty. Podman does not apply fsGroup to a bound host
+# (settings k8s_secret_name) is created empty. Needs podman, runc and catatonit (the pause
+# process of `kube play`). Podman does not apply fsGroup to a bound host
 # directory, so DATA_ROOT is handed to the pod's uid/gid first, as fsGroup would on a cluster.
 # Prints the stage output, the pod's security facts, /airflow/xcom/return.json and the time
 # from `kube play` to the stage's exit; the manifest is kept in var/images/pod-STAGE.yaml.
@@ -37,8 +38,11 @@ chown -R "$uid:$gid" "$DATA_ROOT"
 podman volume rm -f "$volume" >/dev/null 2>&1 || true
 podman volume create --opt type=none --opt o=bind --opt device="$DATA_ROOT" "$volume" >/dev/null
 podman secret rm "$secret" >/dev/null 2>&1 || true
-printf 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\ndata: {}\n' "$secret" | podman secret create "$secret" - >/dev/null
+# The required Secret, in the form podman 4.3 reads for envFrom (a JSON object of base64
+# values); the stages run here need no credentials, its one key shows it reached the stage.
+printf '{"KUBE_PLAY_SECRET": "%s"}' "$(printf present | base64)" | podman secret create "$secret" - >/dev/null
 
+trap 'podman kube down "$manifest" >/dev/null 2>&1 || true' EXIT
 start=$(date +%s.%N)
 podman kube play "$manifest" >/dev/null
 code=$(podman wait "$pod-base")
@@ -49,10 +53,10 @@ echo "== security facts"
 podman inspect "$pod-base" --format 'user={{.Config.User}} readonly_rootfs={{.HostConfig.ReadonlyRootfs}} cap_drop={{.HostConfig.CapDrop}} cap_add={{.HostConfig.CapAdd}} security_opt={{.HostConfig.SecurityOpt}}'
 sidecar=$pod-airflow-xcom-sidecar
 podman exec "$sidecar" id
-podman exec "$sidecar" sh -c 'touch /opt/dap/probe 2>&1 || true; touch /tmp/probe && echo "/tmp (emptyDir) writable"'
+podman exec "$pod-base" printenv KUBE_PLAY_SECRET 2>/dev/null || podman inspect "$pod-base" --format '{{range .Config.Env}}{{println .}}{{end}}' | grep '^KUBE_PLAY_SECRET='
+podman exec "$sidecar" sh -c 'touch /opt/dap/probe 2>&1; touch /airflow/xcom/probe && echo "/airflow/xcom (emptyDir) writable"' || true
 echo "== /airflow/xcom/return.json (read from the sidecar, as Airflow does)"
 podman exec "$sidecar" cat /airflow/xcom/return.json
 echo
-podman kube down "$manifest" >/dev/null
 printf '== %s: exit %s, %s s from kube play to the stage exit (image %s)\n' "$stage" "$code" "$seconds" "$IMAGE"
 [[ $code == 0 ]]
