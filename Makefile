@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: stack stack-down system demo test test-fast test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui helm audit secrets
+.PHONY: stack stack-down system demo test test-fast test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui helm audit secrets images
 
 $(STAMP): requirements-dev.lock overrides.txt
 	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
@@ -36,6 +36,12 @@ system:
 # A pinned helm for the chart contract tests (best effort: they skip without it).
 helm:
 	@tools/fetch_helm.sh
+
+# The task and Airflow images (docker/build.sh: podman or docker; prints sizes and build
+# times). Not part of `make test`: the full build takes longer than the test gate allows.
+# IMAGES_ARGS=--local-base builds on a debootstrap base where no registry is reachable.
+images:
+	docker/build.sh $(IMAGES_ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m unit

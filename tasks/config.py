@@ -157,7 +157,10 @@ class Settings(BaseSettings):
     )
     runner: Literal["local", "kubernetes"] = Field(default="local", description="Where stage commands run.")
     k8s_namespace: str = Field(default="day-ahead", description="Namespace of the task pods.")
-    k8s_image: str = Field(default="day-ahead-tasks:latest", description="Task image built from docker/.")
+    k8s_image: str = Field(
+        default="day-ahead-tasks:0.1.0",
+        description="Task image built from docker/, tagged with the chart's appVersion (never :latest).",
+    )
     k8s_service_account: str = Field(default="day-ahead-tasks", description="Service account of task pods.")
     k8s_cpu_request: str = "1"
     k8s_cpu_limit: str = "2"
@@ -231,6 +234,30 @@ class Settings(BaseSettings):
         default=7, ge=1, le=28, description="Oldest regular forecast the fallback may reuse (days before D)."
     )
 
+    # --- Deployment: hardened task pods (dags/dap_common/stages.py, charts/day-ahead, docker/) ---
+    # The ids are the task image's user (docker/Dockerfile); the chart renders them from its
+    # `securityContext` values into the settings ConfigMap, so chart workloads and task pods agree.
+    k8s_image_pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field(
+        default="IfNotPresent", description="Pull policy of the task image (pinned tags: IfNotPresent)."
+    )
+    k8s_run_as_user: int = Field(default=10001, ge=1, description="UID of task pods (never 0).")
+    k8s_run_as_group: int = Field(default=10001, ge=1, description="GID of task pods.")
+    k8s_fs_group: int = Field(default=10001, ge=1, description="fsGroup owning the task pods' volumes.")
+    k8s_secret_name: str = Field(
+        default="day-ahead-secrets",
+        description="Secret with the stage credentials (env); required: a pod without it does not start.",
+    )
+    k8s_xcom_sidecar_image: str = Field(
+        default="",
+        description=(
+            "Image of the XCom sidecar that hands /airflow/xcom/return.json to Airflow; empty: the task "
+            "image (it has sh and sleep and is on the node already, no pull from Docker Hub)."
+        ),
+    )
+    k8s_tmp_size_limit: str = Field(
+        default="4Gi", description="Size limit of the task pods' writable /tmp (emptyDir)."
+    )
+
     @field_validator("zones", "quantiles", "tfdv_beam_options", mode="before")
     @classmethod
     def _parse_list(cls, value: object) -> object:
@@ -240,6 +267,20 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return tuple(json.loads(text))
             return tuple(v.strip() for v in text.split(",") if v.strip())
+        return value
+
+    @field_validator("k8s_image", "k8s_xcom_sidecar_image")
+    @classmethod
+    def _pinned_image(cls, value: str) -> str:
+        # A moving tag runs whatever was pushed last: pods must name the release they run.
+        if not value:
+            return value
+        last = value.rpartition("/")[2]  # after a registry host:port
+        tag = last.partition(":")[2]
+        if "@" not in last and tag in ("", "latest"):
+            raise ValueError(
+                f"{value!r} names no fixed version: give a release tag (e.g. :0.1.0) or a digest"
+            )
         return value
 
     @field_validator("mtu_minutes", mode="before")

@@ -7,7 +7,12 @@ KubernetesPodOperator does the same when the pod's base container terminated
 with that code. Any other failure keeps the provider's behaviour (an
 ``AirflowException``: the task retries with backoff).
 
-The hook is ``cleanup``: the provider calls it after every pod run (sync, and
+It also runs the XCom sidecar hardened: from ``xcom_sidecar_image`` (the settings'
+``k8s_xcom_sidecar_image``, default the task image) with the base container's pull
+policy and bounded resources, instead of the provider's default ``alpine`` from
+Docker Hub (the provider reads that image from the Kubernetes connection only).
+
+The exit-code hook is ``cleanup``: the provider calls it after every pod run (sync, and
 deferrable via ``trigger_reentry``), with the remote pod status read after
 completion, and raises its failure or skip exception from there.
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.providers.cncf.kubernetes.utils.xcom_sidecar import PodDefaults
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from tasks.runner import PIPELINE_ERROR_EXIT
@@ -36,8 +42,32 @@ def base_container_exit_code(remote_pod: Any, container_name: str) -> int | None
     return None
 
 
+#: The sidecar only sleeps until Airflow has read the result file; with limits it fits the
+#: task namespace's ResourceQuota without relying on the LimitRange defaults.
+XCOM_SIDECAR_RESOURCES = {
+    "requests": {"cpu": "10m", "memory": "16Mi"},
+    "limits": {"cpu": "100m", "memory": "64Mi"},
+}
+
+
 class StagePodOperator(KubernetesPodOperator):
     """KubernetesPodOperator whose pod exiting with code 2 fails the task without retry."""
+
+    def __init__(self, *, xcom_sidecar_image: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.xcom_sidecar_image = xcom_sidecar_image
+
+    def build_pod_request_obj(self, context: Any = None, *, dry_run: bool = False) -> Any:
+        from kubernetes.client import models as k8s
+
+        pod = super().build_pod_request_obj(context, dry_run=dry_run)
+        for container in pod.spec.containers:
+            if container.name == PodDefaults.SIDECAR_CONTAINER_NAME:
+                if self.xcom_sidecar_image:
+                    container.image = self.xcom_sidecar_image
+                container.image_pull_policy = self.image_pull_policy
+                container.resources = k8s.V1ResourceRequirements(**XCOM_SIDECAR_RESOURCES)
+        return pod
 
     def cleanup(self, pod: Any, remote_pod: Any, *args: Any, **kwargs: Any) -> None:
         # Pass every argument through: the provider's signature grows between releases.

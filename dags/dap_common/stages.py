@@ -206,28 +206,89 @@ def _pod_stage(
     return StagePodOperator.partial(task_id=task_id, **pod_kwargs(settings, stage_name, extra), **task_kwargs)
 
 
+#: Writable paths of a stage pod besides the data root (the root filesystem is read-only):
+#: emptyDir volumes, mount path -> (volume name, size limit setting or fixed size).
+#: /tmp: TMPDIR (TF, Beam/TFDV statistics, MLflow artifact staging, tempfile);
+#: the cache: XDG_CACHE_HOME, matplotlib (MPLCONFIGDIR) and Keras (KERAS_HOME).
+POD_HOME = "/home/dap"
+POD_CACHE = f"{POD_HOME}/.cache"
+POD_TMP = "/tmp"  # noqa: S108 (the pod's own emptyDir volume, not a shared host directory)
+CACHE_SIZE_LIMIT = "1Gi"
+
+#: Environment that points every library's scratch files at those mounts (the task image
+#: sets the same; the pod repeats it so another image cannot write elsewhere).
+POD_SCRATCH_ENV = {
+    "HOME": POD_HOME,
+    "TMPDIR": POD_TMP,
+    "XDG_CACHE_HOME": POD_CACHE,
+    "MPLCONFIGDIR": f"{POD_CACHE}/matplotlib",
+    "KERAS_HOME": f"{POD_CACHE}/keras",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    # GX would post usage events from every validation; the task namespace denies that egress.
+    "GX_ANALYTICS_ENABLED": "false",
+}
+
+
+def pod_security_context(settings: Settings) -> Any:
+    """Pod-level context of the restricted Pod Security Standard (chart: day-ahead.podSecurityContext)."""
+    from kubernetes.client import models as k8s
+
+    return k8s.V1PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=settings.k8s_run_as_user,
+        run_as_group=settings.k8s_run_as_group,
+        fs_group=settings.k8s_fs_group,
+        seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def container_security_context() -> Any:
+    """Container-level context of every container of a stage pod (chart: day-ahead.containerSecurityContext)."""
+    from kubernetes.client import models as k8s
+
+    return k8s.V1SecurityContext(
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        capabilities=k8s.V1Capabilities(drop=["ALL"]),
+    )
+
+
 def pod_kwargs(settings: Settings, stage_name: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    """KubernetesPodOperator arguments of a stage (all but ``task_id`` and ``arguments``)."""
+    """KubernetesPodOperator arguments of a stage (all but ``task_id`` and ``arguments``).
+
+    The pod runs hardened (restricted Pod Security Standard): non-root with the image's
+    fixed UID/GID, read-only root filesystem with emptyDir volumes where stages write
+    (``/tmp`` and the cache directory), no privilege escalation, no capabilities, the
+    runtime's default seccomp profile; the image is pinned with an explicit pull policy
+    and the credentials Secret is required.
+    """
     from kubernetes.client import models as k8s
 
     data_mount = "/data"
     env = {
         **stage_env(settings),
+        **POD_SCRATCH_ENV,
         "DAP_DATA_ROOT": data_mount,
         # MLflow lives behind a server in the cluster; pods never use a local sqlite file.
         "DAP_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri or "http://mlflow:5000",
     }
     if settings.mlflow_registry_uri:
         env["DAP_MLFLOW_REGISTRY_URI"] = settings.mlflow_registry_uri
+    if settings.mlflow_artifact_root:
+        env["DAP_MLFLOW_ARTIFACT_ROOT"] = settings.mlflow_artifact_root
     return {
         "name": f"dap-{stage_name}",
         "namespace": settings.k8s_namespace,
         "image": settings.k8s_image,
+        "image_pull_policy": settings.k8s_image_pull_policy,
         "cmds": ["python", "-m", f"tasks.{stage_name}", *extra],
         "env_vars": [k8s.V1EnvVar(name=k, value=v) for k, v in sorted(env.items())],
-        # Credentials (MLflow, ENTSO-E token, S3) come from a Secret, never from the repo.
+        # Credentials (MLflow, ENTSO-E token, S3) come from a Secret, never from the repo; it is
+        # required, so a missing Secret stops the pod at creation with a clear event.
         "env_from": [
-            k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name="day-ahead-secrets", optional=True))
+            k8s.V1EnvFromSource(
+                secret_ref=k8s.V1SecretEnvSource(name=settings.k8s_secret_name, optional=False)
+            )
         ],
         "volumes": [
             k8s.V1Volume(
@@ -235,14 +296,27 @@ def pod_kwargs(settings: Settings, stage_name: str, extra: tuple[str, ...] = ())
                 persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
                     claim_name=settings.k8s_data_pvc
                 ),
-            )
+            ),
+            k8s.V1Volume(
+                name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=settings.k8s_tmp_size_limit)
+            ),
+            k8s.V1Volume(name="cache", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=CACHE_SIZE_LIMIT)),
         ],
-        "volume_mounts": [k8s.V1VolumeMount(name="data", mount_path=data_mount)],
+        "volume_mounts": [
+            k8s.V1VolumeMount(name="data", mount_path=data_mount),
+            k8s.V1VolumeMount(name="tmp", mount_path=POD_TMP),
+            k8s.V1VolumeMount(name="cache", mount_path=POD_CACHE),
+        ],
         "container_resources": k8s.V1ResourceRequirements(
             requests={"cpu": settings.k8s_cpu_request, "memory": settings.k8s_memory_request},
             limits={"cpu": settings.k8s_cpu_limit, "memory": settings.k8s_memory_limit},
         ),
+        "security_context": pod_security_context(settings),
+        "container_security_context": container_security_context(),
+        "xcom_sidecar_container_security_context": container_security_context(),
+        "xcom_sidecar_image": settings.k8s_xcom_sidecar_image or settings.k8s_image,
         "service_account_name": settings.k8s_service_account,
+        "automount_service_account_token": False,
         "labels": {"app.kubernetes.io/part-of": "day-ahead-pipeline", "dap/stage": stage_name},
         "do_xcom_push": True,
         "get_logs": True,

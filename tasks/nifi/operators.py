@@ -1,7 +1,9 @@
 """Run the NiFi ingestion flow from Airflow: start it, wait until it is done, stop it.
 
 ``NiFiRunFlowOperator`` locates the process group ``Settings.nifi_process_group``
-(or deploys it from ``nifi/day_ahead_ingest.json``) and starts it.
+(or deploys it from ``nifi/day_ahead_ingest.json``), sets the run's delivery day,
+zones and market time zone on its parameter context (tasks.nifi.run_parameters),
+then starts it.
 ``NiFiFlowCompleteSensor`` succeeds when the group's queues are drained, no
 thread is active and every file the run of D needs is in the inbox (or already
 landed); it runs in ``reschedule`` mode so it holds no worker slot while it
@@ -21,6 +23,7 @@ from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue
 
 from tasks.nifi.expected import missing_expected_files
 from tasks.nifi.hook import NiFiHook
+from tasks.nifi.run_parameters import run_parameters
 from tasks.timeutil import parse_day
 
 log = logging.getLogger(__name__)
@@ -35,13 +38,15 @@ def _settings() -> Any:
 
 
 class NiFiRunFlowOperator(BaseOperator):
-    """Locate or deploy the ingestion process group and start it; returns its id."""
+    """Locate or deploy the ingestion process group, give it the run's day and zones, start it."""
 
-    template_fields: Sequence[str] = ("process_group",)
+    template_fields: Sequence[str] = ("process_group", "delivery_date")
 
     def __init__(
         self,
         *,
+        delivery_date: str,
+        zones: Sequence[str] | None = None,
         process_group: str | None = None,
         flow_definition: str | Path | None = DEFAULT_FLOW,
         deploy_if_missing: bool = True,
@@ -49,23 +54,42 @@ class NiFiRunFlowOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.delivery_date = delivery_date
+        self.zones = tuple(zones) if zones else None
         self.process_group = process_group
         self.flow_definition = str(flow_definition) if flow_definition else None
         self.deploy_if_missing = deploy_if_missing
         self.nifi_conn_id = nifi_conn_id
 
-    def execute(self, context: Any) -> dict[str, Any]:  # noqa: ARG002 - Airflow's signature
+    def execute(self, context: Any) -> dict[str, Any]:
         settings = _settings()
         hook = NiFiHook(self.nifi_conn_id or settings.nifi_conn_id)
         name = self.process_group or settings.nifi_process_group
         flow = Path(self.flow_definition) if (self.flow_definition and self.deploy_if_missing) else None
+        day = parse_day(self.delivery_date)
+        zones = self.zones or settings.zones
         entity, deployed = hook.ensure_process_group(name, flow)
+        # The flow asks for the files of this run's day and zones, never NiFi's own clock.
+        context = hook.set_parameters(entity.id, run_parameters(day, zones, settings.market_timezone))
         hook.schedule(entity.id, True)
         status = hook.status(entity.id)
         log.info(
-            "NiFi process group %s (%s) started%s", name, entity.id, " after deploying it" if deployed else ""
+            "NiFi process group %s (%s) started for delivery day %s, zones %s (parameter context %s)%s",
+            name,
+            entity.id,
+            day,
+            ",".join(zones),
+            context,
+            " after deploying it" if deployed else "",
         )
-        return {"process_group_id": entity.id, "name": name, "deployed": deployed, **status.as_dict()}
+        return {
+            "process_group_id": entity.id,
+            "name": name,
+            "deployed": deployed,
+            "delivery_date": day.isoformat(),
+            "zones": list(zones),
+            **status.as_dict(),
+        }
 
 
 class NiFiFlowCompleteSensor(BaseSensorOperator):

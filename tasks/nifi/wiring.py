@@ -33,6 +33,8 @@ def nifi_ingest_tasks(
     """``(start, wait, stop)`` operators for one DAG; ``delivery_date`` may be a template."""
     start = NiFiRunFlowOperator(
         task_id="nifi_start",
+        delivery_date=delivery_date,
+        zones=settings.zones,
         process_group=settings.nifi_process_group,
         nifi_conn_id=settings.nifi_conn_id,
         retries=settings.retries,

@@ -29,13 +29,11 @@ def k8s_settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def _pod(settings: Settings, stage: str, extra: tuple[str, ...], arguments: list[str]) -> dict:
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from dap_common.pod_operator import StagePodOperator
     from dap_common.stages import pod_kwargs
     from kubernetes.client import ApiClient
 
-    op = KubernetesPodOperator(
-        task_id=f"t_{stage}", arguments=arguments, **pod_kwargs(settings, stage, extra)
-    )
+    op = StagePodOperator(task_id=f"t_{stage}", arguments=arguments, **pod_kwargs(settings, stage, extra))
     pod = op.build_pod_request_obj(dry_run=True)
     spec: dict = ApiClient().sanitize_for_serialization(pod)
     return spec
@@ -62,7 +60,9 @@ def test_stage_pod_runs_the_same_command(k8s_settings: Settings) -> None:
     assert not any("token" in k.lower() or "password" in k.lower() for k in env), (
         "secrets must come from a Secret"
     )
-    assert base["envFrom"][0]["secretRef"]["name"] == "day-ahead-secrets"
+    # The Secret is required: a pod without it fails at creation, not halfway through a stage.
+    assert base["envFrom"] == [{"secretRef": {"name": "day-ahead-secrets", "optional": False}}]
+    assert base["imagePullPolicy"] == "IfNotPresent"
     assert base["resources"]["limits"] == {"cpu": "2", "memory": "6Gi"}
     assert base["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
     mounts = {m["name"]: m["mountPath"] for m in base["volumeMounts"]}
@@ -75,6 +75,55 @@ def test_stage_pod_runs_the_same_command(k8s_settings: Settings) -> None:
     # do_xcom_push adds the sidecar that reads /airflow/xcom/return.json (tasks/cli.py writes it).
     assert "airflow-xcom-sidecar" in containers
     assert any(m["mountPath"] == "/airflow/xcom" for m in base["volumeMounts"])
+    # Hardened: restricted Pod Security Standard, read-only root with emptyDirs where stages write.
+    pod_ctx = spec["spec"]["securityContext"]
+    assert pod_ctx == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    for container in containers.values():
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }, container["name"]
+    assert spec["spec"]["automountServiceAccountToken"] is False
+    assert mounts["tmp"] == "/tmp"
+    assert mounts["cache"] == "/home/dap/.cache"
+    assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "4Gi"}
+    assert env["TMPDIR"] == "/tmp"
+    assert env["MPLCONFIGDIR"].startswith("/home/dap/.cache/")
+    assert env["KERAS_HOME"].startswith("/home/dap/.cache/")
+    # The sidecar runs the task image (no Docker Hub pull), pinned, with limits for the quota.
+    sidecar = containers["airflow-xcom-sidecar"]
+    assert sidecar["image"] == "registry.example/day-ahead-tasks:1.2.3"
+    assert sidecar["imagePullPolicy"] == "IfNotPresent"
+    assert sidecar["resources"]["limits"] == {"cpu": "100m", "memory": "64Mi"}
+
+
+def test_xcom_sidecar_image_is_a_setting(k8s_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAP_K8S_XCOM_SIDECAR_IMAGE", "registry.example/busybox:1.37.0")
+    monkeypatch.setenv("DAP_K8S_IMAGE_PULL_POLICY", "Always")
+    spec = _pod(Settings(), "publish", (), ["--delivery-date", "2026-11-29"])
+    containers = {c["name"]: c for c in spec["spec"]["containers"]}
+    assert containers["airflow-xcom-sidecar"]["image"] == "registry.example/busybox:1.37.0"
+    assert {c["imagePullPolicy"] for c in containers.values()} == {"Always"}
+
+
+@pytest.mark.parametrize(
+    "image", ["day-ahead-tasks", "day-ahead-tasks:latest", "registry:5000/day-ahead-tasks"]
+)
+def test_a_moving_image_tag_is_refused(monkeypatch: pytest.MonkeyPatch, image: str) -> None:
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("DAP_K8S_IMAGE", image)
+    with pytest.raises(ValidationError, match="names no fixed version"):
+        Settings()
+    monkeypatch.setenv("DAP_K8S_IMAGE", "registry:5000/day-ahead-tasks@sha256:" + "0" * 64)
+    assert Settings().k8s_image.endswith("0" * 64)
 
 
 def test_daily_dag_maps_pods_over_zones(k8s_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,6 +154,9 @@ def test_daily_dag_maps_pods_over_zones(k8s_settings: Settings, monkeypatch: pyt
 
     restored = DagSerialization.from_dict(DagSerialization.to_dict(dag)).get_task("train_if_due")
     assert restored.task_type == "StagePodOperator"
+    # The hardening travels with the mapped operator to the worker that builds the pod.
+    assert train.partial_kwargs["xcom_sidecar_image"] == "registry.example/day-ahead-tasks:1.2.3"
+    assert train.partial_kwargs["security_context"].run_as_non_root is True
 
 
 def _stage_operator(settings: Settings) -> Any:
@@ -194,6 +246,18 @@ def test_other_pod_failures_keep_the_providers_retryable_error(
     with pytest.raises(AirflowException, match="returned a failure") as info:
         _finish(op, _finished_pod(exit_code))
     assert not isinstance(info.value, AirflowFailException)
+
+
+def test_the_worker_builds_the_hardened_pod_of_a_mapped_stage(k8s_settings: Settings) -> None:
+    """What the worker runs for one map index builds the same hardened pod as ``pod_kwargs``."""
+    from kubernetes.client import ApiClient
+
+    op = _stage_operator(k8s_settings)
+    spec = ApiClient().sanitize_for_serialization(op.build_pod_request_obj(dry_run=True))
+    containers = {c["name"]: c for c in spec["spec"]["containers"]}
+    assert spec["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert containers["airflow-xcom-sidecar"]["image"] == "registry.example/day-ahead-tasks:1.2.3"
+    assert containers["base"]["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_succeeded_pod_is_cleaned_up_without_error(k8s_settings: Settings) -> None:

@@ -41,6 +41,8 @@ pytestmark = pytest.mark.unit
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "nifi"
 ROOT = "3a1b5d2e-0190-1000-8f4c-6c2f1a0b9e11"
 PG = "7c9e2f41-0191-1000-b7a2-1f0d6e3c4a55"
+CTX = "5d3e8a17-0192-1000-a4c1-8e2b7f0c6d21"  # the parameter context bound to PG
+UPDATE = "0f5c2b9e-0193-1000-9d3a-7b1e4c8a2f60"
 RUN_DAY = date(2026, 3, 29)  # a 23-hour day: nothing in NiFi cares, the file names do
 
 
@@ -105,6 +107,16 @@ def _standard_routes(replay: Replay) -> None:
     replay.on("GET", "/flow/process-groups/root", (200, "flow_root.json"))
     replay.on("GET", f"/flow/process-groups/{PG}", (200, "flow_pg.json"))
     replay.on("GET", "/process-groups/root", (200, "pg_root.json"))
+    replay.on("GET", f"/parameter-contexts/{CTX}", (200, "parameter_context.json"))
+    replay.on("POST", f"/parameter-contexts/{CTX}/update-requests", (200, "parameter_context_update.json"))
+    replay.on(
+        "GET", f"/parameter-contexts/{CTX}/update-requests/{UPDATE}", (200, "parameter_context_update.json")
+    )
+    replay.on(
+        "DELETE",
+        f"/parameter-contexts/{CTX}/update-requests/{UPDATE}",
+        (200, "parameter_context_update.json"),
+    )
 
 
 @pytest.fixture
@@ -133,10 +145,22 @@ def test_run_wait_stop_success(nifi: Replay, settings: Settings) -> None:
     group = f"/process-groups/{PG}"
     nifi.on("GET", group, (200, "pg_stopped.json"))
     nifi.on("PUT", f"/flow/process-groups/{PG}", (200, "schedule_running.json"))
-    started = NiFiRunFlowOperator(task_id="start").execute({})
+    started = NiFiRunFlowOperator(task_id="start", delivery_date=RUN_DAY.isoformat()).execute({})
     assert started["process_group_id"] == PG
     assert started["deployed"] is False
+    assert started["delivery_date"] == RUN_DAY.isoformat()
     assert [json.loads(b) for m, p, b in nifi.requests if m == "PUT"] == [{"id": PG, "state": "RUNNING"}]
+    # The run's day and zones reached the flow's parameter context before the flow started.
+    methods = [(m, p.split("?")[0]) for m, p, _ in nifi.requests]
+    update = methods.index(("POST", f"/nifi-api/parameter-contexts/{CTX}/update-requests"))
+    assert update < methods.index(("PUT", f"/nifi-api/flow/process-groups/{PG}"))
+    assert nifi.calls("DELETE", f"/parameter-contexts/{CTX}/update-requests/{UPDATE}") == 1
+    sent = _parameters_sent(nifi)
+    assert sent["delivery.day"] == RUN_DAY.isoformat()
+    assert {r["zone"] for r in json.loads(sent["entsoe.requests"])} == {"DE_LU"}
+    assert json.loads(sent["weather.requests"]) == [{"zone": "DE_LU"}]
+    assert sent["market.timezone"] == "Europe/Berlin"
+    assert "entsoe.security.token" not in sent, "secrets are set in NiFi, never by the operator"
 
     sensor = NiFiFlowCompleteSensor(task_id="wait", process_group_id=PG, delivery_date=RUN_DAY.isoformat())
     assert sensor.mode == "reschedule"
@@ -167,10 +191,10 @@ def test_run_wait_stop_success(nifi: Replay, settings: Settings) -> None:
 def test_deploys_flow_definition_when_group_missing(nifi: Replay) -> None:
     nifi.on("GET", "/flow/process-groups/root", (200, "flow_root_empty.json"))
     nifi.on("POST", f"/process-groups/{ROOT}/process-groups/upload", (201, "upload_created.json"))
-    nifi.on("GET", f"/process-groups/{PG}", (200, "pg_stopped.json"), (200, "pg_running_busy.json"))
+    nifi.on("GET", f"/process-groups/{PG}", (200, "pg_stopped.json"))
     nifi.on("PUT", f"/flow/process-groups/{PG}", (200, "schedule_running.json"))
 
-    result = NiFiRunFlowOperator(task_id="start").execute({})
+    result = NiFiRunFlowOperator(task_id="start", delivery_date=RUN_DAY.isoformat()).execute({})
 
     assert result["deployed"] is True
     upload = next(b for m, p, b in nifi.requests if m == "POST")
@@ -180,10 +204,51 @@ def test_deploys_flow_definition_when_group_missing(nifi: Replay) -> None:
     assert b"groupName" in upload
 
 
+def _parameters_sent(nifi: Replay) -> dict[str, str]:
+    body = next(b for m, p, b in nifi.requests if m == "POST" and "/parameter-contexts/" in p)
+    update = json.loads(body)
+    assert update["id"] == CTX
+    assert update["revision"]["version"] == 7  # the context's current revision, as NiFi requires
+    return {e["parameter"]["name"]: e["parameter"]["value"] for e in update["component"]["parameters"]}
+
+
+def test_each_run_sets_its_own_day_and_zones(nifi: Replay, settings: Settings) -> None:
+    """A backfill or manual run asks NiFi for its delivery day and zones, not NiFi's tomorrow."""
+    nifi.on("GET", f"/process-groups/{PG}", (200, "pg_stopped.json"))
+    nifi.on("PUT", f"/flow/process-groups/{PG}", (200, "schedule_running.json"))
+    NiFiRunFlowOperator(task_id="start", delivery_date="2025-10-26", zones=["BE", "DE_LU"]).execute({})
+    sent = _parameters_sent(nifi)
+    assert sent["delivery.day"] == "2025-10-26"
+    requests = json.loads(sent["entsoe.requests"])
+    assert {(r["zone"], r["documentType"], r["processType"]) for r in requests} == {
+        (zone, doc, process)
+        for zone in ("BE", "DE_LU")
+        for doc, process in (("A44", ""), ("A65", "A01"), ("A65", "A16"), ("A69", "A01"))
+    }
+    be_prices = next(r for r in requests if r["zone"] == "BE" and r["documentType"] == "A44")
+    assert be_prices["inDomain"] == be_prices["outDomain"] == "10YBE----------2"
+    assert json.loads(sent["weather.requests"]) == [{"zone": "BE"}, {"zone": "DE_LU"}]
+
+
+def test_a_flow_without_the_run_parameters_is_refused_before_it_starts(nifi: Replay, tmp_path: Path) -> None:
+    old = json.loads((FIX / "parameter_context.json").read_text())
+    old["component"]["parameters"] = [
+        p for p in old["component"]["parameters"] if p["parameter"]["name"] != "delivery.day"
+    ]
+    (tmp_path / "old_context.json").write_text(json.dumps(old))
+    nifi.on("GET", f"/parameter-contexts/{CTX}", (200, str(tmp_path / "old_context.json")))
+    nifi.on("GET", f"/process-groups/{PG}", (200, "pg_stopped.json"))
+    with pytest.raises(NiFiError, match=r"lacks delivery.day; re-import nifi/day_ahead_ingest.json"):
+        NiFiRunFlowOperator(task_id="start", delivery_date=RUN_DAY.isoformat()).execute({})
+    assert nifi.calls("PUT", f"/flow/process-groups/{PG}") == 0
+
+
 def test_flow_not_found_without_deploy(nifi: Replay) -> None:
     nifi.on("GET", "/flow/process-groups/root", (200, "flow_root_empty.json"))
     with pytest.raises(NiFiError, match="'day-ahead-ingest' not found"):
-        NiFiRunFlowOperator(task_id="start", deploy_if_missing=False).execute({})
+        NiFiRunFlowOperator(
+            task_id="start", delivery_date=RUN_DAY.isoformat(), deploy_if_missing=False
+        ).execute({})
     assert nifi.calls("PUT", f"/flow/process-groups/{PG}") == 0
 
 
@@ -234,7 +299,7 @@ def test_unreachable_nifi_is_retried_then_a_clear_error(
     sleeps: list[float] = []
     monkeypatch.setattr("tasks.nifi.hook.time.sleep", sleeps.append)
     with pytest.raises(NiFiError, match=r"unreachable.*after 3 attempts.*'nifi_default'"):
-        NiFiRunFlowOperator(task_id="start").execute({})
+        NiFiRunFlowOperator(task_id="start", delivery_date=RUN_DAY.isoformat()).execute({})
     assert sleeps == [0.01, 0.02]  # exponential backoff between the 3 attempts
 
 
