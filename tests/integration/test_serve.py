@@ -336,7 +336,7 @@ def test_what_if_bad_input(api: Api) -> None:
         one_line(c.post(url, json={"zone": "DE_LU", "prices": [-600.0] * 92}), 422, "floor -500")
         infeasible = {"zone": "DE_LU", "assets": {"de-bess-1": {"soc_min_mwh": 15, "soc_max_mwh": 12}}}
         one_line(c.post(url, json=infeasible), 422, "infeasible", "de-bess-1")
-        slow = {"zone": "DE_LU", "from_mtu": 88, "soc_mwh": {"de-bess-1": 1.0}}
+        slow = {"zone": "DE_LU", "from_mtu": 90, "soc_mwh": {"de-bess-1": 1.0}}
         one_line(c.post(url, json=slow), 422, "infeasible", "unreachable")
         one_line(c.post(url, json={"zone": "DE_LU", "soc_mwh": {"nope": 1}}), 422, "unknown storage asset 'nope'")
         one_line(c.post(url, json={"zone": "FR"}), 404, "zone 'FR'")
