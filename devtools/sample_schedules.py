@@ -35,7 +35,9 @@ class SampleDay:
     published: str
 
 
-def write_forecast(settings: Settings, zone: str, day: date, *, seed: int = 0, model_version: str = "1") -> Path:
+def write_forecast(
+    settings: Settings, zone: str, day: date, *, seed: int = 0, model_version: str = "1"
+) -> Path:
     """A synthetic but well-formed forecast of ``zone`` on ``day`` (every MTU of the DST-aware grid)."""
     import pandas as pd
 

@@ -68,7 +68,16 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         "DAP_ZONES": ",".join(ZONES),
         "DAP_API_TOKENS": ",".join(TOKENS),
     }
-    cmd = [sys.executable, "-m", "tasks.serve", "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tasks.serve",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -182,7 +191,9 @@ def test_etags(api: Api) -> None:
         again = c.get("/v1/days/2026-03-28/schedule", headers={"If-None-Match": etag})
         weak = c.get("/v1/days/2026-03-28/schedule", headers={"If-None-Match": f'"x", W/{etag}'})
         csv = c.get("/v1/days/2026-03-28/schedule", headers={"Accept": "text/csv", "If-None-Match": etag})
-        other = c.get("/v1/days/2026-03-28/schedule", params={"version": "v=002"}, headers={"If-None-Match": etag})
+        other = c.get(
+            "/v1/days/2026-03-28/schedule", params={"version": "v=002"}, headers={"If-None-Match": etag}
+        )
         man = c.get("/v1/days/2026-03-28/manifest")
         man_again = c.get("/v1/days/2026-03-28/manifest", headers={"If-None-Match": man.headers["etag"]})
     assert first.status_code == 200
@@ -216,10 +227,14 @@ def test_error_statuses(api: Api) -> None:
         one_line(c.get("/v1/days/2026-3-28/schedule"), 422, "malformed delivery date", "YYYY-MM-DD")
         one_line(c.get("/v1/days/2026-02-30/bids"), 422, "malformed delivery date")
         one_line(c.get("/v1/days/2026-03-28/schedule", params={"version": "v2"}), 422, "malformed version")
-        one_line(c.get("/v1/days/2026-03-28/schedule", params={"version": "v=009"}), 404, "v=009 of 2026-03-28")
+        one_line(
+            c.get("/v1/days/2026-03-28/schedule", params={"version": "v=009"}), 404, "v=009 of 2026-03-28"
+        )
         one_line(c.get("/v1/days/2026-03-28/schedule", params={"zone": "FR"}), 404, "zone 'FR'")
         one_line(c.get("/v1/days/2026-03-28/schedule", headers={"Accept": "image/png"}), 406, "image/png")
-        one_line(c.post("/v1/days/2026-13-01/what-if", json={"zone": "DE_LU"}), 422, "malformed delivery date")
+        one_line(
+            c.post("/v1/days/2026-13-01/what-if", json={"zone": "DE_LU"}), 422, "malformed delivery date"
+        )
 
 
 # --- what-if ---
@@ -288,7 +303,7 @@ def test_what_if_rest_of_day_with_new_state_of_charge(api: Api) -> None:
 
 
 def test_what_if_without_changes_reproduces_the_published_schedule(api: Api) -> None:
-    port, rows = portfolio_rows(api, SHORT, "BE")
+    port, _rows = portfolio_rows(api, SHORT, "BE")
     with api.client() as c:
         body = c.post("/v1/days/2026-03-29/what-if", json={"zone": "BE"}).json()
     assert len(body["mtus"]) == 92
@@ -315,7 +330,11 @@ def test_what_if_scenarios_and_asset_limit(api: Api) -> None:
     (asset,) = assets_of(api, "BE")
     base = (port["retail_load_mw"] - port["renewables_mw"]).to_numpy()
     direct = optimise_zone(
-        np.vstack([p - 20, p + 30]), base, [dataclasses.replace(asset, power_mw=2.5)], 15, weights=[0.25, 0.75]
+        np.vstack([p - 20, p + 30]),
+        base,
+        [dataclasses.replace(asset, power_mw=2.5)],
+        15,
+        weights=[0.25, 0.75],
     )
     assert_same(body, direct)
     assert max(body["assets"][0]["charge_mw"] + body["assets"][0]["discharge_mw"]) <= 2.5 + 1e-9
@@ -324,9 +343,13 @@ def test_what_if_scenarios_and_asset_limit(api: Api) -> None:
 def test_what_if_bad_input(api: Api) -> None:
     url = "/v1/days/2026-03-29/what-if"
     with api.client() as c:
-        one_line(c.post(url, json={"zone": "DE_LU", "prices": [50.0] * 96}), 422, "expected 92 prices", "23-hour")
         one_line(
-            c.post("/v1/days/2026-03-28/what-if", json={"zone": "DE_LU", "from_mtu": 90, "prices": [1.0] * 5}),
+            c.post(url, json={"zone": "DE_LU", "prices": [50.0] * 96}), 422, "expected 92 prices", "23-hour"
+        )
+        one_line(
+            c.post(
+                "/v1/days/2026-03-28/what-if", json={"zone": "DE_LU", "from_mtu": 90, "prices": [1.0] * 5}
+            ),
             422,
             "expected 6 prices for MTUs 90..95",
         )
@@ -338,7 +361,9 @@ def test_what_if_bad_input(api: Api) -> None:
         one_line(c.post(url, json=infeasible), 422, "infeasible", "de-bess-1")
         slow = {"zone": "DE_LU", "from_mtu": 90, "soc_mwh": {"de-bess-1": 1.0}}
         one_line(c.post(url, json=slow), 422, "infeasible", "unreachable")
-        one_line(c.post(url, json={"zone": "DE_LU", "soc_mwh": {"nope": 1}}), 422, "unknown storage asset 'nope'")
+        one_line(
+            c.post(url, json={"zone": "DE_LU", "soc_mwh": {"nope": 1}}), 422, "unknown storage asset 'nope'"
+        )
         one_line(c.post(url, json={"zone": "FR"}), 404, "zone 'FR'")
         one_line(c.post(url, json={"zone": "DE_LU", "prices": ["cheap"]}), 422, "prices.0")
         one_line(c.post(url, json={"zone": "DE_LU", "colour": "red"}), 422, "colour")

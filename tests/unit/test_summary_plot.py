@@ -41,9 +41,13 @@ def schedule() -> tuple[pd.DataFrame, dict[str, float]]:
     )
     portfolio = Portfolio(
         retail_loads=(RetailLoad(zone="DE_LU", share_of_system_load=0.02),),
-        storage=(StorageAsset(name="bess", zone="DE_LU", power_mw=10, energy_mwh=20, round_trip_efficiency=0.9),),
+        storage=(
+            StorageAsset(name="bess", zone="DE_LU", power_mw=10, energy_mwh=20, round_trip_efficiency=0.9),
+        ),
     )
-    sched, _, figures = build_zone(DAY, "DE_LU", forecast, portfolio, tz=TZ, mtu_minutes=15, quantiles=(0.1, 0.5, 0.9))
+    sched, _, figures = build_zone(
+        DAY, "DE_LU", forecast, portfolio, tz=TZ, mtu_minutes=15, quantiles=(0.1, 0.5, 0.9)
+    )
     return sched, figures
 
 
