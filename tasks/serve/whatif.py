@@ -268,19 +268,18 @@ def answer(
     p_exp = result.expected_price
     baseline = published_margin(zone_rows, req, inputs.assets, p_exp, h)
     capacity = sum(a.energy_mwh for a in inputs.assets)
-    mtus = [
-        {
-            "mtu_index": int(port["mtu_index"].iloc[i]),
-            "delivery_start_utc": port["delivery_start_utc"].iloc[i].strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "delivery_start_local": str(port["delivery_start_local"].iloc[i]),
-            "price_expected": float(p_exp[i]),
-            "position_mw": float(result.position_mw[i]),
-            "published_position_mw": float(port["position_mw"].iloc[i]),
-            "charge_mw": float(result.charge_mw[:, i].sum()),
-            "discharge_mw": float(result.discharge_mw[:, i].sum()),
-        }
-        for i in range(len(port))
-    ]
+    starts = port["delivery_start_utc"].dt.strftime("%Y-%m-%dT%H:%M:%SZ").tolist()
+    columns = {
+        "mtu_index": port["mtu_index"].astype(int).tolist(),
+        "delivery_start_utc": starts,
+        "delivery_start_local": port["delivery_start_local"].astype(str).tolist(),
+        "price_expected": p_exp.tolist(),
+        "position_mw": result.position_mw.tolist(),
+        "published_position_mw": port["position_mw"].astype(float).tolist(),
+        "charge_mw": result.charge_mw.sum(axis=0).tolist(),
+        "discharge_mw": result.discharge_mw.sum(axis=0).tolist(),
+    }
+    mtus = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
     assets = [
         {
             "asset": a.name,
