@@ -106,7 +106,8 @@ def _drop_dead_links(text: str, page: Path) -> str:
     def fix(match: re.Match[str]) -> str:
         href = match.group("href")
         if is_local(href) and not resolves(page, href):
-            return f'<a{match.group("attrs")}{match.group("rest")} title="not rendered">'
+            kept = (match.group("attrs") + match.group("rest")).strip()
+            return f'<a {kept} title="not rendered">' if kept else '<a title="not rendered">'
         return match.group(0)
 
     def drop(match: re.Match[str]) -> str:  # GX links the favicon one level too shallow on result pages

@@ -92,6 +92,8 @@ def test_offline_page_rewrites_a_gx_page(tmp_path: Path) -> None:
     page = site / "validations" / "x" / "result.html"
     page.parent.mkdir(parents=True)
     (site / "index.html").write_text("")
+    (site / OFFLINE_CSS).parent.mkdir(parents=True)
+    (site / OFFLINE_CSS).write_text("")
     text = (
         '<html><head><link rel="stylesheet" href="https://maxcdn.bootstrapcdn.com/b.css">'
         '<script src="https://code.jquery.com/jquery.js"></script><link rel="icon" href="../static/favicon.ico">'
