@@ -312,7 +312,9 @@ def _whatif_routes(
         d = parse_day(day)
         v = store.version(d, parse_version(req.version))
         portfolio = _portfolio_of(store, settings, v)
-        schedule = store.table(v, "schedule")
+        full = store.table(v, "schedule")
+        key = (str(v.path), v.file_sha256("schedule.parquet"), "zone", req.zone)
+        schedule = store.memo(key, lambda: whatif.zone_rows(full, req.zone))
         inputs = whatif.build_inputs(
             req,
             d,

@@ -87,6 +87,18 @@ class WhatIfInputs:
     timing_shift: float
 
 
+def zone_rows(schedule: pd.DataFrame, zone: str) -> pd.DataFrame:
+    """The rows of one zone (portfolio and storage), ordered by asset and MTU; ApiError 404.
+
+    The API caches this per version and zone, so a what-if filters the small frame only.
+    """
+    rows = schedule[schedule["zone"] == zone]
+    if rows.empty:
+        zones = sorted(schedule["zone"].unique())
+        raise ApiError(404, f"zone {zone!r} is not in this schedule (zones: {zones})")
+    return rows.sort_values(["asset", "mtu_index"]).reset_index(drop=True)
+
+
 def _portfolio_rows(schedule: pd.DataFrame, zone: str) -> pd.DataFrame:
     rows = schedule[(schedule["zone"] == zone) & (schedule["asset_type"] == "portfolio")]
     if rows.empty:
