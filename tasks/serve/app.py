@@ -226,6 +226,9 @@ def _version(store: ScheduleStore, day: str, version: str) -> Version:
 
 
 def _table_route(app: FastAPI, store: ScheduleStore, auth: list[Any], table: str) -> None:
+    # async: a read is a cache hit after the first (two small file reads: LATEST and the
+    # manifest), cheaper on the event loop than a hop to the thread pool; the first render
+    # of a version blocks the loop once.
     @app.get(
         f"/v1/days/{{day}}/{table}",
         tags=["schedules"],
@@ -234,7 +237,7 @@ def _table_route(app: FastAPI, store: ScheduleStore, auth: list[Any], table: str
         responses={200: {"content": {t: {} for t in set(TABLE_TYPES.values())}}},
         name=table,
     )
-    def read(
+    async def read(
         request: Request,
         day: str,
         version: str = VERSION_QUERY,
