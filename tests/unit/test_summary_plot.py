@@ -96,10 +96,10 @@ def test_png_is_deterministic_and_html_self_contained(tmp_path: Path) -> None:
 
 def test_no_fallback_no_banner_and_zone_label(tmp_path: Path) -> None:
     sched, figures = schedule()
+    png = render_summary(sched, tmp_path / "a.png", info(figures))
     for flag in (None, {}):
         summary = info(figures, flag)
         assert summary.fallback_text() is None
-        png = render_summary(sched, tmp_path / "a.png", summary)
         assert "FALLBACK" not in render_html(sched, tmp_path / "s.html", summary, png).read_text()
     assert zone_label(sched, TZ) == "CEST/CET"
     assert summary.zone_lines("DE_LU")[-1] == "model day_ahead_price_DE_LU v7"
