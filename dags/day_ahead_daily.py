@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Asset, CronTriggerTimetable, chain, dag
+from dap_common.fallback import flag_fallback
 from dap_common.stages import default_args, output_of, plan_tasks, run_params, stage
 from dap_common.upstream import embedded_upstream, ingest_trigger
 
@@ -69,6 +70,10 @@ def day_ahead_daily() -> None:
     evaluate = stage(settings, "evaluate", "evaluate").expand(arguments=run_args)
     register = stage(settings, "register", "register").expand(arguments=run_args)
     forecast = stage(settings, "forecast", "forecast").expand(arguments=zone_args)
+    # Runs whatever became of forecast: writes a flagged fallback forecast where a zone has none.
+    fallback = stage(settings, "fallback_forecast", "fallback", trigger_rule="all_done").expand(
+        arguments=zone_args
+    )
     schedule = stage(settings, "optimise_schedule", "schedule").expand(arguments=day_args)
     validate_schedule = stage(settings, "validate_schedule", "validate", ("--dataset", "schedule")).expand(
         arguments=zone_args
@@ -94,9 +99,11 @@ def day_ahead_daily() -> None:
         evaluate,
         register,
         forecast,
+        fallback,
         schedule,
         validate_schedule,
         publish,
+        flag_fallback(output_of(publish)),
     )
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,8 @@ def run_stage(
     args = parser.parse_args(argv)
     setup_logging(getattr(args, "verbose", False))
     try:
-        result = main(args)
+        with _data_root_mirror():
+            result = main(args)
     except PipelineError as exc:
         return _fail(exc, PIPELINE_ERROR_EXIT)
     except ServiceUnavailable as exc:
@@ -89,6 +91,18 @@ def run_stage(
         return _fail(settings_error(exc), PIPELINE_ERROR_EXIT)
     emit_result(result)
     return 0
+
+
+def _data_root_mirror() -> AbstractContextManager[object]:
+    """The object-store mirror of the data root around a stage (a no-op without DAP_DATA_URL)."""
+    from tasks.config import get_settings
+
+    settings = get_settings()
+    if not settings.data_url:
+        return nullcontext()
+    from tasks.objectstore import mirrored
+
+    return mirrored(settings)
 
 
 def _fail(exc: Exception, code: int) -> int:

@@ -207,6 +207,30 @@ class Settings(BaseSettings):
     retries: int = Field(default=2, ge=0)
     retry_delay_minutes: int = Field(default=5, ge=0)
 
+    # --- object store (tasks/objectstore.py, docs/stack.md) ---
+    data_url: str = Field(
+        default="",
+        description=(
+            "s3://bucket/prefix holding the data root; each stage then mirrors it to data_root (pull "
+            "before, push after). Endpoint and keys from AWS_ENDPOINT_URL / AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY. Empty: data_root is the data root."
+        ),
+    )
+
+    # --- fallback schedule (tasks.fallback, docs/runbook.md "Fallback schedules") ---
+    fallback_source: Literal["naive", "last_good_forecast", "none"] = Field(
+        default="naive",
+        description=(
+            "When a zone has no forecast of D (champion or data unavailable), publish a flagged fallback "
+            "schedule from this forecast: naive (D-1 prices, D-7 on Mon/Sat/Sun, from D's features) or "
+            "last_good_forecast (the newest regular forecast of an earlier day, by clock time); the other "
+            "source is tried when the first cannot be built. none: publish nothing."
+        ),
+    )
+    fallback_max_age_days: int = Field(
+        default=7, ge=1, le=28, description="Oldest regular forecast the fallback may reuse (days before D)."
+    )
+
     # --- Schedule API for the desk (tasks.serve, docs/desk-api.md) ---
     api_host: str = Field(
         default="127.0.0.1", description="Address the schedule API binds to (0.0.0.0 in a pod)."

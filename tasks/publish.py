@@ -223,6 +223,7 @@ def _publish_locked(layout: Layout, day: date, day_dir: Path, name: str) -> dict
         "previous": previous,
         "version_dir": str(version_dir),
         "pointer": str(day_dir / POINTER_FILE),
+        "fallback": manifest.get("fallback"),
     }
 
 

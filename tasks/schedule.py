@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tasks.schedule")
 
 # 1.1: inputs[zone].sources (raw revisions); 1.2: options.timing_shift; 1.3: sources[].zone
-SCHEMA_VERSION = "1.3.0"
+SCHEMA_VERSION = "1.4.0"
 #: The summaries for schedulers (tasks.summary_plot): derived from the rest, not part of the content digest.
 SUMMARY_FILES = ("summary.png", "summary.html")
 SCHEDULE_FILES = ("schedule.parquet", "schedule.csv", "bids.parquet", "bids.csv", *SUMMARY_FILES)
@@ -410,6 +410,7 @@ def run_schedule(
             price_floor=settings.price_floor_eur_mwh,
             price_cap=settings.price_cap_eur_mwh,
         )
+        sched["fallback"] = bool(inputs[zone]["fallback"])
         schedules.append(sched)
         bids.append(bid)
     schedule = pd.concat(schedules, ignore_index=True)
@@ -424,6 +425,7 @@ def run_schedule(
         "options": _options(settings, cvar_weight, shift),
         "solver": "HiGHS via scipy.optimize.linprog",
         "figures": figures,
+        "fallback": fallback_summary(inputs),
     }
     version_dir, reused = write_version(
         layout.schedule_dir(day),
@@ -434,9 +436,23 @@ def run_schedule(
         gate_closure_utc=default_run_ts(day, settings),
     )
     result = _result(version_dir, schedule, figures, reused=reused)
+    result["fallback"] = manifest["fallback"]
     if log_mlflow and not reused:
         result.update(log_to_mlflow(settings, day, version_dir, figures))
     return result
+
+
+def fallback_summary(inputs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The manifest's ``fallback``: None for a regular schedule, else its source and reason per zone."""
+    zones = {zone: record["fallback"] for zone, record in inputs.items() if record.get("fallback")}
+    if not zones:
+        return None
+    sources = sorted({info["source"] for info in zones.values()})
+    return {
+        "source": sources[0] if len(sources) == 1 else "mixed",
+        "reason": "; ".join(f"{zone}: {info['reason']}" for zone, info in zones.items()),
+        "zones": zones,
+    }
 
 
 def _portfolio(settings: Settings, zones: Sequence[str]) -> Portfolio:
@@ -489,6 +505,7 @@ def _read_forecast(
         "model_version": meta.get("model_version"),
         "run_id": meta.get("run_id"),
         "sources": meta.get("inputs", []),
+        "fallback": meta.get("fallback"),
     }
     return frame, record
 

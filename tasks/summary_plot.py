@@ -79,7 +79,14 @@ class SummaryInfo:
             f"bought {f.get('energy_bought_mwh', float('nan')):,.1f} MWh, sold {f.get('energy_sold_mwh', float('nan')):,.1f} MWh",
             f"storage cycles {f.get('storage_cycles', float('nan')):.2f}",
             f"model {self.models.get(zone, '?')}",
+            *self._zone_fallback(zone),
         ]
+
+    def _zone_fallback(self, zone: str) -> list[str]:
+        """``FALLBACK forecast: naive`` for a zone whose forecast was a fallback (manifest 1.4 ``zones``)."""
+        zones = (self.fallback or {}).get("zones") or {}
+        info = zones.get(zone)
+        return [f"FALLBACK forecast: {info.get('source', '?')}"] if info else []
 
 
 def zone_label(schedule: pd.DataFrame, tz: str) -> str:

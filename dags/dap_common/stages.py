@@ -44,6 +44,9 @@ FORWARDED_SETTINGS = (
     "quantiles",
     "tfdv_beam_runner",
     "tfdv_beam_options",
+    "fallback_source",
+    "fallback_max_age_days",
+    "data_url",
 )
 
 

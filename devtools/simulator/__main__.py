@@ -19,6 +19,7 @@ from devtools.settings import SimulatorSettings
 from tasks.cli import emit_result, setup_logging
 from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError, PipelineError
+from tasks.objectstore import mirrored
 from tasks.timeutil import parse_day
 
 
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     inbox = args.inbox or settings.inbox
     zones = tuple(args.zone) if args.zone else settings.zones
     try:
-        result = _run(settings, sim, args, inbox, zones)
+        with mirrored(settings):  # the inbox is under the data root, on the object store too
+            result = _run(settings, sim, args, inbox, zones)
     except PipelineError as exc:
         print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 2

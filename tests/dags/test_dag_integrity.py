@@ -117,6 +117,7 @@ def test_daily_dag_structure() -> None:
         "evaluate",
         "register",
         "forecast",
+        "fallback_forecast",
         "optimise_schedule",
         "validate_schedule",
         "publish_schedule",

@@ -32,11 +32,15 @@ result = {"stage": stage, "zone": zone}
 if stage == "train":
     result["run_id"] = None if zone == "BE" else f"run-{zone}"
     result["skipped"] = zone == "BE"
-# STUB_FAIL="stage[:dataset[:zone]]" fails that call as tasks.cli does on a PipelineError.
-fail = (os.environ.get("STUB_FAIL") or "").split(":")
-if fail[0] == stage and fail[1:2] in ([], [dataset]) and fail[2:3] in ([], [zone]):
-    print("ERROR ValidationFailed: stub gate failed", file=sys.stderr)
-    sys.exit(2)
+if stage == "publish" and os.environ.get("STUB_PUBLISH_FALLBACK"):
+    result["fallback"] = {"source": "naive", "reason": "stub: no forecast of BE"}
+# STUB_FAIL="stage[:dataset[:zone]],..." fails those calls as tasks.cli does on a PipelineError
+# (an empty dataset matches any).
+for spec in filter(None, (os.environ.get("STUB_FAIL") or "").split(",")):
+    fail = spec.split(":")
+    if fail[0] == stage and fail[1:2] in ([], [""], [dataset]) and fail[2:3] in ([], [zone]):
+        print("ERROR ValidationFailed: stub gate failed", file=sys.stderr)
+        sys.exit(2)
 with open(os.environ["DAP_RESULT_FILE"], "w") as f:
     json.dump(result, f)
 """
@@ -48,6 +52,7 @@ STAGES = [
     "evaluate",
     "register",
     "forecast",
+    "fallback",
     "schedule",
     "publish",
 ]
@@ -167,16 +172,36 @@ def test_failed_gate_stops_the_run_before_publishing(stub_tasks: Path, tmp_path:
     """
     # A zero retry delay: were the gate failure retried, the retry would show here at once.
     state, calls, tis = _run_dag(
-        tmp_path, {"STUB_FAIL": "validate:features:BE", "DAP_RETRY_DELAY_MINUTES": "0"}
+        # tasks.fallback refuses a gate-closed zone (exit 2), as the real stage does.
+        tmp_path, {"STUB_FAIL": "validate:features:BE,fallback::BE", "DAP_RETRY_DELAY_MINUTES": "0"}
     )
     assert state == "failed"
     gate_calls = [c["args"] for c in calls if c["stage"] == "validate" and "features" in c["args"]]
     assert sorted(a[-1] for a in gate_calls) == ["BE", "DE_LU"], "each zone's gate ran exactly once"
     assert sorted(tis["validate_features"]) == ["failed/1", "success/1"]  # BE failed on try 1, no retry
-    assert {c["stage"] for c in calls} == {"simulator", "ingest", "validate", "features"}
+    assert {c["stage"] for c in calls} == {"simulator", "ingest", "validate", "features", "fallback"}
     assert not [c for c in calls if c["stage"] == "validate" and "schedule" in c["args"]]
     for task_id in ("train_if_due", "forecast", "optimise_schedule", "validate_schedule", "publish_schedule"):
         assert set(tis[task_id]) == {"upstream_failed/0"}, (task_id, tis[task_id])
+
+
+@pytest.mark.slow
+def test_failed_forecast_publishes_a_flagged_fallback_and_fails_the_run(
+    stub_tasks: Path, tmp_path: Path
+) -> None:
+    """BE's forecast fails for good: the fallback stage runs anyway (trigger rule all_done),
+    the schedule is built, validated and published, and the last task turns the run red."""
+    state, calls, tis = _run_dag(
+        tmp_path,
+        {"STUB_FAIL": "forecast::BE", "STUB_PUBLISH_FALLBACK": "1", "DAP_RETRY_DELAY_MINUTES": "0"},
+    )
+    assert sorted(tis["forecast"]) == ["failed/1", "success/1"]
+    assert tis["fallback_forecast"] == ["success/1", "success/1"]
+    for task_id in ("optimise_schedule", "validate_schedule", "publish_schedule"):
+        assert {s.split("/")[0] for s in tis[task_id]} == {"success"}, (task_id, tis[task_id])
+    assert sorted(c["args"][-1] for c in calls if c["stage"] == "fallback") == ["BE", "DE_LU"]
+    assert tis["flag_fallback"] == ["failed/1"]
+    assert state == "failed"
 
 
 @pytest.mark.slow

@@ -474,7 +474,7 @@ def test_timing_shift_is_a_recorded_option(env: Settings, monkeypatch: pytest.Mo
     default = run_schedule(day, env, log_mlflow=False)
     manifest = json.loads(Path(default["manifest"]).read_text())
     assert manifest["options"]["timing_shift"] == env.dispatch_timing_shift
-    assert manifest["schema_version"] == "1.3.0"
+    assert manifest["schema_version"] == "1.4.0"
     # Timing-robust decisions give another version (different options), never a silent reuse.
     robust = run_schedule(day, env, log_mlflow=False, timing_shift=0.25)
     assert robust["reused"] is False

@@ -73,7 +73,12 @@ class Links(HTMLParser):
 
 def test_png_is_deterministic_and_html_self_contained(tmp_path: Path) -> None:
     sched, figures = schedule()
-    summary = info(figures, {"reason": "champion failed to load", "source": "naive"})
+    zone_info = {"source": "naive", "reason": "champion failed to load", "reference_day": "2026-10-24"}
+    summary = info(
+        figures,
+        {"reason": "DE_LU: champion failed to load", "source": "naive", "zones": {"DE_LU": zone_info}},
+    )
+    assert summary.zone_lines("DE_LU")[-1] == "FALLBACK forecast: naive"
     png = render_summary(sched, tmp_path / "a.png", summary)
     again = render_summary(sched, tmp_path / "b.png", summary)
     assert png.read_bytes() == again.read_bytes()
@@ -83,7 +88,7 @@ def test_png_is_deterministic_and_html_self_contained(tmp_path: Path) -> None:
     assert parser.refs
     assert all(ref.startswith("data:image/png;base64,") for ref in parser.refs)
     assert not re.search(r"https?://", page)
-    assert "FALLBACK forecast (naive): champion failed to load" in page
+    assert "FALLBACK forecast (naive): DE_LU: champion failed to load" in page
     assert "Sat 24 Oct 2026 12:00 CEST" in page
     assert f"{figures['expected_margin_eur']:,.0f}" in page
     assert "day_ahead_price_DE_LU v7" in page
