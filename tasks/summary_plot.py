@@ -186,11 +186,13 @@ def render_summary(schedule: pd.DataFrame, target: Path, info: SummaryInfo) -> P
             family="monospace",
         )
     title = f"Day-ahead schedule {info.delivery_date} ({label}); gate closure {info.gate_closure_local()}"
-    fig.suptitle(title)
+    fig.suptitle(title, y=0.99)
     warning = info.fallback_text()
     if warning:
-        fig.text(0.5, 0.955, warning, ha="center", color=FALLBACK_COLOUR, fontsize=11, weight="bold")
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+        fig.text(
+            0.5, 0.945, warning, ha="center", va="top", color=FALLBACK_COLOUR, fontsize=11, weight="bold"
+        )
+    fig.tight_layout(rect=(0, 0.04, 1, 0.91 if warning else 0.95))
     target.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(target, format="png", dpi=80, metadata={"Software": None})
     plt.close(fig)
