@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: stack stack-down system demo test test-fast test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui helm audit secrets images
+.PHONY: serve stack stack-down system demo test test-fast test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui helm audit secrets images
 
 $(STAMP): requirements-dev.lock overrides.txt
 	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
@@ -86,6 +86,11 @@ stack: $(STAMP) system
 
 stack-down: $(STAMP)
 	$(BIN)/python -m devtools.stack down
+# The read-only schedule API for the desk on 127.0.0.1:8000 over var/data (docs/desk-api.md);
+# needs DAP_API_TOKENS (comma-separated bearer tokens).
+serve: $(STAMP)
+	@test -n "$$DAP_API_TOKENS" || { echo "set DAP_API_TOKENS (e.g. export DAP_API_TOKENS=\$$(openssl rand -hex 32))"; exit 2; }
+	$(BIN)/python -m tasks.serve $(SERVE_ARGS)
 
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/var/mlflow/mlflow.db --port 5000

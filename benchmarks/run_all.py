@@ -17,6 +17,7 @@ ORDER = [
     "validation_benchmark.py",
     "ingest_benchmark.py",
     "bench_forecasting.py",
+    "serve_load.py",
     "main_job.py",
 ]
 

@@ -214,6 +214,7 @@ def print_summary(settings: Settings, day: date, summary: dict[str, Any], second
             f"storage cycles {figures['storage_cycles']:.2f}"
         )
     print(f"  schedule         {summary['version_dir']}")
+    print(f"  summary          {summary['version_dir']}/summary.html (offline page), summary.png")
     print(f"  MLflow runs      {settings.tracking_uri}  (make mlflow-ui)")
     print(f"  validation       {layout.reports_dir('gx')}")
     print(f"  wall time        {seconds:.0f} s")

@@ -19,6 +19,7 @@ def main() -> None:
     print("Stages: python -m tasks.<stage> --delivery-date YYYY-MM-DD [--zone Z] ... (--help on each)")
     for name, what in STAGES.items():
         print(f"  {name:<18} {what}")
+    print("Service: python -m tasks.serve  the schedule API for the desk (docs/desk-api.md; DAP_API_TOKENS)")
     print(
         "Not in the image: research commands (python -m research.backtest, research.backtest_trading) "
         "and development tools (python -m devtools.simulator, devtools.bootstrap, devtools.demo)."

@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -257,6 +258,35 @@ class Settings(BaseSettings):
     k8s_tmp_size_limit: str = Field(
         default="4Gi", description="Size limit of the task pods' writable /tmp (emptyDir)."
     )
+
+    # --- Schedule API for the desk (tasks.serve, docs/desk-api.md) ---
+    api_host: str = Field(
+        default="127.0.0.1", description="Address the schedule API binds to (0.0.0.0 in a pod)."
+    )
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port of the schedule API.")
+    api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Bearer tokens the schedule API accepts, comma-separated (from the Secret named by the chart's "
+            "serve.tokensSecret); the API refuses to start without one."
+        ),
+    )
+    api_cache_entries: int = Field(
+        default=64,
+        ge=1,
+        description="Published files (per day, version, zone, format) the API keeps in memory.",
+    )
+    api_whatif_max_scenarios: int = Field(
+        default=100, ge=1, description="Most price scenarios one what-if request may carry."
+    )
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _token_list(cls, value: object) -> object:
+        # DAP_API_TOKENS=tok1,tok2 (a Secret's value); blanks are dropped.
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
 
     @field_validator("zones", "quantiles", "tfdv_beam_options", mode="before")
     @classmethod

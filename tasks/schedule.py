@@ -37,6 +37,7 @@ from tasks.datasets import SDAC_PRICE_CAP_EUR_MWH, SDAC_PRICE_FLOOR_EUR_MWH
 from tasks.errors import ConfigError, MissingInputError
 from tasks.optimise import Storage, ZoneSchedule, optimise_zone
 from tasks.storage import Layout, day_lock, fsync_path, remove_leftovers, sha256_bytes, sha256_file
+from tasks.summary_plot import SummaryInfo
 from tasks.timeutil import mtu_starts_utc
 
 if TYPE_CHECKING:
@@ -46,7 +47,9 @@ log = logging.getLogger("tasks.schedule")
 
 # 1.1: inputs[zone].sources (raw revisions); 1.2: options.timing_shift; 1.3: sources[].zone
 SCHEMA_VERSION = "1.4.0"
-SCHEDULE_FILES = ("schedule.parquet", "schedule.csv", "bids.parquet", "bids.csv", "summary.png")
+#: The summaries for schedulers (tasks.summary_plot): derived from the rest, not part of the content digest.
+SUMMARY_FILES = ("summary.png", "summary.html")
+SCHEDULE_FILES = ("schedule.parquet", "schedule.csv", "bids.parquet", "bids.csv", *SUMMARY_FILES)
 VERSION_RE = re.compile(r"^v=(\d{3,})$")
 MLFLOW_EXPERIMENT = "day_ahead_schedules"
 
@@ -319,7 +322,7 @@ def version_name(n: int) -> str:
 
 def content_digest(file_sums: dict[str, str], inputs: dict[str, Any], options: dict[str, Any]) -> str:
     """What makes two versions equal: the data files, their inputs and the optimiser options."""
-    data = {k: v for k, v in file_sums.items() if k != "summary.png"}
+    data = {k: v for k, v in file_sums.items() if k not in SUMMARY_FILES}
     text = json.dumps({"files": data, "inputs": inputs, "options": options}, sort_keys=True)
     return sha256_bytes(text.encode())
 
@@ -365,7 +368,8 @@ def log_to_mlflow(
             mlflow.set_tags({"delivery_date": day.isoformat(), "version": version_dir.name})
             for zone, figs in figures.items():
                 mlflow.log_metrics({f"{zone}.{k}": float(v) for k, v in figs.items()})
-            mlflow.log_artifact(str(version_dir / "summary.png"))
+            for name in SUMMARY_FILES:
+                mlflow.log_artifact(str(version_dir / name))
             mlflow.log_artifact(str(version_dir / "manifest.json"))
             return {"mlflow_run_id": run.info.run_id}
     except Exception as exc:  # MLflow must not block the schedule; the result reports it
@@ -423,7 +427,14 @@ def run_schedule(
         "figures": figures,
         "fallback": fallback_summary(inputs),
     }
-    version_dir, reused = write_version(layout.schedule_dir(day), day, schedule, bid_frame, manifest)
+    version_dir, reused = write_version(
+        layout.schedule_dir(day),
+        day,
+        schedule,
+        bid_frame,
+        manifest,
+        gate_closure_utc=default_run_ts(day, settings),
+    )
     result = _result(version_dir, schedule, figures, reused=reused)
     result["fallback"] = manifest["fallback"]
     if log_mlflow and not reused:
@@ -513,7 +524,13 @@ def _options(settings: Settings, cvar_weight: float, shift: float) -> dict[str, 
 
 
 def write_version(
-    day_dir: Path, day: date, schedule: pd.DataFrame, bids: pd.DataFrame, manifest: dict[str, Any]
+    day_dir: Path,
+    day: date,
+    schedule: pd.DataFrame,
+    bids: pd.DataFrame,
+    manifest: dict[str, Any],
+    *,
+    gate_closure_utc: datetime,
 ) -> tuple[Path, bool]:
     """Write the files through a staging directory; reuse the newest version if its content is the same.
 
@@ -526,16 +543,20 @@ def write_version(
         removed = remove_leftovers(day_dir)
         if removed:
             log.warning("removed leftovers of killed runs in %s: %s", day_dir, removed)
-        return _write_version_locked(day_dir, day, schedule, bids, manifest)
+        return _write_version_locked(day_dir, schedule, bids, manifest, gate_closure_utc)
 
 
 def _write_version_locked(
-    day_dir: Path, day: date, schedule: pd.DataFrame, bids: pd.DataFrame, manifest: dict[str, Any]
+    day_dir: Path,
+    schedule: pd.DataFrame,
+    bids: pd.DataFrame,
+    manifest: dict[str, Any],
+    gate_closure_utc: datetime,
 ) -> tuple[Path, bool]:
     staging = day_dir / f".staging-{os.getpid()}-{sha256_bytes(os.urandom(8))[:8]}"
     staging.mkdir()
     try:
-        sums = _write_files(staging, day, schedule, bids)
+        sums = _write_files(staging, schedule, bids, SummaryInfo.from_manifest(manifest, gate_closure_utc))
         digest = content_digest(sums, manifest["inputs"], manifest["options"])
         same = _same_content_version(day_dir, digest)
         if same is not None:
@@ -557,15 +578,18 @@ def _write_version_locked(
             shutil.rmtree(staging)
 
 
-def _write_files(folder: Path, day: date, schedule: pd.DataFrame, bids: pd.DataFrame) -> dict[str, str]:
-    """Schedule and bids as Parquet and CSV plus the summary plot; returns each file's sha256."""
-    from tasks.summary_plot import render_summary
+def _write_files(
+    folder: Path, schedule: pd.DataFrame, bids: pd.DataFrame, info: SummaryInfo
+) -> dict[str, str]:
+    """Schedule and bids as Parquet and CSV plus the summaries (PNG, HTML); returns each file's sha256."""
+    from tasks.summary_plot import render_html, render_summary
 
     schedule.to_parquet(folder / "schedule.parquet", index=False)
     _csv_frame(schedule).to_csv(folder / "schedule.csv", index=False, float_format="%.6f")
     bids.to_parquet(folder / "bids.parquet", index=False)
     _csv_frame(bids).to_csv(folder / "bids.csv", index=False, float_format="%.1f")
-    render_summary(schedule, folder / "summary.png", f"Day-ahead schedule {day.isoformat()}")
+    render_summary(schedule, folder / "summary.png", info)
+    render_html(schedule, folder / "summary.html", info, folder / "summary.png")
     return {name: sha256_file(folder / name) for name in SCHEDULE_FILES}
 
 

@@ -4,7 +4,9 @@ The context lives under ``<data_root>/reports/gx`` so every validation result
 and the Data Docs site (``gx/uncommitted/data_docs/local_site/index.html``)
 sit beside the data they describe. Each suite is registered with
 ``add_or_update_*`` so re-runs of a day replace definitions instead of
-failing, and runs through a Checkpoint whose action updates Data Docs.
+failing, and runs through a Checkpoint; ``publish_docs`` renders the results
+and their suite pages once per process and makes the site work offline
+(``tasks.quality.docs_offline``: no CDN, no dead links).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tasks.quality.docs_offline import make_offline
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -138,6 +142,11 @@ class GxRunner:
             except (KeyError, ValueError, LookupError):
                 self.datasource = self.context.data_sources.add_or_update_pandas(DATASOURCE)
 
+    @property
+    def docs_site(self) -> Path:
+        """The local Data Docs site (``gx/uncommitted/data_docs/local_site``)."""
+        return self.root / "gx" / "uncommitted" / "data_docs" / "local_site"
+
     def docs_index(self) -> str:
         sites = self.context.get_docs_sites_urls()
         return str(sites[0]["site_url"]) if sites else ""
@@ -247,8 +256,16 @@ class GxRunner:
     def publish_docs(self) -> str:
         """Render this process's pending results into Data Docs; returns the index URL."""
         if self._pending:
+            from great_expectations.data_context.types.resource_identifiers import (
+                ExpectationSuiteIdentifier,
+            )
+
+            results = [ident for ident, _ in self._pending]
+            # The index links every result's suite page: render those too, or the links are dead.
+            suites = {ExpectationSuiteIdentifier(name=i.expectation_suite_identifier.name) for i in results}
             with self.locked():
-                self.context.build_data_docs(resource_identifiers=[ident for ident, _ in self._pending])
+                self.context.build_data_docs(resource_identifiers=[*results, *sorted(suites, key=str)])
+                make_offline(self.docs_site)
             for ident, outcome in self._pending:
                 urls = self.context.get_docs_sites_urls(resource_identifier=ident)
                 outcome.data_docs = str(urls[0]["site_url"]) if urls else ""

@@ -453,7 +453,8 @@ def test_cli_logs_summary_to_mlflow_and_survives_mlflow_failure(
         result["zones"]["DE_LU"]["expected_margin_eur"]
     )
     assert {a.path for a in mlflow.MlflowClient(env.tracking_uri).list_artifacts(run.info.run_id)} >= {
-        "summary.png"
+        "summary.png",
+        "summary.html",
     }
     # MLflow down: the schedule is still written, the result says what failed.
     write_forecast(env, "BE", day, seed=3)
