@@ -322,7 +322,13 @@ def test_network_policies_deny_by_default_and_allow_what_stages_reach() -> None:
         assert "ingress" not in spec
         assert spec["podSelector"]["matchLabels"] == {"app.kubernetes.io/part-of": "day-ahead-pipeline"}
         assert [p["port"] for p in spec["egress"][0]["ports"]] == egress[name]["ports"]
-    assert not any(p.get("ingress") for p in policies.values()), "nothing may connect to task pods"
+    # Nothing may connect to task pods; only the schedule API's own pods take ingress.
+    with_ingress = {name: p for name, p in policies.items() if p.get("ingress")}
+    assert set(with_ingress) <= {"day-ahead-serve"}
+    for spec in with_ingress.values():
+        assert spec["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == "schedule-api", spec[
+            "podSelector"
+        ]
     off = [d for d in _docs("networkPolicy.egress.nifi.enabled=false") if d["kind"] == "NetworkPolicy"]
     assert "day-ahead-allow-nifi" not in {d["metadata"]["name"] for d in off}
 
