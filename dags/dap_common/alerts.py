@@ -159,6 +159,13 @@ class DayAheadAlert(SmtpNotifier):
         self.deadline_local = deadline_local
         self.sent: tuple[str, str] | None = None
 
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Nothing to render: the message is built in Python from the context (see ``_prepare``).
+
+        Also spares ``dag.test()``, whose callback context carries a serialised DAG without
+        a template environment.
+        """
+
     def _prepare(self, context: Mapping[str, Any]) -> bool:
         facts = alert_facts(context, self.market_timezone)
         subject, body = compose(self.kind, facts, runbook_url=self.runbook_url, deadline_local=self.deadline_local)
