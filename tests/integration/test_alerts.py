@@ -93,7 +93,9 @@ def test_missed_deadline_mails_the_operators_through_the_triggerer(sink: SmtpSin
     alert = publish_deadline(settings)
     assert alert.interval == timedelta(minutes=75)  # 10:15 start -> 11:30 deadline
     deadline_time = datetime(2026, 3, 28, 10, 30, tzinfo=UTC)  # 11:30 Berlin (CET)
-    trigger = CallbackTrigger(alert.callback.path, {**alert.callback.kwargs, "context": _deadline_context(deadline_time)})
+    trigger = CallbackTrigger(
+        alert.callback.path, {**alert.callback.kwargs, "context": _deadline_context(deadline_time)}
+    )
 
     async def events() -> list[Any]:
         return [event async for event in trigger.run()]
@@ -111,7 +113,7 @@ def test_missed_deadline_mails_the_operators_through_the_triggerer(sink: SmtpSin
     assert "https://wiki.example.org/runbook" in mail.text
 
 
-PROBE_DAG = '''
+PROBE_DAG = """
 from airflow.sdk import dag, task
 from dap_common.alerts import failure_notifier
 from tasks.config import get_settings
@@ -127,7 +129,7 @@ def alert_probe():
 
 
 alert_probe()
-'''
+"""
 
 RUN_PROBE = """
 import sys
@@ -157,7 +159,9 @@ def test_failed_run_mails_the_failed_task_day_and_runbook(sink: SmtpSink, tmp_pa
         "DAP_ALERT_EMAIL_TO": "ops@example.org,desk@example.org",
         "DAP_RUNBOOK_URL": "https://wiki.example.org/runbook",
     }
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True
+    )
     out = subprocess.run(
         [sys.executable, "-c", RUN_PROBE, str(dags)], env=env, capture_output=True, text=True, check=False
     )
@@ -192,17 +196,17 @@ def test_failure_context_facts_and_no_recipients_logs_instead(capsys: pytest.Cap
     assert alert_facts(context, "Europe/Berlin").delivery_day == "2026-10-25"  # from run_after (24th) + 1
     notifier = DayAheadAlert(kind=FAILURE, to=[])
     notifier.notify(context)  # no recipients: logged, nothing sent, no connection needed
-    assert notifier.sent is not None and "ingest[1]" in notifier.sent[0]
+    assert notifier.sent is not None
+    assert "ingest[1]" in notifier.sent[0]
     assert "alert not sent" in capsys.readouterr().out  # Airflow's notifier logs through structlog
 
 
 @pytest.mark.unit
 def test_deadline_setting_must_lie_between_start_and_gate_closure() -> None:
-    from pydantic import ValidationError
-
     from dap_common.alerts import deadline_interval
+    from pydantic import ValidationError
 
     assert deadline_interval(Settings(publish_deadline_local="11:45")) == timedelta(minutes=90)
     for bad in ("12:30", "09:00", "11h30"):
-        with pytest.raises(ValidationError, match="publish_deadline_local|HH:MM"):
+        with pytest.raises(ValidationError, match=r"publish_deadline_local|HH:MM"):
             Settings(publish_deadline_local=bad)

@@ -37,7 +37,11 @@ def _run(*argv: str, cwd: Path = REPO) -> str:
 
 
 def _rules() -> list[dict]:
-    return [rule for group in yaml.safe_load((PROM / "rules.yml").read_text())["groups"] for rule in group["rules"]]
+    return [
+        rule
+        for group in yaml.safe_load((PROM / "rules.yml").read_text())["groups"]
+        for rule in group["rules"]
+    ]
 
 
 def test_rules_are_valid() -> None:
@@ -49,7 +53,8 @@ def test_rule_unit_tests_pass() -> None:
     tests = sorted((PROM / "tests").glob("*.yml"))
     assert tests
     out = _run(_tool("promtool"), "test", "rules", *map(str, tests), cwd=PROM / "tests")
-    assert "SUCCESS" in out and "FAILED" not in out
+    assert "SUCCESS" in out
+    assert "FAILED" not in out
 
 
 def test_every_rule_is_tested_firing_and_silent() -> None:
@@ -69,7 +74,8 @@ def test_rules_query_exported_metrics() -> None:
     """Every dap_* name in a rule is a metric tasks/metrics.py exports (no typo silently never fires)."""
     exported = exported_metric_names()
     used = {name for rule in _rules() for name in re.findall(r"\bdap_[a-z0-9_]+", rule["expr"])}
-    assert used and used <= exported, used - exported
+    assert used
+    assert used <= exported, used - exported
 
 
 def test_alertmanager_example_is_valid_and_routes_by_severity() -> None:
@@ -81,6 +87,8 @@ def test_alertmanager_example_is_valid_and_routes_by_severity() -> None:
         text = _run(amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER}", *labels)
         return [line for line in text.splitlines() if line and not line.startswith("Warning")][-1].strip()
 
-    assert receiver("severity=critical", "alertname=DapScheduleNotPublishedByDeadline") == "desk-and-operators"
+    assert (
+        receiver("severity=critical", "alertname=DapScheduleNotPublishedByDeadline") == "desk-and-operators"
+    )
     assert receiver("severity=warning", "alertname=DapModelTooOld") == "ml-engineers"
     assert receiver("severity=warning", "alertname=DapIngestQuarantinedFiles") == "operators-mail"
