@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: system demo test test-fast test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui helm
+.PHONY: dashboard system demo test test-fast test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui helm
 
 $(STAMP): requirements-dev.lock overrides.txt
 	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
@@ -51,6 +51,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy tasks dags research devtools
+
+# The Grafana dashboard JSON from its generator (monitoring/grafana/dashboard.py); commit the result.
+dashboard: $(STAMP)
+	$(BIN)/python monitoring/grafana/dashboard.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -96,7 +96,9 @@ def alert_facts(context: Mapping[str, Any], market_timezone: str) -> AlertFacts:
     deadline_time = _moment(_get(deadline, "deadline_time"))
     return AlertFacts(
         dag_id=str(_get(dag_run, "dag_id") or _get(dag, "dag_id") or "unknown"),
-        run_id=str(_get(dag_run, "run_id") or _get(dag_run, "dag_run_id") or context.get("run_id") or "unknown"),
+        run_id=str(
+            _get(dag_run, "run_id") or _get(dag_run, "dag_run_id") or context.get("run_id") or "unknown"
+        ),
         delivery_day=run_delivery_day(dag_run, context.get("params"), market_timezone),
         task=str(task) if task else None,
         reason=str(context["reason"]) if context.get("reason") else None,
@@ -116,7 +118,9 @@ def compose(kind: str, facts: AlertFacts, *, runbook_url: str, deadline_local: s
             f"deadline {deadline_local} market time ({facts.deadline_utc or 'n/a'} UTC); gate closure follows."
         )
     else:
-        subject = f"[day-ahead] FAILED: {facts.dag_id} for {facts.delivery_day} at task {facts.task or 'unknown'}"
+        subject = (
+            f"[day-ahead] FAILED: {facts.dag_id} for {facts.delivery_day} at task {facts.task or 'unknown'}"
+        )
         what = f"The run failed. Failed task: {facts.task or 'unknown'}. Reason: {facts.reason or 'see the task log'}."
     lines = [
         what,
@@ -168,12 +172,16 @@ class DayAheadAlert(SmtpNotifier):
 
     def _prepare(self, context: Mapping[str, Any]) -> bool:
         facts = alert_facts(context, self.market_timezone)
-        subject, body = compose(self.kind, facts, runbook_url=self.runbook_url, deadline_local=self.deadline_local)
+        subject, body = compose(
+            self.kind, facts, runbook_url=self.runbook_url, deadline_local=self.deadline_local
+        )
         self.subject = subject
         self.html_content = f"<pre>{html.escape(body)}</pre>"
         self.sent = (subject, body)
         if not self.to:
-            self.log.warning("no alert recipients (DAP_ALERT_EMAIL_TO); alert not sent: %s\n%s", subject, body)
+            self.log.warning(
+                "no alert recipients (DAP_ALERT_EMAIL_TO); alert not sent: %s\n%s", subject, body
+            )
             return False
         return True
 

@@ -8,6 +8,7 @@ alert is read back from its HTTP API, then resolves once a publish of the day is
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from tests.helpers.prometheus import get_json, prometheus, pushgateway
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "monitoring" / "prometheus" / "rules.yml"
+DASHBOARD = REPO / "monitoring" / "grafana" / "day_ahead_pipeline.json"
 ALERT = "DapScheduleNotPublishedByDeadline"
 pytestmark = pytest.mark.integration
 
@@ -116,6 +118,14 @@ def test_late_schedule_alert_fires_from_a_real_stage_push_and_resolves_on_publis
         published = StageRun("publish", day, None, 0.2, 0, result={"published": True, "version": "v=001"})
         assert push_stage_metrics(published, settings) == 1
         wait_for(lambda: not alerts("firing") and not alerts("pending"), "the alert to resolve")
+        # Every dashboard query parses and runs on this Prometheus (Grafana's $zone: all zones).
+        board = json.loads(DASHBOARD.read_text())
+        for panel in board["panels"]:
+            for t in panel["targets"]:
+                expr = t["expr"].replace("$zone", ".*")
+                assert (
+                    get_json(f"{prom}/api/v1/query?query={urllib.parse.quote(expr)}")["status"] == "success"
+                ), expr
         margin = query('dap_schedule_publish_margin_seconds{stage="publish"}')
         assert margin
         assert float(margin[0]["value"][1]) < 0, "published after gate closure: negative margin"

@@ -16,7 +16,15 @@ import pytest
 from tasks.cli import base_parser, run_stage
 from tasks.config import Settings, get_settings
 from tasks.errors import ValidationFailed
-from tasks.metrics import METRICS, Group, StageRun, collect, exported_metric_names, grouping_key, push_stage_metrics
+from tasks.metrics import (
+    METRICS,
+    Group,
+    StageRun,
+    collect,
+    exported_metric_names,
+    grouping_key,
+    push_stage_metrics,
+)
 
 pytestmark = pytest.mark.unit
 DAY = date(2026, 3, 29)
@@ -120,7 +128,9 @@ def _closed_port() -> str:
 
 
 @pytest.mark.integration
-def test_a_hung_gateway_is_cut_off_by_the_timeout(silent_server: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_hung_gateway_is_cut_off_by_the_timeout(
+    silent_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = Settings(pushgateway_url=silent_server, pushgateway_timeout_s=0.3)
     started = time.perf_counter()
     assert push_stage_metrics(StageRun("ingest", DAY, "DE_LU", 1.0, 0, result={}), settings) == 0
