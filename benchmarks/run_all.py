@@ -18,6 +18,7 @@ ORDER = [
     "ingest_benchmark.py",
     "bench_forecasting.py",
     "main_job.py",
+    "metrics_push_benchmark.py",
 ]
 
 

@@ -231,7 +231,7 @@ class Settings(BaseSettings):
         default="", description="Prometheus Pushgateway every stage pushes its metrics to; empty: no push."
     )
     pushgateway_timeout_s: float = Field(
-        default=2.0,
+        default=1.0,
         gt=0,
         le=30,
         description="Seconds a push may take; a slower gateway is cut off (warning).",

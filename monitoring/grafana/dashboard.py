@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from grafanalib._gen import DashboardEncoder
 from grafanalib.core import (
     BarGauge,
     Dashboard,
@@ -29,7 +30,6 @@ from grafanalib.core import (
     Threshold,
     TimeSeries,
 )
-from grafanalib._gen import DashboardEncoder
 
 OUT = Path(__file__).with_name("day_ahead_pipeline.json")
 DATASOURCE = "${datasource}"
