@@ -81,9 +81,13 @@ def main() -> int:
     pushed = push_stage_metrics(run, hung)
     cut_off = time.perf_counter() - t0
     server.close()
-    print(f"cold push (fresh stage process: prometheus-client import included), {cold[0]} groups: {float(cold[1]):.3f} s")
+    print(
+        f"cold push (fresh stage process: prometheus-client import included), {cold[0]} groups: {float(cold[1]):.3f} s"
+    )
     print(f"warm push, 3 groups, median of {args.repeat}: {statistics.median(warm) * 1000:.1f} ms")
-    print(f"hung gateway: cut off after {cut_off:.2f} s (timeout {hung.pushgateway_timeout_s} s), {pushed} pushed")
+    print(
+        f"hung gateway: cut off after {cut_off:.2f} s (timeout {hung.pushgateway_timeout_s} s), {pushed} pushed"
+    )
     ok = float(cold[1]) <= 0.5 and cut_off <= hung.pushgateway_timeout_s + 0.5
     print("target (<= 0.5 s per stage, hung gateway cut off at the timeout):", "met" if ok else "NOT met")
     return 0 if ok else 1

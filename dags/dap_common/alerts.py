@@ -33,7 +33,7 @@ from tasks.config import DAG_START_LOCAL
 from tasks.timeutil import delivery_day_for_run
 
 if TYPE_CHECKING:
-    from airflow.sdk import DeadlineAlert
+    from airflow.sdk.definitions.deadline import DeadlineAlert
 
     from tasks.config import Settings
 
@@ -239,7 +239,9 @@ def deadline_interval(settings: Settings) -> timedelta:
 
 def publish_deadline(settings: Settings) -> DeadlineAlert:
     """The DAG's deadline: schedule of D published by ``publish_deadline_local`` on D-1."""
-    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+    # Where airflow.sdk re-exports them from (its lazy exports are invisible to mypy).
+    from airflow.sdk.definitions.callback import AsyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,

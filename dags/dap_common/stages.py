@@ -44,6 +44,12 @@ FORWARDED_SETTINGS = (
     "quantiles",
     "tfdv_beam_runner",
     "tfdv_beam_options",
+    # Stage metrics (tasks.metrics): where to push, and the deadline they report.
+    "pushgateway_url",
+    "pushgateway_timeout_s",
+    "metrics_job",
+    "publish_deadline_local",
+    "gate_closure_local",
 )
 
 
