@@ -210,11 +210,11 @@ def realise(day: date, zone: str, settings: Settings, *, log_mlflow: bool = True
         "model_version": model.get("model_version"),
         "model_run_id": model.get("run_id"),
     }
+    # MLflow first: if its server is down the stage exits 75 with no record written, so the
+    # retry (--earliest-pending) settles the same day again instead of skipping past it.
+    logged = bool(log_mlflow and record["model_run_id"] and log_on_model_run(settings, record))
     target = write_json_atomic(layout.realised_file(zone, day), record)
-    result: dict[str, Any] = {"skipped": False, "path": str(target), **record}
-    if log_mlflow and record["model_run_id"]:
-        result["mlflow_logged"] = log_on_model_run(settings, record)
-    return result
+    return {"skipped": False, "path": str(target), "mlflow_logged": logged, **record}
 
 
 def _sha(path: Path) -> str:
