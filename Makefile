@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: serve stack stack-down system demo test test-fast test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui helm audit secrets images
+.PHONY: serve stack stack-down system demo test test-fast test-unit lint typecheck lock install bench clean airflow-ui mlflow-ui helm audit secrets images dashboard
 
 $(STAMP): requirements-dev.lock overrides.txt
 	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
@@ -66,6 +66,9 @@ audit: $(STAMP)
 # detect-secrets over the tracked tree against the reviewed .secrets.baseline (also a test).
 secrets: $(STAMP)
 	$(BIN)/python tools/secret_scan.py
+# The Grafana dashboard JSON from its generator (monitoring/grafana/dashboard.py); commit the result.
+dashboard: $(STAMP)
+	$(BIN)/python monitoring/grafana/dashboard.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -19,6 +19,7 @@ ORDER = [
     "bench_forecasting.py",
     "serve_load.py",
     "main_job.py",
+    "metrics_push_benchmark.py",
 ]
 
 

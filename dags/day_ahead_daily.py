@@ -14,15 +14,18 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Asset, CronTriggerTimetable, chain, dag
+from dap_common.alerts import failure_notifier, publish_deadline
 from dap_common.fallback import flag_fallback
 from dap_common.stages import default_args, output_of, plan_tasks, run_params, stage
 from dap_common.upstream import embedded_upstream, ingest_trigger
 
-from tasks.config import get_settings
+from tasks.config import DAG_START_LOCAL, get_settings
 
 settings = get_settings()
 # Airflow serialises DAG time zones only as pendulum time zones.
 MARKET_TZ = pendulum.timezone(settings.market_timezone)
+# 10:15 market time on D-1; the publish deadline is measured from it (dap_common.alerts).
+START_CRON = "{1} {0} * * *".format(*(int(v) for v in DAG_START_LOCAL.split(":")))
 
 #: The published schedules: consumers (e.g. the trading desk's loader) can be
 #: scheduled on this asset.
@@ -42,11 +45,15 @@ def _with_run_id(pair: tuple[list[str], dict[str, object]]) -> list[str]:
 @dag(
     dag_id="day_ahead_daily",
     description="Ingest, validate, forecast and schedule the next delivery day before gate closure.",
-    schedule=CronTriggerTimetable("15 10 * * *", timezone=MARKET_TZ),
+    schedule=CronTriggerTimetable(START_CRON, timezone=MARKET_TZ),
     start_date=pendulum.datetime(2026, 1, 1, tz=MARKET_TZ),
     catchup=False,
     max_active_runs=1,  # training "when due" and champion promotion must see days in order
     dagrun_timeout=timedelta(minutes=90),  # still leaves time before the 12:00 gate closure
+    # Alerts (docs/operations.md): e-mail when the schedule is not published by
+    # DAP_PUBLISH_DEADLINE_LOCAL, and when the run fails.
+    deadline=publish_deadline(settings),
+    on_failure_callback=failure_notifier(settings),
     default_args=default_args(settings),
     params=run_params(),
     tags=["day-ahead", "trading", f"runner:{settings.runner}"],
@@ -81,6 +88,10 @@ def day_ahead_daily() -> None:
     publish = stage(settings, "publish_schedule", "publish", outlets=[SCHEDULE_ASSET]).expand(
         arguments=day_args
     )
+    # Realised value of the earliest published day whose actual prices have landed since
+    # (validate_inputs checked D-1's prices); off the critical path to the schedule.
+    realise = stage(settings, "realise_value", "realise", ("--earliest-pending",)).expand(arguments=zone_args)
+    validate_inputs >> realise
 
     nifi = ingest_trigger(settings)
     if nifi:

@@ -12,6 +12,7 @@ STAGES = {
     "forecast": "price/volume forecast of the delivery day from the champion",
     "schedule": "optimise positions, storage dispatch and bids; write a schedule version",
     "publish": "move the day's `latest` pointer to a validated schedule version",
+    "realise": "settle a published schedule at the actual prices: realised profit, capture, forecast error",
 }
 
 

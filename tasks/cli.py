@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import date
@@ -75,27 +76,79 @@ def run_stage(
     parser: argparse.ArgumentParser,
     argv: Sequence[str] | None = None,
 ) -> int:
-    """Parse args, run the stage, emit its result.
+    """Parse args, run the stage, emit its result, push its metrics (tasks.metrics).
 
     A PipelineError exits 2 (not retried), a ServiceUnavailable 75 (retried); both
-    with their one-line message and no traceback.
+    with their one-line message and no traceback. Metrics are pushed whatever the
+    outcome; a Pushgateway that is down costs a warning, never the exit code.
     """
     args = parser.parse_args(argv)
     setup_logging(getattr(args, "verbose", False))
+    started = time.perf_counter()
+    result: dict[str, Any] | None = None
+    error: BaseException | None = None
+    code = 1  # an unexpected exception propagates with its traceback
     try:
         with _data_root_mirror():
             result = main(args)
+        emit_result(result)
+        code = 0
     except PipelineError as exc:
-        return _fail(exc, PIPELINE_ERROR_EXIT)
+        error, code = exc, _fail(exc, PIPELINE_ERROR_EXIT)
     except ServiceUnavailable as exc:
-        return _fail(exc, SERVICE_UNAVAILABLE_EXIT)
+        error, code = exc, _fail(exc, SERVICE_UNAVAILABLE_EXIT)
     except (ValidationError, SettingsError) as exc:
         # Settings built outside get_settings(): no retry fixes them either.
         if isinstance(exc, ValidationError) and exc.title != "Settings":
             raise
-        return _fail(settings_error(exc), PIPELINE_ERROR_EXIT)
-    emit_result(result)
-    return 0
+        error, code = exc, _fail(settings_error(exc), PIPELINE_ERROR_EXIT)
+    finally:
+        _push_metrics(
+            main, args, duration_s=time.perf_counter() - started, code=code, result=result, error=error
+        )
+    return code
+
+
+def stage_name(main: Callable[..., Any]) -> str:
+    """``ingest`` for ``tasks.ingest.main``, also when the module runs as ``__main__`` (``python -m``)."""
+    module = main.__module__
+    if module == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec is not None else module
+    return module.rsplit(".", 1)[-1]
+
+
+def _push_metrics(
+    main: Callable[..., Any],
+    args: argparse.Namespace,
+    *,
+    duration_s: float,
+    code: int,
+    result: dict[str, Any] | None,
+    error: BaseException | None,
+) -> None:
+    """Push the stage's metrics when a Pushgateway is configured; never raises."""
+    try:
+        from tasks.config import get_settings
+
+        settings = get_settings()
+        if not settings.pushgateway_url or not isinstance(getattr(args, "delivery_date", None), date):
+            return
+        from tasks.metrics import StageRun, push_stage_metrics
+
+        run = StageRun(
+            stage=stage_name(main),
+            day=args.delivery_date,
+            zone=getattr(args, "zone", None),
+            duration_s=duration_s,
+            exit_code=code,
+            result=result,
+            error=error,
+            args={k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool))},
+        )
+        push_stage_metrics(run, settings)
+    except Exception as exc:  # bad settings are the stage's own error to report
+        log.warning("stage metrics not pushed (%s: %s)", type(exc).__name__, exc)
 
 
 def _data_root_mirror() -> AbstractContextManager[object]:

@@ -43,6 +43,9 @@ MAX_TIMING_SHIFT = 0.5  # a probability each way: both ways together at most 1
 # (docs/adr/0004-neighbour-zones.md).
 DEFAULT_NEIGHBOUR_ZONES: dict[str, tuple[str, ...]] = {"BE": ("DE_LU",)}
 
+#: When the daily DAG fires on D-1, market time (its cron schedule and deadline derive from it).
+DAG_START_LOCAL = "10:15"
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORTFOLIO = PROJECT_ROOT / "config" / "portfolio.json"
 
@@ -210,6 +213,37 @@ class Settings(BaseSettings):
     )
     retries: int = Field(default=2, ge=0)
     retry_delay_minutes: int = Field(default=5, ge=0)
+    # --- Operations: deadline alert, failure notifier, stage metrics (docs/operations.md) ---
+    publish_deadline_local: str = Field(
+        default="11:30",
+        description=(
+            "Local time on D-1 by which the schedule of D must be published; the DAG's deadline alert "
+            "fires after it. Must lie between the DAG's 10:15 start and the gate closure."
+        ),
+    )
+    alert_conn_id: str = Field(
+        default="dap_alerts_smtp", description="Airflow SMTP connection of the deadline and failure alerts."
+    )
+    alert_email_to: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Recipients of the alerts (comma-separated); empty: alerts are logged, not sent.",
+    )
+    runbook_url: str = Field(
+        default="docs/runbook.md",
+        description="Runbook link put in every alert (a URL where operators read it).",
+    )
+    pushgateway_url: str = Field(
+        default="", description="Prometheus Pushgateway every stage pushes its metrics to; empty: no push."
+    )
+    pushgateway_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description="Seconds a push may take; a slower gateway is cut off (warning).",
+    )
+    metrics_job: str = Field(
+        default="day_ahead_pipeline", description="Prometheus job label of pushed metrics."
+    )
 
     # --- object store (tasks/objectstore.py, docs/stack.md) ---
     data_url: str = Field(
@@ -288,7 +322,7 @@ class Settings(BaseSettings):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return value
 
-    @field_validator("zones", "quantiles", "tfdv_beam_options", mode="before")
+    @field_validator("zones", "quantiles", "tfdv_beam_options", "alert_email_to", mode="before")
     @classmethod
     def _parse_list(cls, value: object) -> object:
         # Env values may be JSON lists or comma-separated.
@@ -374,7 +408,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
         return value
 
-    @field_validator("gate_closure_local")
+    @field_validator("gate_closure_local", "publish_deadline_local")
     @classmethod
     def _hh_mm(cls, value: str) -> str:
         match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value.strip())
@@ -402,6 +436,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"price_floor_eur_mwh {self.price_floor_eur_mwh} must be below price_cap_eur_mwh "
                 f"{self.price_cap_eur_mwh} (DAP_PRICE_FLOOR_EUR_MWH < DAP_PRICE_CAP_EUR_MWH)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _deadline_before_gate(self) -> Settings:
+        if not DAG_START_LOCAL < self.publish_deadline_local <= self.gate_closure_local:
+            raise ValueError(
+                f"publish_deadline_local {self.publish_deadline_local} must lie after the DAG's start "
+                f"{DAG_START_LOCAL} and not after gate_closure_local {self.gate_closure_local} "
+                "(DAP_PUBLISH_DEADLINE_LOCAL)"
             )
         return self
 

@@ -58,7 +58,7 @@ def forecast(
     with tracking_server(settings):
         version = require_champion(settings, zone, day, config)
         features = read_features(zone, day, settings)
-        client(settings)
+        champion_run = client(settings).get_run(str(version.run_id))
         model = mlflow.pyfunc.load_model(uri)
     pred = model.predict(model_input(features))
     inner = model.unwrap_python_model()
@@ -95,6 +95,9 @@ def forecast(
         "run_id": version.run_id,
         "rows": len(out),
         "load_source": load_source,
+        # For the stage metrics (tasks.metrics): the champion's age and its hold-out error.
+        "model_trained_for": champion_run.data.tags.get("delivery_date"),
+        "model_holdout_mae": champion_run.data.metrics.get("mae"),
     }
 
 

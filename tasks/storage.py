@@ -77,6 +77,10 @@ class Layout:
         """Marker of a delivery day that failed a gate (see tasks.validate)."""
         return self.root / "gates" / f"zone={zone}" / f"{day.isoformat()}.json"
 
+    def realised_file(self, zone: str, day: date) -> Path:
+        """Realised value of the published schedule of ``day`` (tasks.realise; docs/output-contract.md)."""
+        return self.root / "realised" / f"zone={zone}" / f"{day.isoformat()}.json"
+
     def data_docs_dir(self) -> Path:
         return self.root / "reports" / "data_docs"
 

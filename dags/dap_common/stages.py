@@ -47,6 +47,12 @@ FORWARDED_SETTINGS = (
     "fallback_source",
     "fallback_max_age_days",
     "data_url",
+    # Stage metrics (tasks.metrics): where to push, and the deadline they report.
+    "pushgateway_url",
+    "pushgateway_timeout_s",
+    "metrics_job",
+    "publish_deadline_local",
+    "gate_closure_local",
 )
 
 

@@ -132,6 +132,15 @@ def test_daily_dag_structure() -> None:
     for t in dag.tasks:
         assert t.owner == "energy-trading-data"
     assert (dag.get_task("train_if_due").retries or 0) >= 1
+    assert "validate_inputs" in dag.get_task("realise_value").upstream_task_ids
+    # The deadline and the failure notifier survive serialisation as the scheduler stores them.
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    serialised = DagSerialization.serialize_dag(dag)
+    (alert,) = serialised["deadline"]
+    assert "dap_common.alerts.DayAheadAlert" in json.dumps(alert, default=str)
+    assert serialised.get("has_on_failure_callback") is True
+    assert not dag.get_task("realise_value").downstream_task_ids, "off the critical path to the schedule"
 
 
 def test_nifi_mode_puts_the_flow_in_front_of_ingest(monkeypatch: pytest.MonkeyPatch) -> None:
