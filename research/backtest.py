@@ -41,7 +41,9 @@ from tasks.forecasting.metrics import interval_coverage, pinball_loss, point_met
 from tasks.forecasting.naive import weekly_naive
 
 if TYPE_CHECKING:
+    from research.ensemble_backtest import Plan
     from research.markets import Market
+    from tasks.forecasting.definition import EnsembleDefinition
 
 
 class BacktestError(PipelineError):
@@ -683,6 +685,20 @@ def run_served(data: design.DayData, args: argparse.Namespace) -> tuple[Backtest
     search = eb.run_search(data, defn, plan)
     log.info("DNN search: %s in %.0f s", search["best"] or "configured values", time.perf_counter() - t_search)
     forecasts, seconds = eb.run_local(data, defn, plan, search["best"], jobs)
+    return served_result(data, defn, plan, forecasts, search, {**seconds, "jobs": jobs})
+
+
+def served_result(
+    data: design.DayData,
+    defn: EnsembleDefinition,
+    plan: Plan,
+    forecasts: dict[str, np.ndarray],
+    search: dict[str, Any],
+    seconds: dict[str, float],
+) -> tuple[BacktestResult, dict[str, Any]]:
+    """The combine step's result as a backtest result, and what metrics.json records of the procedure."""
+    from research import ensemble_backtest as eb
+
     combined = eb.combine(data, defn, plan, forecasts)
     test_idx = np.arange(plan.start, plan.stop)
     res = BacktestResult(dates=data.dates[test_idx], actual=design.targets(data, test_idx))
@@ -693,11 +709,10 @@ def run_served(data: design.DayData, args: argparse.Namespace) -> tuple[Backtest
     res.seconds = {**seconds, "search": float(search["seconds"])}
     extra = {
         "definition": defn.describe(),
-        "plan": {k: v for k, v in vars(plan).items()},
+        "plan": dict(vars(plan)),
         "search": search,
         "weights": combined.weights,
         "fallback_origins": sum(1 for w in combined.weights if w["fallback"]),
-        "jobs": jobs,
     }
     return res, extra
 

@@ -21,9 +21,11 @@ workers) or as the Airflow DAG ``day_ahead_backtest``; both call the CLI here:
 
 ``python -m research.ensemble_backtest plan|search|member|combine --dataset CSV --work DIR [...]``
 
-``plan`` writes ``DIR/plan.json`` and prints the member tasks' arguments;
-``member --member M --period K`` writes ``DIR/members/M_K.npy``; ``combine``
-writes ``DIR/combined.npz`` (read by ``research.backtest --combine-from DIR``).
+``plan`` writes ``DIR/plan.json`` and returns the member tasks' arguments;
+``search`` writes ``DIR/search.json``; ``member --member M --period K`` writes
+``DIR/members/M_K.npy``; ``combine`` scores the ensemble and writes
+``metrics.json`` and ``forecasts.csv`` (to ``--out``, default ``DIR``) as
+``research.backtest --out`` does.
 """
 
 from __future__ import annotations
@@ -374,14 +376,23 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         path = member_path(work, args.member, args.period)
         save_array(path, run_member(data, defn, plan, args.member, args.period, tuned))
         return {"member": args.member, "period": args.period, "path": str(path), "seconds": time.perf_counter() - t0}
-    forecasts = assemble(plan, ["dnn", *(m.name for m in defn.point_members)], work)
-    combined = combine(data, defn, plan, forecasts)
-    path = work / "combined.npz"
-    np.savez(path, quantiles=combined.quantiles, dnn_quantiles=combined.dnn_quantiles, **combined.points)
-    from tasks.storage import write_json_atomic
+    return combine_step(args, data, defn, plan)
 
-    write_json_atomic(work / "weights.json", combined.weights)
-    return {"combined": str(path), "origins": len(combined.weights)}
+
+def combine_step(
+    args: argparse.Namespace, data: DayData, defn: EnsembleDefinition, plan: Plan
+) -> dict[str, Any]:
+    """The final task: the member files combined, scored and written as research.backtest writes them."""
+    from research.backtest import report, served_result
+    from research.markets import resolve_market
+
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    forecasts = assemble(plan, ["dnn", *(m.name for m in defn.point_members)], args.work)
+    search = json.loads((args.work / "search.json").read_text())
+    res, extra = served_result(data, defn, plan, forecasts, search, {})
+    market = resolve_market(args.dataset, args.market, args.timezone, args.holidays)
+    out = argparse.Namespace(dataset=args.dataset, out=args.out or args.work)
+    return report(out, market, res, QUANTILES, extra, t0=t0, cpu0=cpu0)
 
 
 def add_market_options(p: argparse.ArgumentParser) -> None:
@@ -407,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain-every", type=int, default=None, help="Default: settings train_every_days.")
     p.add_argument("--window-days", type=int, default=None, help="Default: settings train_window_days.")
     p.add_argument("--periods", type=int, default=1, help="Periods the origins split into (one task each).")
+    p.add_argument("--out", type=Path, default=None, help="combine: metrics.json and forecasts.csv (default: --work).")
     p.add_argument("--member", default=None)
     p.add_argument("--period", type=int, default=0)
     p.add_argument("-v", "--verbose", action="store_true")

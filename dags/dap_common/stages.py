@@ -132,16 +132,23 @@ def output_of(task_or_arg: Any) -> XComArg:
 
 
 def stage(
-    settings: Settings, task_id: str, stage_name: str, extra: tuple[str, ...] = (), **task_kwargs: Any
+    settings: Settings,
+    task_id: str,
+    stage_name: str,
+    extra: tuple[str, ...] = (),
+    package: str = "tasks",
+    **task_kwargs: Any,
 ) -> Any:
     """An unexpanded stage task: call ``.expand(arguments=...)`` on the result.
 
     The returned object is a ``partial`` (mapped-operator builder) for both
     runners so DAGs wire the same way whichever runner is configured.
+    ``package`` ``research`` runs a research command (``python -m research.<stage>``,
+    the backtest DAG); its pods need an image that ships ``research/``.
     """
     if settings.runner == "kubernetes":
-        return _pod_stage(settings, task_id, stage_name, extra, **task_kwargs)
-    return _local_stage(settings, task_id, stage_name, extra, **task_kwargs)
+        return _pod_stage(settings, task_id, stage_name, extra, package, **task_kwargs)
+    return _local_stage(settings, task_id, stage_name, extra, package, **task_kwargs)
 
 
 def _local_stage(
@@ -195,15 +202,23 @@ def stage_env(settings: Settings) -> dict[str, str]:
 
 
 def _pod_stage(
-    settings: Settings, task_id: str, stage_name: str, extra: tuple[str, ...], **task_kwargs: Any
+    settings: Settings,
+    task_id: str,
+    stage_name: str,
+    extra: tuple[str, ...],
+    package: str = "tasks",
+    **task_kwargs: Any,
 ) -> Any:
     # Imports the provider: only when the kubernetes runner is configured.
     from dap_common.pod_operator import StagePodOperator
 
-    return StagePodOperator.partial(task_id=task_id, **pod_kwargs(settings, stage_name, extra), **task_kwargs)
+    kwargs = pod_kwargs(settings, stage_name, extra, package)
+    return StagePodOperator.partial(task_id=task_id, **kwargs, **task_kwargs)
 
 
-def pod_kwargs(settings: Settings, stage_name: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+def pod_kwargs(
+    settings: Settings, stage_name: str, extra: tuple[str, ...] = (), package: str = "tasks"
+) -> dict[str, Any]:
     """KubernetesPodOperator arguments of a stage (all but ``task_id`` and ``arguments``)."""
     from kubernetes.client import models as k8s
 
@@ -220,7 +235,7 @@ def pod_kwargs(settings: Settings, stage_name: str, extra: tuple[str, ...] = ())
         "name": f"dap-{stage_name}",
         "namespace": settings.k8s_namespace,
         "image": settings.k8s_image,
-        "cmds": ["python", "-m", f"tasks.{stage_name}", *extra],
+        "cmds": ["python", "-m", f"{package}.{stage_name}", *extra],
         "env_vars": [k8s.V1EnvVar(name=k, value=v) for k, v in sorted(env.items())],
         # Credentials (MLflow, ENTSO-E token, S3) come from a Secret, never from the repo.
         "env_from": [
