@@ -121,8 +121,11 @@ def resolve_holidays(choice: str, market: str) -> tuple[str | None, str | None]:
         raise MarketError(
             f"--holidays {code}: not a country code of the holidays package (e.g. DE, BE, NO) or 'none'"
         )
-    country = holidays.country_holidays(code)
-    return code, str(getattr(country, "country_name", None) or code)
+    from holidays.registry import COUNTRIES
+
+    # The class name of the country (e.g. "Belgium", "Nepal"): printed, so a wrong calendar shows.
+    names = {entry[1]: entry[0] for entry in COUNTRIES.values()}
+    return code, names.get(code, code)
 
 
 def resolve_market(dataset: Path, market: str | None, timezone: str | None, holidays: str) -> Market:
