@@ -212,7 +212,9 @@ def main() -> None:
             + f" | capture ensemble {realised['ensemble'] / perfect:.1%} dnn {realised['dnn'] / perfect:.1%}"
             + f" | run rmae {run.data.metrics['rmae']:.3f}"
             + " | weights "
-            + " ".join(f"{k[7:]} {v:.2f}" for k, v in sorted(run.data.metrics.items()) if k.startswith("weight_")),
+            + " ".join(
+                f"{k[7:]} {v:.2f}" for k, v in sorted(run.data.metrics.items()) if k.startswith("weight_")
+            ),
             flush=True,
         )
     naive_mae = float(np.concatenate(errors["naive"]).mean())

@@ -58,6 +58,7 @@ DEFAULT_MODELS = ("naive", "lear", "dnn", "ensemble")
 ENSEMBLE_MEMBERS = ("lear", "dnn", "gbm", "forest")
 SHORT_WINDOW_DAYS = 365  # LEAR windows below this re-train on the short cadence
 
+
 @dataclass
 class BacktestConfig:
     test_days: int = 728
@@ -416,7 +417,9 @@ def score(res: BacktestResult, quantiles: Sequence[float]) -> dict[str, Any]:
         out["served_quantiles"] = {
             "pinball": pinball_loss(res.actual, res.served_quantiles, qs),
             "coverage_q10_q90": interval_coverage(
-                res.actual, res.served_quantiles[:, :, qs.index(0.1)], res.served_quantiles[:, :, qs.index(0.9)]
+                res.actual,
+                res.served_quantiles[:, :, qs.index(0.1)],
+                res.served_quantiles[:, :, qs.index(0.9)],
             ),
         }
     return out
@@ -490,7 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_market_options(p)
     p.add_argument(
-        "--config", type=Path, default=None, help="JSON overriding mlruns_config/models.json keys (default run)."
+        "--config",
+        type=Path,
+        default=None,
+        help="JSON overriding mlruns_config/models.json keys (default run).",
     )
     p.add_argument(
         "--jobs",
@@ -648,11 +654,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         data = design.with_neighbour(data, read_hourly(Path(path)), name)
     if market.holidays is not None:
         data = design.with_holidays(data, market.holidays)
-    if args.models is None:
+    if args.models is None and not args.merge:
         res, extra = run_served(data, args)
         quantiles: Sequence[float] = QUANTILES_SERVED
     else:
-        cfg = experiment_config(args, market.holidays)
+        cfg = experiment_config(args, market.holidays)  # --models, or the shards' members (--merge)
         res = merge_runs(data, args.merge, cfg) if args.merge else run_backtest(data, cfg)
         extra = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}}
         extra["merged_from"] = [str(r) for r in args.merge]
@@ -683,15 +689,20 @@ def run_served(data: design.DayData, args: argparse.Namespace) -> tuple[Backtest
     )
     t_search = time.perf_counter()
     search = eb.run_search(data, defn, plan)
-    log.info("DNN search: %s in %.0f s", search["best"] or "configured values", time.perf_counter() - t_search)
+    log.info(
+        "DNN search: %s in %.0f s", search["best"] or "configured values", time.perf_counter() - t_search
+    )
     forecasts, seconds = eb.run_local(data, defn, plan, search["best"], jobs)
-    return served_result(data, defn, plan, forecasts, search, {**seconds, "jobs": jobs})
+    return served_result(
+        data, defn, plan, forecasts=forecasts, search=search, seconds={**seconds, "jobs": jobs}
+    )
 
 
 def served_result(
     data: design.DayData,
     defn: EnsembleDefinition,
     plan: Plan,
+    *,
     forecasts: dict[str, np.ndarray],
     search: dict[str, Any],
     seconds: dict[str, float],
@@ -724,7 +735,7 @@ def experiment_config(args: argparse.Namespace, holidays: str | None) -> Backtes
         retrain_every=args.retrain_every or 7,
         short_retrain_every=args.short_retrain_every,
         dnn_retrain_every=args.dnn_retrain_every,
-        models=tuple(args.models),
+        models=tuple(args.models or DEFAULT_MODELS),
         lear_windows=tuple(args.lear_windows),
         lear_penalty=args.lear_penalty,
         dnn_finetune_every=args.dnn_finetune_every,

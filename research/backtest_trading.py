@@ -851,7 +851,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     from research.ensemble_backtest import add_market_options
 
-    parser.add_argument("--dataset", required=True, type=Path, help="Hourly epftoolbox-layout CSV (e.g. DE.csv).")
+    parser.add_argument(
+        "--dataset", required=True, type=Path, help="Hourly epftoolbox-layout CSV (e.g. DE.csv)."
+    )
     add_market_options(parser)
     parser.add_argument(
         "--forecasts",

@@ -80,7 +80,9 @@ class Plan:
 
     def origins(self) -> list[tuple[int, int]]:
         """Blocks ``[t, t_end)`` of days forecast by the models fitted at ``t``; test blocks align on ``start``."""
-        before = list(range(self.start - self.retrain_every, self.first - self.retrain_every, -self.retrain_every))[::-1]
+        before = list(
+            range(self.start - self.retrain_every, self.first - self.retrain_every, -self.retrain_every)
+        )[::-1]
         starts = [max(self.first, t) for t in before] + list(range(self.start, self.stop, self.retrain_every))
         ends = [*starts[1:], self.stop]
         return list(zip(starts, ends, strict=True))
@@ -149,7 +151,7 @@ def run_search(data: DayData, defn: EnsembleDefinition, plan: Plan) -> dict[str,
 
 
 def run_member(
-    data: DayData, defn: EnsembleDefinition, plan: Plan, member: str, period: int, tuned: Mapping[str, Any]
+    data: DayData, defn: EnsembleDefinition, plan: Plan, *, member: str, period: int, tuned: Mapping[str, Any]
 ) -> np.ndarray:
     """Step 2: one member's forecasts for the origins of one period; NaN on the other days.
 
@@ -182,7 +184,13 @@ def run_member(
                 model = lag_point_member(specs[member], data.exog_names, defn.seed).fit(x, y)
         block = np.arange(t, t_end)
         out[block - plan.first] = model.predict(design.build_design(data, block))
-    log.info("%s period %d: %d origins in %.0f s", member, period, len(plan.period(period)), time.perf_counter() - t0)
+    log.info(
+        "%s period %d: %d origins in %.0f s",
+        member,
+        period,
+        len(plan.period(period)),
+        time.perf_counter() - t0,
+    )
     return out
 
 
@@ -214,14 +222,16 @@ def combine(
         if t < plan.start:
             continue
         v0, v1 = t - defn.combination.validation_days - plan.first, t - plan.first
-        choice = choose_combination(
-            {n: p[v0:v1] for n, p in points.items()}, actual[v0:v1], defn.combination
-        )
+        choice = choose_combination({n: p[v0:v1] for n, p in points.items()}, actual[v0:v1], defn.combination)
         block = slice(t - plan.first, t_end - plan.first)
         members = {n: forecasts[n][block] for n in defn.names if n != "dnn"}
-        band[block] = combine_quantiles(
-            dnn_q[block], members, median, dnn_in_point=defn.dnn_in_point, weights=choice.weights
-        ) if members else dnn_q[block]
+        band[block] = (
+            combine_quantiles(
+                dnn_q[block], members, median, dnn_in_point=defn.dnn_in_point, weights=choice.weights
+            )
+            if members
+            else dnn_q[block]
+        )
         rows.append({"origin": str(data.dates[t]), **choice.to_json()})
     test = slice(plan.start - plan.first, None)
     out = {n: p[test] for n, p in points.items()}
@@ -245,10 +255,14 @@ def write_plan(work: Path, plan: Plan, extra: Mapping[str, Any]) -> None:
 def read_plan(work: Path) -> tuple[Plan, dict[str, Any]]:
     path = work / "plan.json"
     if not path.is_file():
-        raise PlanError(f"{path} missing: run the plan step first (python -m research.ensemble_backtest plan ...)")
+        raise PlanError(
+            f"{path} missing: run the plan step first (python -m research.ensemble_backtest plan ...)"
+        )
     doc = json.loads(path.read_text())
     fields = set(Plan.__dataclass_fields__)
-    return Plan(**{k: v for k, v in doc.items() if k in fields}), {k: v for k, v in doc.items() if k not in fields}
+    return Plan(**{k: v for k, v in doc.items() if k in fields}), {
+        k: v for k, v in doc.items() if k not in fields
+    }
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
@@ -279,10 +293,17 @@ def assemble(plan: Plan, names: Sequence[str], work: Path) -> dict[str, np.ndarr
 # -- one process per task ------------------------------------------------------------------------
 
 
-def _member_task(args: tuple[DayData, EnsembleDefinition, Plan, str, int, dict[str, Any]]) -> tuple[str, int, np.ndarray, float]:
+def _member_task(
+    args: tuple[DayData, EnsembleDefinition, Plan, str, int, dict[str, Any]],
+) -> tuple[str, int, np.ndarray, float]:
     data, defn, plan, member, period, tuned = args
     t0 = time.perf_counter()
-    return member, period, run_member(data, defn, plan, member, period, tuned), time.perf_counter() - t0
+    return (
+        member,
+        period,
+        run_member(data, defn, plan, member=member, period=period, tuned=tuned),
+        time.perf_counter() - t0,
+    )
 
 
 def tasks_of(defn: EnsembleDefinition, plan: Plan) -> list[tuple[str, int]]:
@@ -344,7 +365,11 @@ def _prepare(args: argparse.Namespace) -> tuple[DayData, EnsembleDefinition, dic
     if market.holidays is not None:
         data = design.with_holidays(data, market.holidays)
     config = load_config(args.config)
-    return data, from_config(config), {**market.to_json(), "validation_fraction": float(config["validation_fraction"])}
+    return (
+        data,
+        from_config(config),
+        {**market.to_json(), "validation_fraction": float(config["validation_fraction"])},
+    )
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -374,8 +399,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         tuned = json.loads((work / "search.json").read_text())["best"] if args.member == "dnn" else {}
         t0 = time.perf_counter()
         path = member_path(work, args.member, args.period)
-        save_array(path, run_member(data, defn, plan, args.member, args.period, tuned))
-        return {"member": args.member, "period": args.period, "path": str(path), "seconds": time.perf_counter() - t0}
+        save_array(path, run_member(data, defn, plan, member=args.member, period=args.period, tuned=tuned))
+        return {
+            "member": args.member,
+            "period": args.period,
+            "path": str(path),
+            "seconds": time.perf_counter() - t0,
+        }
     return combine_step(args, data, defn, plan)
 
 
@@ -389,7 +419,7 @@ def combine_step(
     t0, cpu0 = time.perf_counter(), time.process_time()
     forecasts = assemble(plan, ["dnn", *(m.name for m in defn.point_members)], args.work)
     search = json.loads((args.work / "search.json").read_text())
-    res, extra = served_result(data, defn, plan, forecasts, search, {})
+    res, extra = served_result(data, defn, plan, forecasts=forecasts, search=search, seconds={})
     market = resolve_market(args.dataset, args.market, args.timezone, args.holidays)
     out = argparse.Namespace(dataset=args.dataset, out=args.out or args.work)
     return report(out, market, res, QUANTILES, extra, t0=t0, cpu0=cpu0)
@@ -397,8 +427,14 @@ def combine_step(
 
 def add_market_options(p: argparse.ArgumentParser) -> None:
     """--market, --timezone, --holidays (research.markets), shared with the backtests."""
-    p.add_argument("--market", default=None, help="Market name (default: the file's stem, e.g. DE for DE.csv).")
-    p.add_argument("--timezone", default=None, help="IANA time zone of the file's clock (default: the benchmark market's).")
+    p.add_argument(
+        "--market", default=None, help="Market name (default: the file's stem, e.g. DE for DE.csv)."
+    )
+    p.add_argument(
+        "--timezone",
+        default=None,
+        help="IANA time zone of the file's clock (default: the benchmark market's).",
+    )
     p.add_argument(
         "--holidays",
         default="none",
@@ -413,12 +449,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=Path, required=True, help="Hourly epftoolbox-layout CSV.")
     p.add_argument("--work", type=Path, required=True, help="Work directory the steps share.")
     add_market_options(p)
-    p.add_argument("--config", type=Path, default=None, help="JSON overriding mlruns_config/models.json keys.")
+    p.add_argument(
+        "--config", type=Path, default=None, help="JSON overriding mlruns_config/models.json keys."
+    )
     p.add_argument("--test-days", type=int, default=728)
     p.add_argument("--retrain-every", type=int, default=None, help="Default: settings train_every_days.")
     p.add_argument("--window-days", type=int, default=None, help="Default: settings train_window_days.")
     p.add_argument("--periods", type=int, default=1, help="Periods the origins split into (one task each).")
-    p.add_argument("--out", type=Path, default=None, help="combine: metrics.json and forecasts.csv (default: --work).")
+    p.add_argument(
+        "--out", type=Path, default=None, help="combine: metrics.json and forecasts.csv (default: --work)."
+    )
     p.add_argument("--member", default=None)
     p.add_argument("--period", type=int, default=0)
     p.add_argument("-v", "--verbose", action="store_true")

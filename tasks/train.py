@@ -67,8 +67,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from tasks.forecasting.load_model import LoadFit
     from tasks.forecasting.definition import CombinationChoice, EnsembleDefinition, SearchResult
+    from tasks.forecasting.load_model import LoadFit
     from tasks.forecasting.served_model import DayAheadPriceModel, Design
     from tasks.training_data import WindowData
 
@@ -166,11 +166,15 @@ def search_price_dnn(data: TrainingSet, defn: EnsembleDefinition) -> SearchResul
 
     n_val = min(defn.search.validation_days, data.n_fit // 2)
     x, y = data.x_own[: data.n_fit], data.window.y[: data.n_fit]
-    result = search_dnn(
-        defn, data.design.quantiles, (x[:-n_val], y[:-n_val]), (x[-n_val:], y[-n_val:])
-    )
+    result = search_dnn(defn, data.design.quantiles, (x[:-n_val], y[:-n_val]), (x[-n_val:], y[-n_val:]))
     if result.trials:
-        log.info("zone %s DNN search: %d trials, best %s (pinball %.3f)", data.zone, len(result.trials), result.best, result.best_loss)
+        log.info(
+            "zone %s DNN search: %d trials, best %s (pinball %.3f)",
+            data.zone,
+            len(result.trials),
+            result.best,
+            result.best_loss,
+        )
     return result
 
 
@@ -240,7 +244,9 @@ def choose_weights(
     tail = slice(-min(defn.combination.validation_days, data.n_val), None)
     points = dict(validation)
     if defn.dnn_in_point:
-        dnn_val = np.asarray(dnn.predict(data.x_own[data.validation]))[..., median_index(data.design.quantiles)]
+        dnn_val = np.asarray(dnn.predict(data.x_own[data.validation]))[
+            ..., median_index(data.design.quantiles)
+        ]
         points = {"dnn": dnn_val, **points}
     ordered = {name: points[name][tail] for name in defn.names}
     choice = choose_combination(ordered, data.window.y[data.validation][tail], defn.combination)
@@ -252,6 +258,7 @@ def assemble_candidate(
     data: TrainingSet,
     defn: EnsembleDefinition,
     dnn: Any,
+    *,
     load_fit: LoadFit | None,
     fitted: dict[str, Any],
     choice: CombinationChoice,
@@ -281,7 +288,7 @@ def fit_models(data: TrainingSet, config: dict[str, Any], settings: Settings) ->
     load_fit = fit_load(data, config)
     members, member_seconds, validation = fit_point_members(data, defn, settings)
     choice = choose_weights(data, defn, dnn, validation)
-    candidate = assemble_candidate(data, defn, dnn, load_fit, members, choice)
+    candidate = assemble_candidate(data, defn, dnn, load_fit=load_fit, fitted=members, choice=choice)
     return Fitted(dnn, dnn_seconds, load_fit, members, member_seconds, candidate, defn, search, choice)
 
 
@@ -335,7 +342,9 @@ def point_models(config: dict[str, Any], design: Design, per_hour: int, seed: in
     from tasks.forecasting.definition import POINT_MEMBERS, MemberSpec, design_point_member
 
     return {
-        name: design_point_member(MemberSpec(name, json.dumps(config[name], sort_keys=True)), design, per_hour, seed)
+        name: design_point_member(
+            MemberSpec(name, json.dumps(config[name], sort_keys=True)), design, per_hour, seed
+        )
         for name in POINT_MEMBERS
         if name in config
     }

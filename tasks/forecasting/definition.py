@@ -122,7 +122,10 @@ class EnsembleDefinition:
             "members": list(self.names),
             "member_params": {m.name: m.params for m in (self.dnn, *self.point_members)},
             "combination": vars(self.combination),
-            "search": {**{k: v for k, v in vars(self.search).items() if k != "space_json"}, "space": self.search.space},
+            "search": {
+                **{k: v for k, v in vars(self.search).items() if k != "space_json"},
+                "space": self.search.space,
+            },
             "seed": self.seed,
         }
 
@@ -199,7 +202,9 @@ def design_point_member(spec: MemberSpec, design: Design, per_hour: int, seed: i
         factor = per_hour if params.pop("hourly_inputs", True) else 1
 
         def build(window: int | None) -> Any:
-            return DesignLEAR(len(columns), design.slots, factor, {**params, "calibration_window_days": window})
+            return DesignLEAR(
+                len(columns), design.slots, factor, {**params, "calibration_window_days": window}
+            )
     else:
         tree = GBM if spec.name == "gbm" else ExtraTrees
 
@@ -227,7 +232,8 @@ def lag_point_member(spec: MemberSpec, exog_names: Sequence[str], seed: int) -> 
         return _one_per_window(spec, lambda w: LEAR(calibration_window_days=w, **params))
     tree = GBM if spec.name == "gbm" else ExtraTrees
     return _one_per_window(
-        spec, lambda w: tree(calibration_window_days=w, layout=None, seed=seed, exog_names=exog_names, **params)
+        spec,
+        lambda w: tree(calibration_window_days=w, layout=None, seed=seed, exog_names=exog_names, **params),
     )
 
 
@@ -256,7 +262,12 @@ class SearchResult:
     seconds: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"best": self.best, "best_loss": self.best_loss, "trials": self.trials, "seconds": self.seconds}
+        return {
+            "best": self.best,
+            "best_loss": self.best_loss,
+            "trials": self.trials,
+            "seconds": self.seconds,
+        }
 
 
 def _suggest(trial: Any, name: str, bounds: Sequence[Any]) -> Any:
@@ -370,7 +381,9 @@ def choose_combination(
             f"x (1 + {combination.margin:g}): {best} alone",
         )
     weights = {n: float(v) for n, v in zip(names, w, strict=True)}
-    return CombinationChoice(weights, figures, False, f"{combination.rule} on {int(ok.sum())} validation days")
+    return CombinationChoice(
+        weights, figures, False, f"{combination.rule} on {int(ok.sum())} validation days"
+    )
 
 
 def combine_points(points: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:

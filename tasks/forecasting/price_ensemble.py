@@ -122,5 +122,5 @@ def combine_quantiles(
     from tasks.forecasting.definition import combine_points
 
     points = {**({"dnn": dnn_quantiles[..., median_index]} if dnn_in_point else {}), **members}
-    w = dict(weights) if weights else {name: 1.0 for name in points}
+    w = dict(weights) if weights else dict.fromkeys(points, 1.0)
     return recentre(dnn_quantiles, combine_points(points, w), median_index)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -21,7 +22,12 @@ TINY = {
     "gbm": {"max_iter": 10, "intraday_profile": False},
     "ensemble": {
         "members": ["lear", "dnn", "gbm"],
-        "combination": {"rule": "validation_weights", "validation_days": 7, "weight_step": 0.5, "margin": 0.01},
+        "combination": {
+            "rule": "validation_weights",
+            "validation_days": 7,
+            "weight_step": 0.5,
+            "margin": 0.01,
+        },
     },
     "search": {"trials": 0, "validation_days": 14},
 }
@@ -34,7 +40,7 @@ def test_dag_structure() -> None:
     assert bag.import_errors == {}
     dag = bag.dags["day_ahead_backtest"]
     order = ["plan", "search", "member", "combine"]
-    for upstream, downstream in zip(order, order[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(order):
         assert upstream in dag.get_task(downstream).upstream_task_ids, (upstream, downstream)
     assert "plan" in dag.get_task("member_args").upstream_task_ids  # members come from the plan's result
     assert dag.schedule is None or str(dag.timetable.summary) == "None"

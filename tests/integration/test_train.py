@@ -145,7 +145,8 @@ def test_pipeline_two_zones(small: tuple[Settings, Path], tmp_path: Path) -> Non
         assert run.data.params["search_trials"] == "2"
         assert run.data.tags["combination_fallback"] in ("true", "false")
         search = mlflow.artifacts.load_dict(f"runs:/{trained['run_id']}/dnn_search.json")
-        assert len(search["trials"]) == 2 and search["best"]
+        assert len(search["trials"]) == 2
+        assert search["best"]
         for member in ("lear", "gbm", "forest"):  # each point member has its own run
             member_run = mc.get_run(run.data.tags[f"{member}_run_id"])
             assert mc.get_experiment(member_run.info.experiment_id).name == f"day-ahead-price-{member}"

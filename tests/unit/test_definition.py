@@ -62,10 +62,12 @@ def test_training_and_backtest_build_the_same_ensemble_from_one_definition() -> 
     # Training: the members tasks.train fits (fit_point_members builds them the same way).
     trained = {s.name: definition.design_point_member(s, design, 4, defn.seed) for s in defn.point_members}
     # Backtest: what each member task of research.ensemble_backtest fits.
-    backtest = {s.name: definition.lag_point_member(s, ("Load", "Wind"), defn.seed) for s in defn.point_members}
+    backtest = {
+        s.name: definition.lag_point_member(s, ("Load", "Wind"), defn.seed) for s in defn.point_members
+    }
     assert list(trained) == list(backtest) == [n for n in defn.names if n != "dnn"]
-    for name in trained:
-        assert _configuration(trained[name]) == _configuration(backtest[name]), name
+    for name, member in trained.items():
+        assert _configuration(member) == _configuration(backtest[name]), name
     # LEAR's windows are the configured ones in both.
     assert [m[1] for m in _configuration(trained["lear"])] == list(defn.point_members[0].windows)
     # The backtest's tasks cover exactly the definition's members; the registered model serves them.
@@ -73,11 +75,13 @@ def test_training_and_backtest_build_the_same_ensemble_from_one_definition() -> 
     assert {m for m, _ in eb.tasks_of(defn, plan)} == {"dnn", *defn.names}
     data = SimpleNamespace(design=design)
     choice = definition.CombinationChoice({n: 1 / len(defn.names) for n in defn.names}, {}, False, "")
-    candidate = assemble_candidate(data, defn, object(), None, trained, choice)  # type: ignore[arg-type]
+    candidate = assemble_candidate(data, defn, object(), load_fit=None, fitted=trained, choice=choice)  # type: ignore[arg-type]
     assert sorted(candidate.member_names) == sorted(defn.names)
     # point_models (the training stage's builder for every configured block) agrees too.
     built = point_models(config, design, 4, defn.seed)
-    assert {n: _configuration(built[n]) for n in trained} == {n: _configuration(m) for n, m in trained.items()}
+    assert {n: _configuration(built[n]) for n in trained} == {
+        n: _configuration(m) for n, m in trained.items()
+    }
 
 
 def test_definition_rejects_unknown_members_rules_and_search_keys() -> None:
@@ -89,7 +93,8 @@ def test_definition_rejects_unknown_members_rules_and_search_keys() -> None:
     with pytest.raises(ConfigError, match="searchable"):
         from_config({**config, "search": {"trials": 1, "space": {"epochs": [1, 2]}}})
     alone = from_config({**config, "ensemble": {"members": ["dnn"]}})
-    assert alone.point_members == () and alone.dnn_in_point
+    assert alone.point_members == ()
+    assert alone.dnn_in_point
 
 
 def test_searched_width_scales_the_layers() -> None:
@@ -107,7 +112,9 @@ def test_weights_favour_the_better_member_and_sum_to_one() -> None:
     assert sum(choice.weights.values()) == pytest.approx(1.0)
     assert choice.weights["good"] > choice.weights["fair"]
     assert not choice.fallback
-    assert choice.validation_mae["combination"] <= min(choice.validation_mae["good"], choice.validation_mae["fair"])
+    assert choice.validation_mae["combination"] <= min(
+        choice.validation_mae["good"], choice.validation_mae["fair"]
+    )
 
 
 def test_guard_serves_the_best_member_when_the_combination_is_worse() -> None:
@@ -160,7 +167,9 @@ def test_plan_origins_cover_every_forecast_day_once_and_align_on_the_test_period
 def test_combination_at_an_origin_reads_only_days_before_it() -> None:
     """A member perfect after the origin but poor before it must not be preferred: no look-ahead."""
     plan = _plan(periods=1, first=93, start=100)  # a 7-day validation window
-    defn = from_config({**load_config(), "ensemble": {"members": ["dnn", "lear"], "combination": {"validation_days": 7}}})
+    defn = from_config(
+        {**load_config(), "ensemble": {"members": ["dnn", "lear"], "combination": {"validation_days": 7}}}
+    )
     n = plan.stop - plan.first
     rng = np.random.default_rng(1)
     prices = rng.normal(50, 10, (plan.stop, 24))
@@ -205,7 +214,8 @@ def test_search_is_bounded_and_reproducible() -> None:
     assert set(first.best) == {"learning_rate"}
     assert first.best == again.best
     off = definition.search_dnn(from_config({**config, "search": {"trials": 0}}), (0.5,), (x, y), (x, y))
-    assert off.best == {} and off.trials == []
+    assert off.best == {}
+    assert off.trials == []
 
 
 @pytest.mark.parametrize("cls", [GBM, ExtraTrees])
@@ -213,6 +223,9 @@ def test_tree_members_read_the_layout_in_training_and_the_lags_in_the_backtest(c
     name = "gbm" if cls is GBM else "forest"
     spec = definition.MemberSpec(name, json.dumps({"calibration_window_days": None}))
     trained = definition.design_point_member(spec, _design(neighbours=False), 1, 0)
-    assert isinstance(trained, cls) and trained.layout == ColumnLayout(tuple(_design(False).columns), 24)
+    assert isinstance(trained, cls)
+    assert trained.layout == ColumnLayout(tuple(_design(False).columns), 24)
     tested = definition.lag_point_member(spec, ("Load",), 0)
-    assert isinstance(tested, cls) and tested.layout is None and tested.exog_names == ("Load",)
+    assert isinstance(tested, cls)
+    assert tested.layout is None
+    assert tested.exog_names == ("Load",)

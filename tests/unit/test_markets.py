@@ -39,7 +39,8 @@ def test_market_is_the_option_or_the_file_stem_never_the_columns(tmp_path: Path)
 def test_holiday_codes_are_countries_not_market_names() -> None:
     assert resolve_holidays("none", "NP") == (None, None)
     code, name = resolve_holidays("auto", "BE")
-    assert code == "BE" and name == "Belgium"
+    assert code == "BE"
+    assert name == "Belgium"
     assert resolve_holidays("no", "NP")[0] == "NO"  # Nord Pool with Norway's calendar, named explicitly
     with pytest.raises(MarketError, match="not a country"):
         resolve_holidays("NP", "NP")  # Nepal to the holidays package
@@ -85,15 +86,19 @@ def test_wrong_columns_are_one_clear_error(tmp_path: Path, capsys: pytest.Captur
     with pytest.raises(MarketError, match="epftoolbox layout"):
         read_hourly(bad)
     quarter = tmp_path / "QH.csv"
-    rows = [f"2020-01-0{d} {h:02d}:{m:02d}:00,1.0" for d in (1, 2) for h in range(24) for m in (0, 15, 30, 45)]
+    rows = [
+        f"2020-01-0{d} {h:02d}:{m:02d}:00,1.0" for d in (1, 2) for h in range(24) for m in (0, 15, 30, 45)
+    ]
     quarter.write_text("Date,Price\n" + "\n".join(rows) + "\n")
     with pytest.raises(MarketError, match="24"):
         read_hourly(quarter)
     assert backtest.cli(["--dataset", str(bad), "--models", "naive"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "epftoolbox layout" in err[0]
+    assert len(err) == 1
+    assert "epftoolbox layout" in err[0]
     assert backtest_trading.main(["--dataset", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "epftoolbox layout" in err[0]
+    assert len(err) == 1
+    assert "epftoolbox layout" in err[0]
     assert backtest_trading.main(["--dataset", str(FIX / "DE_excerpt.csv"), "--holidays", "auto"]) == 2
     assert "DE_EXCERPT" in capsys.readouterr().err

@@ -124,9 +124,11 @@ def test_ensemble_members_from_the_config() -> None:
 
     blocks = {"lear": {}, "gbm": {}}
     both = from_config({**blocks, "ensemble": {"members": ["dnn", "lear", "gbm"]}})
-    assert both.names == ("dnn", "lear", "gbm") and both.dnn_in_point
+    assert both.names == ("dnn", "lear", "gbm")
+    assert both.dnn_in_point
     points = from_config({**blocks, "ensemble": {"members": ["gbm", "lear"]}})
-    assert [m.name for m in points.point_members] == ["gbm", "lear"] and not points.dnn_in_point
+    assert [m.name for m in points.point_members] == ["gbm", "lear"]
+    assert not points.dnn_in_point
     assert from_config(blocks).names == ("dnn",)  # no ensemble section: the DNN alone
     with pytest.raises(ConfigError, match="unknown or without a block: \\['svm'\\]"):
         from_config({**blocks, "ensemble": {"members": ["dnn", "svm"]}})
