@@ -232,7 +232,7 @@ def pod_kwargs(
     if settings.mlflow_registry_uri:
         env["DAP_MLFLOW_REGISTRY_URI"] = settings.mlflow_registry_uri
     return {
-        "name": f"dap-{stage_name}",
+        "name": f"dap-{stage_name.replace('_', '-')}",  # RFC 1123: no underscores
         "namespace": settings.k8s_namespace,
         "image": settings.k8s_image,
         "cmds": ["python", "-m", f"{package}.{stage_name}", *extra],

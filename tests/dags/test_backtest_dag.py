@@ -59,6 +59,7 @@ def test_pods_run_the_research_command(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         get_settings.cache_clear()
     assert kwargs["cmds"] == ["python", "-m", "research.ensemble_backtest"]
+    assert kwargs["name"] == "dap-ensemble-backtest"  # a pod name has no underscores
     assert stage_kwargs["cmds"] == ["python", "-m", "tasks.train"]  # the pipeline's stages unchanged
 
 
