@@ -306,6 +306,17 @@ def _member_task(
     )
 
 
+def _one_thread_worker() -> None:
+    """Pool workers run one thread each: ``jobs`` processes already fill the cores.
+
+    OpenMP (the GBM), BLAS and TensorFlow read these before their first use; spinning
+    OpenMP threads on an oversubscribed box cost far more than they give.
+    """
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        os.environ[name] = "1"
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+
+
 def tasks_of(defn: EnsembleDefinition, plan: Plan) -> list[tuple[str, int]]:
     """The member tasks: every member (the DNN always: it gives the band) in every period, slowest first."""
     names = ["dnn", *(m.name for m in defn.point_members)]
@@ -333,7 +344,10 @@ def run_local(
             keep(_member_task(item))
     else:
         # spawn: TensorFlow and BLAS thread pools do not survive a fork.
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=jobs, mp_context=context, initializer=_one_thread_worker
+        ) as pool:
             for result in pool.map(_member_task, todo):
                 keep(result)
     forecasts = {}
