@@ -256,3 +256,45 @@ def test_tree_options_change_only_the_tree_members(
     assert (runs[0]["config"][key], runs[1]["config"][key]) == recorded
     assert runs[0]["metrics"]["naive"] == runs[1]["metrics"]["naive"]
     assert runs[0]["metrics"][member]["mae"] != runs[1]["metrics"][member]["mae"]
+
+
+TINY_DEFINITION = {
+    "lear": {"calibration_window_days": [28, None]},
+    "dnn": {"hidden": [8], "epochs": 3, "patience": 2},
+    "gbm": {"max_iter": 10, "intraday_profile": False},
+    "ensemble": {
+        "members": ["lear", "dnn", "gbm"],
+        "combination": {"validation_days": 7, "weight_step": 0.5},
+    },
+    "search": {
+        "trials": 1,
+        "validation_days": 14,
+        "epochs": 2,
+        "patience": 1,
+        "space": {"dropout": [0.0, 0.2]},
+    },
+}
+
+
+@pytest.mark.slow
+def test_default_run_is_the_served_ensemble_in_a_process_pool(tmp_path: Path) -> None:
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY_DEFINITION))
+    out = tmp_path / "bt"
+    args = ["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "14", "--window-days", "56"]
+    assert backtest.cli([*args, "--config", str(config), "--jobs", "2", "--out", str(out)]) == 0
+    meta = json.loads((out / "metrics.json").read_text())
+    assert meta["definition"]["members"] == ["lear", "dnn", "gbm"]
+    assert meta["plan"]["retrain_every"] == 7  # the pipeline's train_every_days
+    assert meta["plan"]["periods"] == 2
+    assert [w["origin"] for w in meta["weights"]] == ["2017-12-18", "2017-12-25"]
+    for w in meta["weights"]:
+        assert sum(w["weights"].values()) == pytest.approx(1.0)
+    assert len(meta["search"]["trials"]) == 1
+    assert {"naive", "lear", "dnn", "gbm", "ensemble"} <= set(meta["metrics"])
+    assert 0.0 <= meta["metrics"]["served_quantiles"]["coverage_q10_q90"] <= 1.0
+    with (out / "forecasts.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 14 * 24
+    # The served band is centred on the ensemble's point.
+    assert all(abs(float(r["q50"]) - float(r["ensemble"])) < 1e-3 for r in rows)
