@@ -7,7 +7,9 @@
 Replays an hourly epftoolbox-layout CSV through the embedded ingestion path
 (``DAP_SOURCE=replay``, devtools.bootstrap), then runs ``python -m tasks.train``
 for ``--origins`` delivery days ``--every`` days apart, exactly as the daily
-DAG does (365-day window, 28 held-out evaluation days). Origins 28 days apart
+DAG does (365-day window, 28 held-out evaluation days), so the models are the
+ensemble of ``tasks.forecasting.definition`` that training registers (the
+rolling backtest builds the same one). Origins 28 days apart
 make the evaluation windows tile a period without overlap; the defaults tile
 the epftoolbox test period of DE.csv/BE.csv (2016-01-04 … 2017-12-31 and
 2015-01-04 … 2016-12-31 with ``--first-origin 2015-02-01``). For each run it
@@ -208,7 +210,11 @@ def main() -> None:
             f"{day}: {len(window.days)} days, MAE "
             + " ".join(f"{n} {np.abs(window.y - p).mean():.2f}" for n, p in points.items())
             + f" | capture ensemble {realised['ensemble'] / perfect:.1%} dnn {realised['dnn'] / perfect:.1%}"
-            + f" | run rmae {run.data.metrics['rmae']:.3f}",
+            + f" | run rmae {run.data.metrics['rmae']:.3f}"
+            + " | weights "
+            + " ".join(
+                f"{k[7:]} {v:.2f}" for k, v in sorted(run.data.metrics.items()) if k.startswith("weight_")
+            ),
             flush=True,
         )
     naive_mae = float(np.concatenate(errors["naive"]).mean())

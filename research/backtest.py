@@ -1,13 +1,22 @@
-"""Rolling-origin backtest of the day-ahead price models on an epftoolbox-layout CSV.
+"""Rolling-origin backtest of the day-ahead price models on an hourly epftoolbox-layout CSV.
 
-``python -m research.backtest --dataset DE.csv --test-days 728 --models naive,lear,dnn,ensemble --out DIR``
+``python -m research.backtest --dataset DE.csv [--market DE] [--holidays none] [--jobs N] [--out DIR]``
+
+Default: the served ensemble, exactly as ``tasks.train`` registers it
+(:mod:`tasks.forecasting.definition` of ``mlruns_config/models.json``: members,
+their parameters, the DNN search on the window before the first forecast day,
+the combination chosen on a rolling validation window before each origin),
+re-trained every ``train_every_days`` on ``train_window_days`` days as the
+daily pipeline does; members and periods run as separate processes
+(:mod:`research.ensemble_backtest`, ``--jobs``). ``--models a,b,...`` runs the
+experiment members instead (their own options below; not what is served).
 
 Each test day is forecast from data up to the day before (prices up to D-1,
-exogenous day-ahead forecasts up to D); models are re-trained every N days on
-the window that ends the day before the re-training day. Scores are computed
-as epftoolbox does (rMAE against the weekly naive forecast over the same test
-period, without its first week) and printed next to the published epftoolbox
-figures when the file is the benchmark's DE or BE data.
+exogenous day-ahead forecasts up to D). Scores are computed as epftoolbox does
+(rMAE against the weekly naive forecast over the same test period, without its
+first week) and printed next to the published epftoolbox figures only when the
+market (``--market``, default the file's stem) is a benchmark market and the
+test period is its published one (:mod:`research.markets`).
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +39,11 @@ from tasks.forecasting import design
 from tasks.forecasting.ensemble import combine
 from tasks.forecasting.metrics import interval_coverage, pinball_loss, point_metrics
 from tasks.forecasting.naive import weekly_naive
+
+if TYPE_CHECKING:
+    from research.ensemble_backtest import Plan
+    from research.markets import Market
+    from tasks.forecasting.definition import EnsembleDefinition
 
 
 class BacktestError(PipelineError):
@@ -43,23 +57,6 @@ MODELS = ("naive", "lear", "dnn", "gbm", "forest", "ensemble")
 DEFAULT_MODELS = ("naive", "lear", "dnn", "ensemble")
 ENSEMBLE_MEMBERS = ("lear", "dnn", "gbm", "forest")
 SHORT_WINDOW_DAYS = 365  # LEAR windows below this re-train on the short cadence
-
-# Lago et al. (2021), Applied Energy 293, test period = last 728 days of each file.
-PUBLISHED: dict[str, dict[str, dict[str, float]]] = {
-    "DE": {
-        "LEAR ens. (published)": {"mae": 3.61, "rmae": 0.395, "smape": 14.74, "rmse": 6.51},
-        "DNN ens. (published)": {"mae": 3.41, "rmae": 0.374, "smape": 14.08, "rmse": 5.93},
-    },
-    "BE": {
-        "LEAR ens. (published)": {"mae": 6.14, "rmae": 0.604, "smape": 14.55, "rmse": 15.97},
-        "DNN ens. (published)": {"mae": 5.82, "rmae": 0.573, "smape": 13.33, "rmse": 16.13},
-    },
-}
-BENCHMARK_FILES = {
-    # market: (price column, first exogenous column, last day)
-    "DE": ("Price", "Ampirion Load Forecast", "2017-12-31"),
-    "BE": ("Prices", "Generation forecast", "2016-12-31"),
-}
 
 
 @dataclass
@@ -98,16 +95,9 @@ class BacktestResult:
     dates: np.ndarray
     actual: np.ndarray  # [n_test, slots]
     forecasts: dict[str, np.ndarray] = field(default_factory=dict)  # name -> [n_test, slots]
-    quantiles: np.ndarray | None = None  # [n_test, slots, q]
+    quantiles: np.ndarray | None = None  # [n_test, slots, q] of the DNN
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def identify_market(data: design.DayData) -> str | None:
-    """'DE'/'BE' when the file is the epftoolbox benchmark's data (by columns and last day)."""
-    for market, (price, exog0, last) in BENCHMARK_FILES.items():
-        if data.price_name == price and data.exog_names[:1] == (exog0,) and str(data.dates[-1]) == last:
-            return market
-    return None
+    served_quantiles: np.ndarray | None = None  # the served band (the DNN's re-centred on the ensemble)
 
 
 def _origins(start: int, stop: int, every: int) -> list[tuple[int, int]]:
@@ -422,14 +412,28 @@ def score(res: BacktestResult, quantiles: Sequence[float]) -> dict[str, Any]:
                 res.actual, res.quantiles[:, :, qs.index(0.1)], res.quantiles[:, :, qs.index(0.9)]
             )
         out["dnn_quantiles"] = prob
+    if res.served_quantiles is not None:
+        qs = list(quantiles)
+        out["served_quantiles"] = {
+            "pinball": pinball_loss(res.actual, res.served_quantiles, qs),
+            "coverage_q10_q90": interval_coverage(
+                res.actual,
+                res.served_quantiles[:, :, qs.index(0.1)],
+                res.served_quantiles[:, :, qs.index(0.9)],
+            ),
+        }
     return out
 
 
 def forecasts_csv(res: BacktestResult, quantiles: Sequence[float]) -> str:
-    """``date,hour,actual,<model>...,q10,q50,q90`` — one row per test slot."""
+    """``date,hour,actual,<model>...,q10,q50,q90`` — one row per test slot.
+
+    The q-columns are the served band when there is one (the default run), else the DNN's.
+    """
     slots = res.actual.shape[1]
     names = list(res.forecasts)
-    qnames = [f"q{round(100 * q)}" for q in quantiles] if res.quantiles is not None else []
+    band = res.served_quantiles if res.served_quantiles is not None else res.quantiles
+    qnames = [f"q{round(100 * q)}" for q in quantiles] if band is not None else []
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     header = ["date", "hour"] + (["minute"] if slots != 24 else []) + ["actual", *names, *qnames]
@@ -442,8 +446,8 @@ def forecasts_csv(res: BacktestResult, quantiles: Sequence[float]) -> str:
                 row.append(minutes % 60)
             row.append(_fmt(res.actual[d, s]))
             row.extend(_fmt(res.forecasts[n][d, s]) for n in names)
-            if res.quantiles is not None:
-                row.extend(_fmt(v) for v in res.quantiles[d, s])
+            if band is not None:
+                row.extend(_fmt(v) for v in band[d, s])
             writer.writerow(row)
     return buf.getvalue()
 
@@ -452,39 +456,25 @@ def _fmt(value: float) -> str:
     return "" if not np.isfinite(value) else f"{value:.4f}"
 
 
-def format_table(metrics: dict[str, Any], market: str | None, full_period: bool) -> str:
+def format_table(metrics: dict[str, Any], market: str, published: dict[str, dict[str, float]]) -> str:
     lines = [f"{'model':<24}{'MAE':>8}{'rMAE':>8}{'sMAPE%':>9}{'RMSE':>8}"]
     for name, m in metrics.items():
-        if name == "dnn_quantiles":
+        if name.endswith("_quantiles"):
             continue
         lines.append(f"{name:<24}{m['mae']:>8.3f}{m['rmae']:>8.3f}{m['smape']:>9.2f}{m['rmse']:>8.3f}")
-    if market is not None:
-        note = "" if full_period else "  (published figures are for the full 728-day test period)"
-        lines.append(f"-- epftoolbox {market}{note}")
-        for name, m in PUBLISHED[market].items():
+    if published:
+        lines.append(f"-- epftoolbox {market}, the same test period")
+        for name, m in published.items():
             lines.append(f"{name:<24}{m['mae']:>8.2f}{m['rmae']:>8.3f}{m['smape']:>9.2f}{m['rmse']:>8.2f}")
-    if "dnn_quantiles" in metrics:
-        q = metrics["dnn_quantiles"]
-        cov = q.get("coverage_q10_q90")
-        lines.append(
-            f"DNN pinball {q['pinball']:.3f}"
-            + (f", q10–q90 coverage {cov:.3f} (nominal 0.80)" if cov else "")
-        )
-    return "\n".join(lines)
-
-
-def resolve_holidays(choice: str, market: str | None) -> str | None:
-    """Country code for --holidays: explicit, 'auto' (benchmark market's country) or 'none'."""
-    if choice.lower() == "none":
-        return None
-    if choice.lower() == "auto":
-        if market is None:
-            raise BacktestError(
-                "--holidays auto knows only the epftoolbox DE/BE files; pass a country code (e.g. --holidays DE) "
-                "or --holidays none"
+    for key, label in (("dnn_quantiles", "DNN"), ("served_quantiles", "served band")):
+        if key in metrics:
+            q = metrics[key]
+            cov = q.get("coverage_q10_q90")
+            lines.append(
+                f"{label} pinball {q['pinball']:.3f}"
+                + (f", q10–q90 coverage {cov:.3f} (nominal 0.80)" if cov is not None else "")
             )
-        return market  # the benchmark markets' codes are their `holidays` country codes
-    return choice.upper()
+    return "\n".join(lines)
 
 
 def _csv_list(text: str) -> tuple[str, ...]:
@@ -499,8 +489,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--test-days", type=int, default=728, help="Length of the test period at the end of the file."
     )
+    from research.ensemble_backtest import add_market_options, default_jobs
+
+    add_market_options(p)
     p.add_argument(
-        "--retrain-every", type=int, default=7, help="Re-train every N days (long LEAR windows, DNN)."
+        "--config",
+        type=Path,
+        default=None,
+        help="JSON overriding mlruns_config/models.json keys (default run).",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=default_jobs(),
+        help="Worker processes of the default run's member tasks (default: the CPU count).",
+    )
+    p.add_argument(
+        "--periods",
+        type=int,
+        default=None,
+        help="Periods the test origins split into, one task per member and period (default: --jobs).",
+    )
+    p.add_argument(
+        "--window-days",
+        type=int,
+        default=None,
+        help="Default run: training window in days (default: the pipeline's train_window_days).",
+    )
+    p.add_argument(
+        "--retrain-every",
+        type=int,
+        default=None,
+        help="Re-train every N days (default: the pipeline's train_every_days, 7; "
+        "with --models: long LEAR windows, DNN).",
     )
     p.add_argument(
         "--short-retrain-every",
@@ -517,9 +538,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--models",
         type=_csv_list,
-        default=DEFAULT_MODELS,
-        help="Comma list of naive,lear,dnn,gbm,forest,ensemble (default: all but gbm and forest). "
-        "The ensemble averages the members listed (all of them when it is listed alone).",
+        default=None,
+        help="Experiment instead of the served ensemble: a comma list of naive,lear,dnn,gbm,forest,ensemble "
+        f"(e.g. {','.join(DEFAULT_MODELS)}), with the member options below. The ensemble averages the members "
+        "listed (all of them when it is listed alone).",
     )
     p.add_argument(
         "--lear-windows",
@@ -601,12 +623,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--holidays",
-        default="none",
-        help="Public-holiday flags as features: a country code of the holidays package (e.g. DE, BE), "
-        "'auto' (the benchmark files' country) or 'none'.",
-    )
-    p.add_argument(
         "--neighbour",
         default=None,
         metavar="NAME=PATH",
@@ -626,25 +642,100 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    from tasks.storage import write_bytes_atomic, write_json_atomic
+    from research.markets import read_hourly, resolve_market
 
     t0, cpu0 = time.perf_counter(), time.process_time()
-    data = design.load_csv(args.dataset)
-    market = identify_market(data)
+    market = resolve_market(args.dataset, args.market, args.timezone, args.holidays)
+    data = read_hourly(args.dataset)
     if args.neighbour:
         name, sep, path = args.neighbour.partition("=")
         if not sep or not name or not path:
             raise BacktestError(f"--neighbour expects NAME=PATH (e.g. DE=DE.csv), got {args.neighbour!r}")
-        data = design.with_neighbour(data, design.load_csv(Path(path)), name)
-    country = resolve_holidays(args.holidays, market)
-    if country is not None:
-        data = design.with_holidays(data, country)
-    cfg = BacktestConfig(
+        data = design.with_neighbour(data, read_hourly(Path(path)), name)
+    if market.holidays is not None:
+        data = design.with_holidays(data, market.holidays)
+    if args.models is None and not args.merge:
+        res, extra = run_served(data, args)
+        quantiles: Sequence[float] = QUANTILES_SERVED
+    else:
+        cfg = experiment_config(args, market.holidays)  # --models, or the shards' members (--merge)
+        res = merge_runs(data, args.merge, cfg) if args.merge else run_backtest(data, cfg)
+        extra = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}}
+        extra["merged_from"] = [str(r) for r in args.merge]
+        quantiles = cfg.quantiles
+    return report(args, market, res, quantiles, extra, t0=t0, cpu0=cpu0)
+
+
+QUANTILES_SERVED = (0.1, 0.5, 0.9)
+
+
+def run_served(data: design.DayData, args: argparse.Namespace) -> tuple[BacktestResult, dict[str, Any]]:
+    """The served ensemble (research.ensemble_backtest): plan, search, member tasks in a pool, combine."""
+    from research import ensemble_backtest as eb
+    from tasks.forecasting.definition import from_config
+    from tasks.registry import load_config
+
+    config = load_config(args.config)
+    defn = from_config(config)
+    jobs = max(1, int(args.jobs))
+    plan = eb.make_plan(
+        data,
+        defn,
         test_days=args.test_days,
         retrain_every=args.retrain_every,
+        window_days=args.window_days,
+        periods=args.periods or jobs,
+        validation_fraction=float(config["validation_fraction"]),
+    )
+    t_search = time.perf_counter()
+    search = eb.run_search(data, defn, plan)
+    log.info(
+        "DNN search: %s in %.0f s", search["best"] or "configured values", time.perf_counter() - t_search
+    )
+    forecasts, seconds = eb.run_local(data, defn, plan, search["best"], jobs)
+    return served_result(
+        data, defn, plan, forecasts=forecasts, search=search, seconds={**seconds, "jobs": jobs}
+    )
+
+
+def served_result(
+    data: design.DayData,
+    defn: EnsembleDefinition,
+    plan: Plan,
+    *,
+    forecasts: dict[str, np.ndarray],
+    search: dict[str, Any],
+    seconds: dict[str, float],
+) -> tuple[BacktestResult, dict[str, Any]]:
+    """The combine step's result as a backtest result, and what metrics.json records of the procedure."""
+    from research import ensemble_backtest as eb
+
+    combined = eb.combine(data, defn, plan, forecasts)
+    test_idx = np.arange(plan.start, plan.stop)
+    res = BacktestResult(dates=data.dates[test_idx], actual=design.targets(data, test_idx))
+    res.forecasts["naive"] = weekly_naive(res.actual)
+    res.forecasts.update(combined.points)
+    res.quantiles = combined.dnn_quantiles
+    res.served_quantiles = combined.quantiles
+    res.seconds = {**seconds, "search": float(search["seconds"])}
+    extra = {
+        "definition": defn.describe(),
+        "plan": dict(vars(plan)),
+        "search": search,
+        "weights": combined.weights,
+        "fallback_origins": sum(1 for w in combined.weights if w["fallback"]),
+    }
+    return res, extra
+
+
+def experiment_config(args: argparse.Namespace, holidays: str | None) -> BacktestConfig:
+    """The experiment members' options (``--models``)."""
+    return BacktestConfig(
+        test_days=args.test_days,
+        retrain_every=args.retrain_every or 7,
         short_retrain_every=args.short_retrain_every,
         dnn_retrain_every=args.dnn_retrain_every,
-        models=tuple(args.models),
+        models=tuple(args.models or DEFAULT_MODELS),
         lear_windows=tuple(args.lear_windows),
         lear_penalty=args.lear_penalty,
         dnn_finetune_every=args.dnn_finetune_every,
@@ -660,43 +751,61 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         dnn_shape_weight=args.dnn_shape_weight,
         ensemble_how=args.ensemble_how,
         seed=args.seed,
-        holidays=country,
+        holidays=holidays,
         neighbour=args.neighbour,
         residual_load=args.residual_load == "auto",
         intraday_profile=args.intraday_profile == "on",
         gbm_target=args.gbm_target,
         forest_target=args.forest_target,
     )
-    res = merge_runs(data, args.merge, cfg) if args.merge else run_backtest(data, cfg)
-    metrics = score(res, cfg.quantiles)
+
+
+def report(
+    args: argparse.Namespace,
+    market: Market,
+    res: BacktestResult,
+    quantiles: Sequence[float],
+    extra: dict[str, Any],
+    *,
+    t0: float,
+    cpu0: float,
+) -> dict[str, Any]:
+    """Score, print, and write metrics.json and forecasts.csv (``--out``); the stage's result."""
+    from research.markets import published_for
+    from tasks.storage import write_bytes_atomic, write_json_atomic
+
+    metrics = score(res, quantiles)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    first, last = str(res.dates[0]), str(res.dates[-1])
+    published = published_for(market.name, first, last)
     summary: dict[str, Any] = {
         "dataset": str(args.dataset),
-        "market": market,
-        "test_start": str(res.dates[0]),
-        "test_end": str(res.dates[-1]),
-        "test_days": cfg.test_days,
-        "slots": data.slots,
-        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()},
-        "merged_from": [str(r) for r in args.merge],
+        **market.to_json(),
+        "holiday_calendar": market.holiday_name,
+        "test_start": first,
+        "test_end": last,
+        "test_days": len(res.dates),
+        "slots": int(res.actual.shape[1]),
+        **extra,
         "metrics": metrics,
-        "published": PUBLISHED.get(market or "", {}),
+        "published": published,
+        # CPU of this process; the member tasks' own seconds are under their names.
         "seconds": {**res.seconds, "wall": wall, "cpu": cpu},
     }
-    print(format_table(metrics, market, cfg.test_days == 728))
+    print(format_table(metrics, market.name, published))
     print(
-        f"test period {res.dates[0]} … {res.dates[-1]} ({cfg.test_days} days), "
-        f"wall time {wall:.0f} s, CPU time {cpu:.0f} s"
+        f"market {market.name} (holidays: {market.holiday_name or 'none'}), "
+        f"test period {first} … {last} ({len(res.dates)} days), wall time {wall:.0f} s, CPU time {cpu:.0f} s"
     )
     result: dict[str, Any] = {
-        "test_start": summary["test_start"],
-        "test_end": summary["test_end"],
+        "test_start": first,
+        "test_end": last,
         "wall_s": round(wall, 1),
-        "metrics": {k: v for k, v in metrics.items() if k != "dnn_quantiles"},
+        "metrics": {k: v for k, v in metrics.items() if not k.endswith("_quantiles")},
     }
     if args.out is not None:
         write_json_atomic(args.out / "metrics.json", summary)
-        write_bytes_atomic(args.out / "forecasts.csv", forecasts_csv(res, cfg.quantiles).encode())
+        write_bytes_atomic(args.out / "forecasts.csv", forecasts_csv(res, quantiles).encode())
         result["metrics_path"] = str(args.out / "metrics.json")
         result["forecasts_path"] = str(args.out / "forecasts.csv")
     return result

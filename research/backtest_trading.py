@@ -31,6 +31,11 @@ money each would have made on the last ``--lookback`` days, and day D is
 scheduled on the best one. Only days up to D-1 are scored (their prices are
 known before D's gate closure), so there is no look-ahead.
 
+The market is ``--market`` or the file's stem, with ``--timezone`` and
+``--holidays`` as in ``research.backtest`` (:mod:`research.markets`); the
+published captures are printed only for their market and test period. Ratios
+are kept unrounded in the result and rounded once when printed.
+
 Every run also reports capture by calendar month, and a moving-block bootstrap
 interval of the capture (``--bootstrap`` resamples of ``--block-days`` blocks of
 days; 0 turns it off). ``--baseline MODEL`` schedules a second forecast (point
@@ -64,6 +69,8 @@ from tasks.optimise import Storage, optimise_zone
 if TYPE_CHECKING:
     import pandas as pd
 
+    from research.markets import Market
+
 TEST_DAYS = 728
 SKIP_DAYS = 7
 # Capture of the published epftoolbox forecasts under this protocol, and our targets. Measured
@@ -96,17 +103,10 @@ def load_day_matrix(dataset: Path) -> tuple[list[str], np.ndarray]:
     The first column is the local hour stamp (DE's header is empty, BE's is
     'Date'); the second is the price. The files keep 24 rows per day.
     """
-    import pandas as pd
+    from research.markets import read_hourly
 
-    if not dataset.exists():
-        raise MissingInputError(f"dataset {dataset} not found")
-    frame = pd.read_csv(dataset)
-    stamps = pd.to_datetime(frame.iloc[:, 0])
-    prices = frame.iloc[:, 1].to_numpy(dtype=float)
-    if len(prices) % 24:
-        raise MissingInputError(f"{dataset} has {len(prices)} rows, not whole days of 24 hours")
-    days = stamps.dt.strftime("%Y-%m-%d").to_numpy()[::24]
-    return list(days), prices.reshape(-1, 24)
+    data = read_hourly(dataset)  # the forecasting backtest's reader: the same layout checks and errors
+    return [str(d) for d in data.dates], data.prices
 
 
 def evaluation_period(days: Sequence[str], test_days: int = TEST_DAYS, skip_days: int = SKIP_DAYS) -> slice:
@@ -289,7 +289,7 @@ def capture_by_month(results: Sequence[DayResult]) -> list[dict[str, Any]]:
             "days": int(n),
             "realised_profit_eur": round(realised, 2),
             "perfect_foresight_profit_eur": round(perfect, 2),
-            "capture_ratio": round(realised / perfect, 4) if perfect else None,
+            "capture_ratio": realised / perfect if perfect else None,
         }
         for month, (n, realised, perfect) in sorted(months.items())
     ]
@@ -330,8 +330,8 @@ def block_bootstrap(
     def stats(x: np.ndarray) -> dict[str, Any]:
         lo, hi = np.percentile(x, [2.5, 97.5])
         return {
-            "interval_95_pp": [round(float(lo), 2), round(float(hi), 2)],
-            "sd_pp": round(float(x.std()), 2),
+            "interval_95_pp": [float(lo), float(hi)],  # unrounded: the report rounds once
+            "sd_pp": float(x.std()),
         }
 
     out: dict[str, Any] = {
@@ -346,7 +346,7 @@ def block_bootstrap(
             raise ValueError(f"baseline has {len(baseline_realised)} days, the forecast {n}")
         diff = capture - 100 * baseline_realised[idx].sum(axis=1) / base
         out["difference"] = {
-            "pp": round(float(100 * (realised.sum() - baseline_realised.sum()) / perfect.sum()), 2),
+            "pp": float(100 * (realised.sum() - baseline_realised.sum()) / perfect.sum()),
             **stats(diff),
         }
     return out
@@ -458,21 +458,13 @@ def capture_diagnostics(
     f_rank = np.argsort(np.argsort(forecast, axis=1, kind="stable"), axis=1, kind="stable")
     a_rank = np.argsort(np.argsort(actual, axis=1, kind="stable"), axis=1, kind="stable")
     return {
-        "forecast": round(capture(forecast), 4),
-        "forecast_ranks_actual_values": round(
-            capture(np.take_along_axis(np.sort(actual, axis=1), f_rank, 1)), 4
-        ),
-        "actual_ranks_forecast_values": round(
-            capture(np.take_along_axis(np.sort(forecast, axis=1), a_rank, 1)), 4
-        ),
-        "actual_shape_forecast_level": round(
-            capture(actual - actual.mean(axis=1, keepdims=True) + forecast.mean(axis=1, keepdims=True)), 4
+        "forecast": capture(forecast),
+        "forecast_ranks_actual_values": capture(np.take_along_axis(np.sort(actual, axis=1), f_rank, 1)),
+        "actual_ranks_forecast_values": capture(np.take_along_axis(np.sort(forecast, axis=1), a_rank, 1)),
+        "actual_shape_forecast_level": capture(
+            actual - actual.mean(axis=1, keepdims=True) + forecast.mean(axis=1, keepdims=True)
         ),
     }
-
-
-def market_of(dataset: Path) -> str:
-    return dataset.stem.upper()
 
 
 def backtest(
@@ -496,7 +488,13 @@ def backtest(
     bootstrap: int = 2000,
     block_days: int = 7,
     seed: int = 0,
+    market: str | None = None,
+    timezone: str | None = None,
+    holidays: str = "none",
 ) -> dict[str, Any]:
+    from research.markets import resolve_market
+
+    resolved = resolve_market(dataset, market, timezone, holidays)
     if not 0.0 <= timing_shift <= MAX_TIMING_SHIFT:
         raise MissingInputError(f"--timing-shift must lie in [0, {MAX_TIMING_SHIFT}], got {timing_shift}")
 
@@ -561,8 +559,9 @@ def backtest(
             block_days=block_days,
             seed=seed,
         )
+    extra["test_days"] = test_days
     return _summary(
-        dataset,
+        resolved,
         model=model,
         strategy=strategy,
         results=results,
@@ -608,7 +607,7 @@ def _baseline_on(
     summary = {
         "model": baseline,
         "realised_profit_eur": round(float(realised.sum()), 2),
-        "capture_ratio": round(float(realised.sum()) / perfect, 4) if perfect else None,
+        "capture_ratio": float(realised.sum()) / perfect if perfect else None,
     }
     return summary, realised
 
@@ -730,7 +729,7 @@ def _adaptive_days(
 
 
 def _summary(
-    dataset: Path,
+    market: Market,
     *,
     model: str,
     strategy: str,
@@ -747,10 +746,15 @@ def _summary(
         raise MissingInputError("no day of the test period has a full forecast")
     realised = sum(r.realised for r in results)
     perfect = sum(r.perfect for r in results)
-    market = market_of(dataset)
-    ref = REFERENCE.get(market, {})
+    from research.markets import published_period
+
+    # The published captures belong to one market and period: shown only for them.
+    published = extra.get("test_days") == TEST_DAYS and published_period(
+        market.name, results[0].day, results[-1].day
+    )
+    ref = REFERENCE.get(market.name, {})
     summary: dict[str, Any] = {
-        "market": market,
+        **market.to_json(),
         "model": model,
         "strategy": strategy,
         "cvar_weight": cvar_weight if strategy in ("cvar", "residual") else 0.0,
@@ -761,20 +765,18 @@ def _summary(
         "days_missing_forecast": int((~covered).sum()),
         "realised_profit_eur": round(realised, 2),
         "perfect_foresight_profit_eur": round(perfect, 2),
-        "capture_ratio": round(realised / perfect, 4) if perfect else None,
+        "capture_ratio": realised / perfect if perfect else None,
         "target": ref.get("target"),
-        "published_reference": {k: v for k, v in ref.items() if k != "target"},
+        "published_reference": {k: v for k, v in ref.items() if k != "target"} if published else {},
         **extra,
     }
     if extra.get("best_fixed_expert_profit_eur") is not None and perfect:
-        summary["default_expert_capture"] = round(extra["default_expert_capture_basis_eur"] / perfect, 4)
-        summary["best_fixed_expert_capture_in_hindsight"] = round(
-            extra["best_fixed_expert_profit_eur"] / perfect, 4
-        )
+        summary["default_expert_capture"] = extra["default_expert_capture_basis_eur"] / perfect
+        summary["best_fixed_expert_capture_in_hindsight"] = extra["best_fixed_expert_profit_eur"] / perfect
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         daily = pd.DataFrame([r.__dict__ for r in results])
-        path = out_dir / f"trading_{market}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', model)}_{strategy}.csv"
+        path = out_dir / f"trading_{market.name}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', model)}_{strategy}.csv"
         daily.to_csv(path, index=False)
         summary["daily_csv"] = str(path)
     return summary
@@ -847,7 +849,12 @@ def _floats(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, type=Path, help="epftoolbox-layout CSV (e.g. DE.csv).")
+    from research.ensemble_backtest import add_market_options
+
+    parser.add_argument(
+        "--dataset", required=True, type=Path, help="Hourly epftoolbox-layout CSV (e.g. DE.csv)."
+    )
+    add_market_options(parser)
     parser.add_argument(
         "--forecasts",
         type=Path,
@@ -937,6 +944,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             bootstrap=args.bootstrap,
             block_days=args.block_days,
             seed=args.seed,
+            market=args.market,
+            timezone=args.timezone,
+            holidays=args.holidays,
         )
     except PipelineError as exc:
         print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

@@ -49,6 +49,9 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"  # the logged pyfunc's name on its run
 WINDOW_ARTIFACT = "window.json"  # the training window's days and splits, on the run
+DEFINITION_ARTIFACT = "ensemble_definition.json"  # members, search and combination rule (definition.py)
+SEARCH_ARTIFACT = "dnn_search.json"  # the DNN search's trials and chosen values, on the candidate run
+COMBINATION_ARTIFACT = "combination.json"  # the served weights and their validation figures
 
 #: The reachability check: tries, and seconds each request may take (connect and read).
 CHECK_ATTEMPTS = 4

@@ -12,17 +12,21 @@ validation split. The held-out days are never trained on, so a later
 challenger's evaluation window (which ends later) contains no day the current
 champion was fitted on either.
 
-Models: the quantile DNN and the point members configured in models.json
-(LEAR, a GBM of gradient-boosted trees, an extra-trees forest), each fitted on
-the same days, and the weekly naive forecast; each is logged to its family's
-experiment with MAE, rMAE (against the weekly naive), sMAPE, RMSE and, for
-quantile forecasts, pinball loss and 80 %-interval coverage
-(:func:`tasks.forecasting.metrics.score`). The registered candidate is the
-ensemble of the configured members (``ensemble.members``): DNN quantiles
-re-centred on the mean of the DNN median and the point members
+Models: the ensemble of :mod:`tasks.forecasting.definition` (``ensemble``
+and ``search`` of models.json; the rolling backtest builds the same one): the
+quantile DNN with the values of a bounded Optuna search on the fitted days,
+the point members (LEAR, GBM, extra trees) named in ``ensemble.members``, and
+their combination weights chosen on the validation days from out-of-sample
+member forecasts, with a guard that serves the best member alone when the
+combination is worse than it by more than ``combination.margin``; and the
+weekly naive forecast. Each member is logged to its family's experiment with
+MAE, rMAE (against the weekly naive), sMAPE, RMSE and, for quantile forecasts,
+pinball loss and 80 %-interval coverage (:func:`tasks.forecasting.metrics.score`).
+The registered candidate is the DNN band re-centred on the weighted members
 (:mod:`tasks.forecasting.price_ensemble`); its run in the DNN family's
-experiment carries the ensemble's figures and each member's (``dnn_*``,
-``lear_*``, ``gbm_*``, ``forest_*``). With no members it is the DNN alone.
+experiment carries the ensemble's figures, each member's (``dnn_*``,
+``lear_*``, ``gbm_*``, ``forest_*``), the definition, the search's trials and
+the chosen weights (:func:`log_procedure`).
 
 Load: a quantile DNN of the zone's actual load on the same features
 (:mod:`tasks.forecasting.load_model`), trained on days whose actuals are
@@ -32,8 +36,8 @@ inside the registered price model; the forecast uses its median as the volume
 forecast only where it beat the TSO forecast on that window (docs/models.md).
 
 :func:`train` is a sequence of named steps: :func:`load_training_set`,
-:func:`fit_models` (:func:`fit_price_dnn`, :func:`fit_load`,
-:func:`fit_point_members`, :func:`assemble_candidate`),
+:func:`fit_models` (:func:`search_price_dnn`, :func:`fit_price_dnn`, :func:`fit_load`,
+:func:`fit_point_members`, :func:`choose_weights`, :func:`assemble_candidate`),
 :func:`score_against_naive`, the runs (:func:`log_naive_run`,
 :func:`log_member_runs`, :func:`log_load_run`, :func:`log_candidate_run`) and
 :func:`record_tfdv_statistics`.
@@ -42,6 +46,7 @@ forecast only where it beat the TSO forecast on that window (docs/models.md).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import tempfile
 import time
@@ -62,6 +67,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
+    from tasks.forecasting.definition import CombinationChoice, EnsembleDefinition, SearchResult
     from tasks.forecasting.load_model import LoadFit
     from tasks.forecasting.served_model import DayAheadPriceModel, Design
     from tasks.training_data import WindowData
@@ -109,9 +115,12 @@ class Fitted:
     dnn: Any
     dnn_seconds: float
     load: LoadFit | None
-    members: dict[str, Any]  # every configured point member, also those outside ensemble.members
+    members: dict[str, Any]  # the definition's point members
     member_seconds: dict[str, float]
     candidate: DayAheadPriceModel
+    definition: EnsembleDefinition
+    search: SearchResult
+    combination: CombinationChoice
 
 
 @dataclass
@@ -151,12 +160,31 @@ def load_training_set(zone: str, day: date, settings: Settings, config: dict[str
     )
 
 
-def fit_price_dnn(data: TrainingSet, config: dict[str, Any]) -> tuple[Any, float]:
-    """Step: the quantile price DNN on the zone's own inputs, early-stopped on the validation days."""
+def search_price_dnn(data: TrainingSet, defn: EnsembleDefinition) -> SearchResult:
+    """Step: the definition's bounded DNN search on the fitted days (the last ``search.validation_days`` validate)."""
+    from tasks.forecasting.definition import search_dnn
+
+    n_val = min(defn.search.validation_days, data.n_fit // 2)
+    x, y = data.x_own[: data.n_fit], data.window.y[: data.n_fit]
+    result = search_dnn(defn, data.design.quantiles, (x[:-n_val], y[:-n_val]), (x[-n_val:], y[-n_val:]))
+    if result.trials:
+        log.info(
+            "zone %s DNN search: %d trials, best %s (pinball %.3f)",
+            data.zone,
+            len(result.trials),
+            result.best,
+            result.best_loss,
+        )
+    return result
+
+
+def fit_price_dnn(data: TrainingSet, defn: EnsembleDefinition, search: SearchResult) -> tuple[Any, float]:
+    """Step: the quantile price DNN (searched values) on the zone's own inputs, early-stopped on the validation days."""
+    from tasks.forecasting.definition import dnn_params
     from tasks.forecasting.dnn import QuantileDNN
 
     t0 = time.perf_counter()
-    dnn = QuantileDNN(quantiles=data.design.quantiles, seed=int(config["seed"]), **config["dnn"])
+    dnn = QuantileDNN(quantiles=data.design.quantiles, seed=defn.seed, **dnn_params(defn, search.best))
     y = data.window.y
     dnn.fit(data.x_own[data.train], y[data.train], data.x_own[data.validation], y[data.validation])
     return dnn, time.perf_counter() - t0
@@ -176,44 +204,92 @@ def fit_load(data: TrainingSet, config: dict[str, Any]) -> LoadFit | None:
 
 
 def fit_point_members(
-    data: TrainingSet, config: dict[str, Any], settings: Settings
-) -> tuple[dict[str, Any], dict[str, float]]:
-    """Step: every configured point member on the train and validation days, and its fit time."""
+    data: TrainingSet, defn: EnsembleDefinition, settings: Settings
+) -> tuple[dict[str, Any], dict[str, float], dict[str, np.ndarray]]:
+    """Step: each point member of the definition, its fit time and its validation forecast.
+
+    Each member is fitted on the train days and forecasts the validation days
+    (out of sample: what the combination is chosen on), then re-fitted on the
+    train and validation days for serving.
+    """
+    import numpy as np
+
+    from tasks.forecasting.definition import design_point_member
+
     fitted: dict[str, Any] = {}
     seconds: dict[str, float] = {}
+    validation: dict[str, np.ndarray] = {}
     per_hour = 60 // settings.mtu_minutes
-    x, y = data.x_all[: data.n_fit], data.window.y[: data.n_fit]
-    for member, model in point_models(config, data.design, per_hour, int(config["seed"])).items():
+    x, y = data.x_all, data.window.y
+    for spec in defn.point_members:
         t0 = time.perf_counter()
-        fitted[member] = model.fit(x, y)
-        seconds[member] = time.perf_counter() - t0
-    return fitted, seconds
+        early = design_point_member(spec, data.design, per_hour, defn.seed).fit(x[data.train], y[data.train])
+        validation[spec.name] = np.asarray(early.predict(x[data.validation]))
+        fitted[spec.name] = design_point_member(spec, data.design, per_hour, defn.seed).fit(
+            x[: data.n_fit], y[: data.n_fit]
+        )
+        seconds[spec.name] = time.perf_counter() - t0
+    return fitted, seconds, validation
+
+
+def choose_weights(
+    data: TrainingSet, defn: EnsembleDefinition, dnn: Any, validation: dict[str, np.ndarray]
+) -> CombinationChoice:
+    """Step: the combination's weights on the last ``combination.validation_days`` validation days, and its guard."""
+    import numpy as np
+
+    from tasks.forecasting.definition import choose_combination
+    from tasks.forecasting.metrics import median_index
+
+    tail = slice(-min(defn.combination.validation_days, data.n_val), None)
+    points = dict(validation)
+    if defn.dnn_in_point:
+        dnn_val = np.asarray(dnn.predict(data.x_own[data.validation]))[
+            ..., median_index(data.design.quantiles)
+        ]
+        points = {"dnn": dnn_val, **points}
+    ordered = {name: points[name][tail] for name in defn.names}
+    choice = choose_combination(ordered, data.window.y[data.validation][tail], defn.combination)
+    log.info("zone %s combination: %s (%s)", data.zone, choice.weights, choice.reason)
+    return choice
 
 
 def assemble_candidate(
-    data: TrainingSet, config: dict[str, Any], dnn: Any, load_fit: LoadFit | None, fitted: dict[str, Any]
+    data: TrainingSet,
+    defn: EnsembleDefinition,
+    dnn: Any,
+    *,
+    load_fit: LoadFit | None,
+    fitted: dict[str, Any],
+    choice: CombinationChoice,
 ) -> DayAheadPriceModel:
-    """Step: the served model, the DNN band re-centred on the ``ensemble.members``, with the load model."""
+    """Step: the served model, the DNN band re-centred on the weighted members, with the load model."""
     from tasks.forecasting.served_model import DayAheadPriceModel
 
-    members, dnn_in_point = _ensemble_members(config, fitted)
+    members = {spec.name: fitted[spec.name] for spec in defn.point_members}
     return DayAheadPriceModel().attach(
         data.design,
         dnn,
         load_dnn=load_fit.dnn if load_fit else None,
         load_meta=load_fit.meta() if load_fit and load_fit.dnn is not None else None,
         members=members,
-        dnn_in_point=dnn_in_point,
+        dnn_in_point=defn.dnn_in_point,
+        weights=choice.weights if members else None,
     )
 
 
 def fit_models(data: TrainingSet, config: dict[str, Any], settings: Settings) -> Fitted:
-    """Step: the DNN, the load model and the point members (in that order), and the candidate."""
-    dnn, dnn_seconds = fit_price_dnn(data, config)
+    """Step: the search, the DNN, the load model, the point members, the combination and the candidate."""
+    from tasks.forecasting.definition import from_config
+
+    defn = from_config(config)
+    search = search_price_dnn(data, defn)
+    dnn, dnn_seconds = fit_price_dnn(data, defn, search)
     load_fit = fit_load(data, config)
-    members, member_seconds = fit_point_members(data, config, settings)
-    candidate = assemble_candidate(data, config, dnn, load_fit, members)
-    return Fitted(dnn, dnn_seconds, load_fit, members, member_seconds, candidate)
+    members, member_seconds, validation = fit_point_members(data, defn, settings)
+    choice = choose_weights(data, defn, dnn, validation)
+    candidate = assemble_candidate(data, defn, dnn, load_fit=load_fit, fitted=members, choice=choice)
+    return Fitted(dnn, dnn_seconds, load_fit, members, member_seconds, candidate, defn, search, choice)
 
 
 def score_against_naive(data: TrainingSet, fitted: Fitted, settings: Settings) -> Scores:
@@ -258,45 +334,20 @@ def score_against_naive(data: TrainingSet, fitted: Fitted, settings: Settings) -
 
 
 def point_models(config: dict[str, Any], design: Design, per_hour: int, seed: int) -> dict[str, Any]:
-    """Unfitted point members configured in models.json, keyed by name (``fit(X, Y)``/``predict(X)``).
+    """Unfitted point members of every ``lear``/``gbm``/``forest`` block in ``config``, keyed by name.
 
-    A member (``lear``, ``gbm``, ``forest``) is fitted and logged to experiment
-    ``price_<name>`` when models.json has a block for it, whether or not
-    ``ensemble.members`` names it. ``per_hour`` slots are averaged into LEAR's
-    hourly inputs when ``lear.hourly_inputs``. A member reads the neighbouring
-    zones' columns of ``design`` only with ``"neighbour_series": true`` (the
-    trees, where the backtest measured a gain); the others get a
-    :class:`~tasks.forecasting.price_ensemble.ColumnSubset` of the zone's own.
+    Built by :func:`tasks.forecasting.definition.design_point_member`, as the
+    training stage builds the definition's members.
     """
-    from tasks.forecasting.gbm import GBM, ColumnLayout, ExtraTrees
-    from tasks.forecasting.price_ensemble import ColumnSubset, DesignLEAR
+    from tasks.forecasting.definition import POINT_MEMBERS, MemberSpec, design_point_member
 
-    models: dict[str, Any] = {}
-    for name in ("lear", "gbm", "forest"):
-        if name not in config:
-            continue
-        member_config = dict(config[name])
-        all_columns = bool(member_config.pop("neighbour_series", False)) or not design.neighbour_columns
-        columns = tuple(design.columns if all_columns else design.own_columns)
-        if name == "lear":
-            factor = per_hour if member_config.pop("hourly_inputs", True) else 1
-            model: Any = DesignLEAR(len(columns), design.slots, factor, member_config)
-        else:
-            tree = GBM if name == "gbm" else ExtraTrees
-            model = tree(layout=ColumnLayout(columns, design.slots), seed=seed, **member_config)
-        models[name] = model if all_columns else ColumnSubset(model, design.own_index)
-    return models
-
-
-def _ensemble_members(config: dict[str, Any], fitted: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The fitted point members ``ensemble.members`` names (in that order) and whether the DNN is one."""
-    names = list(dict(config.get("ensemble", {})).get("members", ["dnn"]))
-    unknown = [n for n in names if n != "dnn" and n not in fitted]
-    if unknown or not names:
-        raise ConfigError(
-            f"ensemble.members {names}: name one or more of {['dnn', *fitted]} (unknown: {unknown})"
+    return {
+        name: design_point_member(
+            MemberSpec(name, json.dumps(config[name], sort_keys=True)), design, per_hour, seed
         )
-    return {n: fitted[n] for n in names if n != "dnn"}, "dnn" in names
+        for name in POINT_MEMBERS
+        if name in config
+    }
 
 
 def _neighbour_change(input_columns: str, neighbours: Sequence[str]) -> str:
@@ -544,12 +595,42 @@ def log_candidate_run(
     with ctx.start("price_dnn", "dnn", kind) as run:
         run_id = str(run.info.run_id)
         _log_candidate_inputs(ctx, fitted, naive_run, member_runs)
+        log_procedure(fitted)
         _log_candidate_metrics(ctx.data, fitted, scores, load_run)
         _log_plots(ctx.data, scores)
         model_uri = _log_pyfunc(ctx.data, fitted.candidate)
         mlflow.log_metric("log_model_seconds", time.perf_counter() - t0)
     ctx.client.set_tag(run_id, "model_uri", model_uri)
     return run_id, model_uri
+
+
+def log_procedure(fitted: Fitted) -> None:
+    """The definition, the DNN search (trials, chosen values) and the combination (weights, guard) on the active run."""
+    import mlflow
+
+    from tasks.registry import COMBINATION_ARTIFACT, DEFINITION_ARTIFACT, SEARCH_ARTIFACT
+
+    defn, search, choice = fitted.definition, fitted.search, fitted.combination
+    mlflow.log_dict(defn.describe(), DEFINITION_ARTIFACT)
+    mlflow.log_dict(search.to_json(), SEARCH_ARTIFACT)
+    mlflow.log_dict(choice.to_json(), COMBINATION_ARTIFACT)
+    mlflow.log_params(
+        {
+            "combination_rule": defn.combination.rule,
+            "combination_margin": defn.combination.margin,
+            "combination_validation_days": defn.combination.validation_days,
+            "search_trials": len(search.trials),
+            **{f"search_best_{k}": v for k, v in search.best.items()},
+        }
+    )
+    mlflow.log_metrics(
+        {
+            **{f"weight_{name}": w for name, w in choice.weights.items()},
+            **{f"validation_mae_{name}": v for name, v in choice.validation_mae.items()},
+            "search_seconds": search.seconds,
+        }
+    )
+    mlflow.set_tag("combination_fallback", str(choice.fallback).lower())
 
 
 def _log_candidate_inputs(
@@ -740,6 +821,7 @@ def _summary(
         "model_uri": model_uri,
         "skipped": False,
         "members": fitted.candidate.member_names,
+        "weights": fitted.combination.weights,
         "mae": scores.candidate["mae"],
         "rmae": scores.candidate["rmae"],
         "dnn_mae": scores.dnn["mae"],

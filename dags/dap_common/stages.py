@@ -141,16 +141,23 @@ def output_of(task_or_arg: Any) -> XComArg:
 
 
 def stage(
-    settings: Settings, task_id: str, stage_name: str, extra: tuple[str, ...] = (), **task_kwargs: Any
+    settings: Settings,
+    task_id: str,
+    stage_name: str,
+    extra: tuple[str, ...] = (),
+    package: str = "tasks",
+    **task_kwargs: Any,
 ) -> Any:
     """An unexpanded stage task: call ``.expand(arguments=...)`` on the result.
 
     The returned object is a ``partial`` (mapped-operator builder) for both
     runners so DAGs wire the same way whichever runner is configured.
+    ``package`` ``research`` runs a research command (``python -m research.<stage>``,
+    the backtest DAG); its pods need an image that ships ``research/``.
     """
     if settings.runner == "kubernetes":
-        return _pod_stage(settings, task_id, stage_name, extra, **task_kwargs)
-    return _local_stage(settings, task_id, stage_name, extra, **task_kwargs)
+        return _pod_stage(settings, task_id, stage_name, extra, package, **task_kwargs)
+    return _local_stage(settings, task_id, stage_name, extra, package, **task_kwargs)
 
 
 def _local_stage(
@@ -204,12 +211,18 @@ def stage_env(settings: Settings) -> dict[str, str]:
 
 
 def _pod_stage(
-    settings: Settings, task_id: str, stage_name: str, extra: tuple[str, ...], **task_kwargs: Any
+    settings: Settings,
+    task_id: str,
+    stage_name: str,
+    extra: tuple[str, ...],
+    package: str = "tasks",
+    **task_kwargs: Any,
 ) -> Any:
     # Imports the provider: only when the kubernetes runner is configured.
     from dap_common.pod_operator import StagePodOperator
 
-    return StagePodOperator.partial(task_id=task_id, **pod_kwargs(settings, stage_name, extra), **task_kwargs)
+    kwargs = pod_kwargs(settings, stage_name, extra, package)
+    return StagePodOperator.partial(task_id=task_id, **kwargs, **task_kwargs)
 
 
 #: Writable paths of a stage pod besides the data root (the root filesystem is read-only):
@@ -259,7 +272,9 @@ def container_security_context() -> Any:
     )
 
 
-def pod_kwargs(settings: Settings, stage_name: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+def pod_kwargs(
+    settings: Settings, stage_name: str, extra: tuple[str, ...] = (), package: str = "tasks"
+) -> dict[str, Any]:
     """KubernetesPodOperator arguments of a stage (all but ``task_id`` and ``arguments``).
 
     The pod runs hardened (restricted Pod Security Standard): non-root with the image's
@@ -283,11 +298,11 @@ def pod_kwargs(settings: Settings, stage_name: str, extra: tuple[str, ...] = ())
     if settings.mlflow_artifact_root:
         env["DAP_MLFLOW_ARTIFACT_ROOT"] = settings.mlflow_artifact_root
     return {
-        "name": f"dap-{stage_name}",
+        "name": f"dap-{stage_name.replace('_', '-')}",  # RFC 1123: no underscores
         "namespace": settings.k8s_namespace,
         "image": settings.k8s_image,
         "image_pull_policy": settings.k8s_image_pull_policy,
-        "cmds": ["python", "-m", f"tasks.{stage_name}", *extra],
+        "cmds": ["python", "-m", f"{package}.{stage_name}", *extra],
         "env_vars": [k8s.V1EnvVar(name=k, value=v) for k, v in sorted(env.items())],
         # Credentials (MLflow, ENTSO-E token, S3) come from a Secret, never from the repo; it is
         # required, so a missing Secret stops the pod at creation with a clear event.

@@ -2,10 +2,11 @@
 
 The registered price model (``tasks.forecasting.served_model.DayAheadPriceModel``) forecasts
 quantiles with the DNN. With point members (LEAR, GBM) its point forecast is
-the equal-weight mean of the members (and of the DNN median, when the DNN is
-one of them), and every DNN quantile is shifted by the same amount, so the
-band keeps the DNN's width and order around the ensemble's centre. The rolling
-backtest combines its members the same way (its figures: research/RESULTS.md).
+the weighted mean of the members (and of the DNN median, when the DNN is
+one of them; weights chosen on validation days by
+:mod:`tasks.forecasting.definition`), and every DNN quantile is shifted by the
+same amount, so the band keeps the DNN's width and order around the
+ensemble's centre. The rolling backtest combines its members the same way.
 
 Members read the production design rows (``Design.matrix``): LEAR on
 hourly-averaged slot blocks (:func:`coarsen`) of the informative columns, the
@@ -107,15 +108,19 @@ def combine_quantiles(
     median_index: int,
     *,
     dnn_in_point: bool = True,
+    weights: Mapping[str, float] | None = None,
 ) -> np.ndarray:
-    """DNN quantiles ``[n, s, q]`` re-centred on the equal-weight mean of the members' ``[n, s]``.
+    """DNN quantiles ``[n, s, q]`` re-centred on the combined point forecast of the members' ``[n, s]``.
 
-    The DNN median joins the mean when ``dnn_in_point``; otherwise the DNN only
-    gives the band's shape. No members: the DNN's quantiles as they are.
+    The DNN median joins the combination (as ``"dnn"``) when ``dnn_in_point``;
+    otherwise the DNN only gives the band's shape. ``weights`` by member name
+    (:func:`tasks.forecasting.definition.choose_combination`); None: equal
+    weights. No members: the DNN's quantiles as they are.
     """
     if not members:
         return dnn_quantiles
-    from tasks.forecasting.ensemble import combine
+    from tasks.forecasting.definition import combine_points
 
-    points = [*([dnn_quantiles[..., median_index]] if dnn_in_point else []), *members.values()]
-    return recentre(dnn_quantiles, combine(points), median_index)
+    points = {**({"dnn": dnn_quantiles[..., median_index]} if dnn_in_point else {}), **members}
+    w = dict(weights) if weights else dict.fromkeys(points, 1.0)
+    return recentre(dnn_quantiles, combine_points(points, w), median_index)

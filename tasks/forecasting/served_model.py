@@ -119,7 +119,7 @@ class PriceForecast:
 class DayAheadPriceModel(PythonModel):
     """Pyfunc: a day's feature rows in, quantile prices (and loads) per row out.
 
-    With point members the DNN quantiles are re-centred on the mean of the
+    With point members the DNN quantiles are re-centred on the weighted mean of the
     members (the DNN median among them when ``dnn_in_point``:
     :func:`tasks.forecasting.price_ensemble.combine_quantiles`); models saved
     without ``ensemble.json`` forecast with the DNN alone.
@@ -135,6 +135,7 @@ class DayAheadPriceModel(PythonModel):
         self.load_meta: dict[str, Any] | None = None
         self.members: dict[str, Any] = {}  # name -> point model, predict(X[n, f]) -> [n, slots]
         self.dnn_in_point = True  # the DNN median is one of the point members
+        self.weights: dict[str, float] | None = None  # by member (None: equal weights)
 
     def load_context(self, context: Any) -> None:
         from tasks.forecasting.dnn import QuantileDNN
@@ -148,10 +149,12 @@ class DayAheadPriceModel(PythonModel):
         if (root / ENSEMBLE_FILE).is_file():
             import joblib
 
-            names = json.loads((root / ENSEMBLE_FILE).read_text())["members"]
+            doc = json.loads((root / ENSEMBLE_FILE).read_text())
+            names = doc["members"]
             stored = joblib.load(root / MEMBERS_FILE)
             self.members = {name: stored[name] for name in names if name != "dnn"}
             self.dnn_in_point = "dnn" in names
+            self.weights = doc.get("weights")  # models saved before weights: equal weights
 
     def attach(
         self,
@@ -162,12 +165,14 @@ class DayAheadPriceModel(PythonModel):
         load_meta: dict[str, Any] | None = None,
         members: dict[str, Any] | None = None,
         dnn_in_point: bool = True,
+        weights: dict[str, float] | None = None,
     ) -> DayAheadPriceModel:
         """Use in-process (training) without a round trip through MLflow."""
         self.design, self.dnn = design, dnn
         self.load_dnn, self.load_meta = load_dnn, load_meta
         self.members = dict(members or {})
         self.dnn_in_point = dnn_in_point
+        self.weights = dict(weights) if weights else None
         return self
 
     def save(self, root: Path) -> None:
@@ -187,7 +192,9 @@ class DayAheadPriceModel(PythonModel):
             joblib.dump(self.members, root / MEMBERS_FILE, compress=3)
             doc = {
                 "members": self.member_names,
-                "point": "equal-weight mean of the members' point forecasts (the DNN's: its median)",
+                "weights": self.weights,
+                "point": "weighted mean of the members' point forecasts (the DNN's: its median); "
+                "weights null: equal",
                 "quantiles": "DNN quantiles shifted by (point - DNN median)",
             }
             (root / ENSEMBLE_FILE).write_text(json.dumps(doc, indent=2))
@@ -242,7 +249,11 @@ class DayAheadPriceModel(PythonModel):
         dnn = self.dnn_quantiles(x)
         members = {name: np.asarray(member.predict(x)) for name, member in self.members.items()}
         pred = combine_quantiles(
-            dnn, members, median_index(self.design.quantiles), dnn_in_point=self.dnn_in_point
+            dnn,
+            members,
+            median_index(self.design.quantiles),
+            dnn_in_point=self.dnn_in_point,
+            weights=getattr(self, "weights", None),  # pickled before weights existed: equal
         )
         return PriceForecast(np.clip(pred, self.design.price_floor, self.design.price_cap), dnn, members)
 

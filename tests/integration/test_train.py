@@ -45,6 +45,9 @@ def small(monkeypatch: pytest.MonkeyPatch, data_root: Path, tmp_path: Path) -> t
                 "load_dnn": {"hidden": [16], "epochs": 30, "patience": 5},
                 "lear": {"max_iter": 500},
                 "tfdv_statistics": False,
+                # The trees as the registered members (forest: the neighbour-series checks below), a small search.
+                "ensemble": {"members": ["lear", "gbm", "forest"], "combination": {"validation_days": 7}},
+                "search": {"trials": 2, "epochs": 2, "patience": 1, "validation_days": 7},
             }
         )
     )
@@ -75,8 +78,11 @@ def _member_points(model: Any, x: np.ndarray) -> list[np.ndarray]:
 
 
 def _assert_median_is_mean_of(model: Any, frames: list[pd.DataFrame], points: list[np.ndarray]) -> None:
-    """The served median is the equal-weight mean of ``points``, clipped to the price limits."""
-    expected = np.clip(np.mean(points, axis=0), model.design.price_floor, model.design.price_cap)
+    """The served median is the weighted mean of ``points`` (the model's weights, or equal), clipped."""
+    names = model.member_names
+    w = np.array([model.weights[n] for n in names] if model.weights else [1.0] * len(names))
+    expected = np.tensordot(w / w.sum(), np.stack(points), axes=1)
+    expected = np.clip(expected, model.design.price_floor, model.design.price_cap)
     np.testing.assert_allclose(model.forecast_days(frames)[..., 1], expected, rtol=1e-6)
 
 
@@ -133,6 +139,14 @@ def test_pipeline_two_zones(small: tuple[Settings, Path], tmp_path: Path) -> Non
         for key in ("dnn_mae", "dnn_pinball", "gbm_mae", "gbm_rmae", "forest_mae", "forest_fit_seconds"):
             assert np.isfinite(run.data.metrics[key]), key
         assert trained["members"] == ["lear", "gbm", "forest"]
+        # The procedure is on the run: definition, the search's trials, the weights and the guard.
+        assert sum(trained["weights"].values()) == pytest.approx(1.0)
+        assert {f"weight_{m}" for m in ("lear", "gbm", "forest")} <= set(run.data.metrics)
+        assert run.data.params["search_trials"] == "2"
+        assert run.data.tags["combination_fallback"] in ("true", "false")
+        search = mlflow.artifacts.load_dict(f"runs:/{trained['run_id']}/dnn_search.json")
+        assert len(search["trials"]) == 2
+        assert search["best"]
         for member in ("lear", "gbm", "forest"):  # each point member has its own run
             member_run = mc.get_run(run.data.tags[f"{member}_run_id"])
             assert mc.get_experiment(member_run.info.experiment_id).name == f"day-ahead-price-{member}"

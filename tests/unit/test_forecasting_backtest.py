@@ -22,16 +22,6 @@ def test_origins_cover_the_test_period_once() -> None:
     assert blocks == [(10, 17), (17, 24), (24, 25)]
 
 
-def test_identify_market_by_columns_and_last_day() -> None:
-    de = design.load_csv(FIX / "DE_excerpt.csv")
-    assert backtest.identify_market(de) == "DE"
-    assert backtest.identify_market(design.load_csv(FIX / "BE_excerpt.csv")) == "BE"
-    other = design.DayData(
-        de.dates - np.timedelta64(1, "D"), de.prices, de.exog, de.price_name, de.exog_names
-    )
-    assert backtest.identify_market(other) is None
-
-
 @pytest.mark.slow
 def test_cli_writes_metrics_and_forecasts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bt"
@@ -39,12 +29,14 @@ def test_cli_writes_metrics_and_forecasts(tmp_path: Path, capsys: pytest.Capture
     args += ["--lear-windows", "28,56", "--models", "naive,lear", "--out", str(out)]
     assert backtest.cli(args) == 0
     printed = capsys.readouterr().out
-    assert "LEAR ens. (published)" in printed  # the excerpt ends like the benchmark's DE file
+    # The excerpt ends like the benchmark's DE file, but its market is its name and its period is not DE's.
+    assert "(published)" not in printed
     assert "DAP_RESULT " in printed
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["test_start"] == "2017-12-18"
     assert summary["test_end"] == "2017-12-31"
-    assert summary["market"] == "DE"
+    assert summary["market"] == "DE_EXCERPT"
+    assert summary["published"] == {}
     m = summary["metrics"]
     assert set(m) == {"naive", "lear", "lear_28", "lear_56"}
     for name in m:
@@ -204,19 +196,11 @@ def test_cli_neighbour_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "NAME=PATH" in capsys.readouterr().err
 
 
-def test_holidays_option_resolves_the_country() -> None:
-    assert backtest.resolve_holidays("none", "DE") is None
-    assert backtest.resolve_holidays("auto", "BE") == "BE"
-    assert backtest.resolve_holidays("de", None) == "DE"
-    with pytest.raises(backtest.BacktestError, match="auto knows only"):
-        backtest.resolve_holidays("auto", None)
-
-
 @pytest.mark.slow
 def test_cli_records_the_holiday_calendar(tmp_path: Path) -> None:
     out = tmp_path / "bt"
     args = ["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "14", "--lear-windows", "56"]
-    args += ["--models", "naive,lear", "--holidays", "auto", "--out", str(out)]
+    args += ["--models", "naive,lear", "--market", "DE", "--holidays", "auto", "--out", str(out)]
     assert backtest.cli(args) == 0
     meta = json.loads((out / "metrics.json").read_text())
     assert meta["config"]["holidays"] == "DE"
@@ -272,3 +256,45 @@ def test_tree_options_change_only_the_tree_members(
     assert (runs[0]["config"][key], runs[1]["config"][key]) == recorded
     assert runs[0]["metrics"]["naive"] == runs[1]["metrics"]["naive"]
     assert runs[0]["metrics"][member]["mae"] != runs[1]["metrics"][member]["mae"]
+
+
+TINY_DEFINITION = {
+    "lear": {"calibration_window_days": [28, None]},
+    "dnn": {"hidden": [8], "epochs": 3, "patience": 2},
+    "gbm": {"max_iter": 10, "intraday_profile": False},
+    "ensemble": {
+        "members": ["lear", "dnn", "gbm"],
+        "combination": {"validation_days": 7, "weight_step": 0.5},
+    },
+    "search": {
+        "trials": 1,
+        "validation_days": 14,
+        "epochs": 2,
+        "patience": 1,
+        "space": {"dropout": [0.0, 0.2]},
+    },
+}
+
+
+@pytest.mark.slow
+def test_default_run_is_the_served_ensemble_in_a_process_pool(tmp_path: Path) -> None:
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY_DEFINITION))
+    out = tmp_path / "bt"
+    args = ["--dataset", str(FIX / "DE_excerpt.csv"), "--test-days", "14", "--window-days", "56"]
+    assert backtest.cli([*args, "--config", str(config), "--jobs", "2", "--out", str(out)]) == 0
+    meta = json.loads((out / "metrics.json").read_text())
+    assert meta["definition"]["members"] == ["lear", "dnn", "gbm"]
+    assert meta["plan"]["retrain_every"] == 7  # the pipeline's train_every_days
+    assert meta["plan"]["periods"] == 2
+    assert [w["origin"] for w in meta["weights"]] == ["2017-12-18", "2017-12-25"]
+    for w in meta["weights"]:
+        assert sum(w["weights"].values()) == pytest.approx(1.0)
+    assert len(meta["search"]["trials"]) == 1
+    assert {"naive", "lear", "dnn", "gbm", "ensemble"} <= set(meta["metrics"])
+    assert 0.0 <= meta["metrics"]["served_quantiles"]["coverage_q10_q90"] <= 1.0
+    with (out / "forecasts.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 14 * 24
+    # The served band is centred on the ensemble's point.
+    assert all(abs(float(r["q50"]) - float(r["ensemble"])) < 1e-3 for r in rows)

@@ -120,19 +120,22 @@ def test_quantiles_are_recentred_on_the_ensemble_mean() -> None:
 
 def test_ensemble_members_from_the_config() -> None:
     from tasks.errors import ConfigError
-    from tasks.train import _ensemble_members
+    from tasks.forecasting.definition import from_config
 
-    fitted = {"lear": "L", "gbm": "G"}
-    assert _ensemble_members({"ensemble": {"members": ["dnn", "lear", "gbm"]}}, fitted) == (fitted, True)
-    assert _ensemble_members({"ensemble": {"members": ["gbm", "lear"]}}, fitted) == (
-        {"gbm": "G", "lear": "L"},
-        False,
-    )
-    assert _ensemble_members({}, fitted) == ({}, True)  # no ensemble section: the DNN alone
-    with pytest.raises(ConfigError, match="unknown: \\['svm'\\]"):
-        _ensemble_members({"ensemble": {"members": ["dnn", "svm"]}}, fitted)
-    with pytest.raises(ConfigError, match="name one or more"):
-        _ensemble_members({"ensemble": {"members": []}}, fitted)
+    blocks = {"lear": {}, "gbm": {}}
+    both = from_config({**blocks, "ensemble": {"members": ["dnn", "lear", "gbm"]}})
+    assert both.names == ("dnn", "lear", "gbm")
+    assert both.dnn_in_point
+    points = from_config({**blocks, "ensemble": {"members": ["gbm", "lear"]}})
+    assert [m.name for m in points.point_members] == ["gbm", "lear"]
+    assert not points.dnn_in_point
+    assert from_config(blocks).names == ("dnn",)  # no ensemble section: the DNN alone
+    with pytest.raises(ConfigError, match="unknown or without a block: \\['svm'\\]"):
+        from_config({**blocks, "ensemble": {"members": ["dnn", "svm"]}})
+    with pytest.raises(ConfigError, match="forest"):
+        from_config({**blocks, "ensemble": {"members": ["forest"]}})  # no forest block
+    with pytest.raises(ConfigError, match="at most once"):
+        from_config({**blocks, "ensemble": {"members": []}})
 
 
 def test_column_slot_rows_add_the_residual_load_when_asked() -> None:

@@ -1,0 +1,393 @@
+"""The price ensemble's one definition: members, their configuration, the search and the combination.
+
+The daily training stage (:mod:`tasks.train`), the rolling backtest
+(``python -m research.backtest``) and the production replay
+(``benchmarks/production_replay.py``, which runs ``tasks.train``) all build the
+ensemble from :func:`from_config` of ``mlruns_config/models.json``: the same
+members with the same parameters, the same bounded hyperparameter search and
+the same combination rule. Only the inputs differ: production members read the
+feature rows of :class:`tasks.forecasting.served_model.Design`
+(:func:`design_point_member`), the backtest's the epftoolbox lag design of
+:mod:`tasks.forecasting.design` (:func:`lag_point_member`).
+
+Procedure (docs/models.md, "How the ensemble is chosen"), the same on every market:
+
+1. **Search** (:func:`search_dnn`): a bounded Optuna search (``search.trials``
+   trials, TPE sampler with a fixed seed) of the quantile DNN's learning rate,
+   dropout, L2 penalty and width, each fitted on the training days and scored
+   by pinball loss on the validation days that follow them. Training runs it on
+   the training window; the backtest once, on the window before its first
+   forecast origin. Nothing after the origin is read.
+2. **Combination** (:func:`choose_combination`): convex weights of the members'
+   point forecasts on a grid (``combination.weight_step``) minimising MAE on a
+   validation window of out-of-sample member forecasts before the origin.
+3. **Guard**: when the chosen combination's validation MAE exceeds the best
+   single member's by more than ``combination.margin`` (relative), the best
+   member is served alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tasks.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tasks.forecasting.served_model import Design
+
+POINT_MEMBERS = ("lear", "gbm", "forest")
+MEMBERS = ("dnn", *POINT_MEMBERS)
+RULES = ("validation_weights", "mean")
+#: Search space keys and how each is drawn: (low, high, kind); kind "log", "float" or "int".
+SEARCHABLE = {"learning_rate", "dropout", "l2", "width"}
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One member: its name and the parameters of its models.json block (as JSON, hashable)."""
+
+    name: str
+    params_json: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(json.loads(self.params_json))
+
+    @property
+    def windows(self) -> tuple[int | None, ...]:
+        """The calibration windows (days; None: the whole training window) whose fits are averaged."""
+        value = self.params.get("calibration_window_days")
+        if isinstance(value, list):
+            return tuple(None if w is None else int(w) for w in value) or (None,)
+        return (None if value is None else int(value),)
+
+
+@dataclass(frozen=True)
+class Combination:
+    """How member point forecasts are combined, and the guard against a worse combination."""
+
+    rule: str = "validation_weights"
+    validation_days: int = 28
+    weight_step: float = 0.1
+    margin: float = 0.01  # relative: the combination may be at most 1 % worse than the best member
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """The bounded DNN hyperparameter search (``trials`` 0: the configured values as they are)."""
+
+    trials: int = 0
+    validation_days: int = 56
+    epochs: int = 100
+    patience: int = 10
+    space_json: str = "{}"
+
+    @property
+    def space(self) -> dict[str, list[Any]]:
+        return dict(json.loads(self.space_json))
+
+
+@dataclass(frozen=True)
+class EnsembleDefinition:
+    """What every use of the price model builds: members, search, combination, seed and quantiles."""
+
+    members: tuple[MemberSpec, ...]
+    dnn: MemberSpec  # always fitted: it gives the band, and its median is a point member when listed
+    combination: Combination = field(default_factory=Combination)
+    search: SearchSpec = field(default_factory=SearchSpec)
+    seed: int = 0
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.members)
+
+    @property
+    def point_members(self) -> tuple[MemberSpec, ...]:
+        return tuple(m for m in self.members if m.name != "dnn")
+
+    @property
+    def dnn_in_point(self) -> bool:
+        return "dnn" in self.names
+
+    def describe(self) -> dict[str, Any]:
+        """Flat, JSON-able description (MLflow params, backtest metrics.json, the equality test)."""
+        return {
+            "members": list(self.names),
+            "member_params": {m.name: m.params for m in (self.dnn, *self.point_members)},
+            "combination": vars(self.combination),
+            "search": {
+                **{k: v for k, v in vars(self.search).items() if k != "space_json"},
+                "space": self.search.space,
+            },
+            "seed": self.seed,
+        }
+
+
+def from_config(config: Mapping[str, Any]) -> EnsembleDefinition:
+    """The definition in ``config`` (``mlruns_config/models.json`` with any override applied)."""
+    ensemble = dict(config.get("ensemble", {}))
+    names = list(ensemble.get("members", ["dnn"]))
+    unknown = [n for n in names if n not in MEMBERS or (n != "dnn" and n not in config)]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ConfigError(
+            f"ensemble.members {names}: name each of {list(MEMBERS)} at most once, each with its block "
+            f"in models.json (unknown or without a block: {unknown})"
+        )
+    members = tuple(MemberSpec(n, json.dumps(config.get(n, {}), sort_keys=True)) for n in names)
+    dnn = MemberSpec("dnn", json.dumps(config.get("dnn", {}), sort_keys=True))
+    comb = Combination(**dict(ensemble.get("combination", {})))
+    if comb.rule not in RULES or not 0 < comb.weight_step <= 1 or comb.margin < 0 or comb.validation_days < 1:
+        raise ConfigError(
+            f"ensemble.combination {vars(comb)}: rule one of {list(RULES)}, 0 < weight_step <= 1, "
+            "margin >= 0, validation_days >= 1"
+        )
+    search_block = {k: v for k, v in dict(config.get("search", {})).items() if not k.startswith("_")}
+    space = dict(search_block.pop("space", {}))
+    bad = sorted(set(space) - SEARCHABLE)
+    if bad:
+        raise ConfigError(f"search.space keys {bad}: searchable are {sorted(SEARCHABLE)}")
+    search = SearchSpec(**search_block, space_json=json.dumps(space, sort_keys=True))
+    return EnsembleDefinition(members, dnn, comb, search, int(config.get("seed", 0)))
+
+
+# -- members --------------------------------------------------------------------------------------
+
+
+@dataclass
+class WindowMean:
+    """A member fitted on several calibration windows (the last ``w`` rows each); its forecast is their mean.
+
+    The epftoolbox LEAR ensemble: short windows follow recent price levels, long
+    ones the seasonal structure.
+    """
+
+    models: list[Any]
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> WindowMean:  # noqa: N803
+        for model in self.models:
+            model.fit(X, Y)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        return np.mean([np.asarray(m.predict(X), dtype=float) for m in self.models], axis=0)
+
+
+def _one_per_window(spec: MemberSpec, build: Any) -> Any:
+    models = [build(window) for window in spec.windows]
+    return models[0] if len(models) == 1 else WindowMean(models)
+
+
+def design_point_member(spec: MemberSpec, design: Design, per_hour: int, seed: int) -> Any:
+    """A point member on production design rows (``Design.matrix``), unfitted.
+
+    A member reads the neighbouring zones' columns only with
+    ``"neighbour_series": true``; LEAR averages ``per_hour`` slots into hourly
+    inputs when ``hourly_inputs``.
+    """
+    from tasks.forecasting.gbm import GBM, ColumnLayout, ExtraTrees
+    from tasks.forecasting.price_ensemble import ColumnSubset, DesignLEAR
+
+    params = spec.params
+    params.pop("calibration_window_days", None)
+    all_columns = bool(params.pop("neighbour_series", False)) or not design.neighbour_columns
+    columns = tuple(design.columns if all_columns else design.own_columns)
+    if spec.name == "lear":
+        factor = per_hour if params.pop("hourly_inputs", True) else 1
+
+        def build(window: int | None) -> Any:
+            return DesignLEAR(
+                len(columns), design.slots, factor, {**params, "calibration_window_days": window}
+            )
+    else:
+        tree = GBM if spec.name == "gbm" else ExtraTrees
+
+        def build(window: int | None) -> Any:
+            layout = ColumnLayout(columns, design.slots)
+            return tree(calibration_window_days=window, layout=layout, seed=seed, **params)
+
+    model = _one_per_window(spec, build)
+    return model if all_columns else ColumnSubset(model, design.own_index)
+
+
+def lag_point_member(spec: MemberSpec, exog_names: Sequence[str], seed: int) -> Any:
+    """The same member on the epftoolbox lag design (:func:`tasks.forecasting.design.build_design`), unfitted.
+
+    The lag design has no neighbour columns and hourly slots: ``neighbour_series``
+    and ``hourly_inputs`` have nothing to select there.
+    """
+    from tasks.forecasting.gbm import GBM, ExtraTrees
+    from tasks.forecasting.lear import LEAR
+
+    params = spec.params
+    for key in ("calibration_window_days", "neighbour_series", "hourly_inputs"):
+        params.pop(key, None)
+    if spec.name == "lear":
+        return _one_per_window(spec, lambda w: LEAR(calibration_window_days=w, **params))
+    tree = GBM if spec.name == "gbm" else ExtraTrees
+    return _one_per_window(
+        spec,
+        lambda w: tree(calibration_window_days=w, layout=None, seed=seed, exog_names=exog_names, **params),
+    )
+
+
+def dnn_params(defn: EnsembleDefinition, tuned: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The quantile DNN's keyword arguments: the configured block with the search's chosen values."""
+    params = defn.dnn.params
+    for key, value in dict(tuned or {}).items():
+        if key == "width":  # the layers keep their configured ratios, scaled to the first's width
+            first = int(params.get("hidden", [128])[0])
+            params["hidden"] = [max(4, round(int(value) * h / first)) for h in params.get("hidden", [128])]
+        else:
+            params[key] = value
+    return params
+
+
+# -- search ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The chosen values and every trial (for MLflow and the backtest's search.json)."""
+
+    best: dict[str, Any]
+    best_loss: float
+    trials: list[dict[str, Any]]
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "best": self.best,
+            "best_loss": self.best_loss,
+            "trials": self.trials,
+            "seconds": self.seconds,
+        }
+
+
+def _suggest(trial: Any, name: str, bounds: Sequence[Any]) -> Any:
+    low, high, kind = bounds[0], bounds[1], (bounds[2] if len(bounds) > 2 else "float")
+    if kind == "int":
+        return trial.suggest_int(name, int(low), int(high))
+    return trial.suggest_float(name, float(low), float(high), log=kind == "log")
+
+
+def search_dnn(
+    defn: EnsembleDefinition,
+    quantiles: Sequence[float],
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+) -> SearchResult:
+    """Step 1 of the procedure: the bounded Optuna search of the DNN on ``train``, scored on ``validation``.
+
+    With ``search.trials`` 0 or an empty space: the configured values, no fit.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    space = defn.search.space
+    if defn.search.trials <= 0 or not space:
+        return SearchResult({}, math.nan, [], 0.0)
+    import optuna
+
+    from tasks.forecasting.dnn import QuantileDNN
+    from tasks.forecasting.metrics import pinball_loss
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial: Any) -> float:
+        tuned = {name: _suggest(trial, name, bounds) for name, bounds in sorted(space.items())}
+        params = {**dnn_params(defn, tuned), "epochs": defn.search.epochs, "patience": defn.search.patience}
+        model = QuantileDNN(quantiles=quantiles, seed=defn.seed, **params)
+        model.fit(train[0], train[1], validation[0], validation[1])
+        return float(pinball_loss(validation[1], model.predict(validation[0]), list(quantiles)))
+
+    sampler = optuna.samplers.TPESampler(seed=defn.seed, n_startup_trials=min(4, defn.search.trials))
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    study.optimize(objective, n_trials=defn.search.trials)
+    trials = [{"number": t.number, "params": t.params, "loss": t.value} for t in study.trials]
+    return SearchResult(dict(study.best_params), float(study.best_value), trials, time.perf_counter() - t0)
+
+
+# -- combination ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CombinationChoice:
+    """The weights served (by member, summing to 1) and the validation figures behind them."""
+
+    weights: dict[str, float]
+    validation_mae: dict[str, float]  # each member's, and "combination" (before the guard)
+    fallback: bool  # the guard served the best member alone
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "weights": self.weights,
+            "validation_mae": self.validation_mae,
+            "fallback": self.fallback,
+            "reason": self.reason,
+        }
+
+
+def weight_grid(n: int, step: float) -> np.ndarray:
+    """Every convex weight vector of ``n`` members on a grid of ``step`` (vertices and equal weights included)."""
+    k = max(1, round(1.0 / step))
+    rows = [c for c in itertools.product(range(k + 1), repeat=n) if sum(c) == k]
+    grid = np.asarray(rows, dtype=float) / k
+    return np.vstack([grid, np.full((1, n), 1.0 / n)])
+
+
+def choose_combination(
+    validation: Mapping[str, np.ndarray], actual: np.ndarray, combination: Combination
+) -> CombinationChoice:
+    """Steps 2 and 3 of the procedure: weights from the validation forecasts, then the guard.
+
+    ``validation`` maps each member to its out-of-sample point forecasts
+    ``[n_days, slots]`` of the validation days, ``actual`` their prices. Days where
+    any member or the price is missing are left out; with no day left, equal weights.
+    """
+    names = list(validation)
+    if not names:
+        raise ValueError("no members to combine")
+    stack = np.stack([np.asarray(validation[n], dtype=float) for n in names])
+    y = np.asarray(actual, dtype=float)
+    ok = np.isfinite(stack).all(axis=(0, 2)) & np.isfinite(y).all(axis=1)
+    equal = {n: 1.0 / len(names) for n in names}
+    if not ok.any():
+        return CombinationChoice(equal, {}, False, "no validation day: equal weights")
+    stack, y = stack[:, ok], y[ok]
+    member_mae = {n: float(np.abs(stack[i] - y).mean()) for i, n in enumerate(names)}
+    if combination.rule == "mean" or len(names) == 1:
+        w = np.full(len(names), 1.0 / len(names))
+    else:
+        grid = weight_grid(len(names), combination.weight_step)
+        maes = np.abs(np.tensordot(grid, stack, axes=1) - y).mean(axis=(1, 2))
+        w = grid[int(np.argmin(maes))]
+    combined = float(np.abs(np.tensordot(w, stack, axes=1) - y).mean())
+    best = min(member_mae, key=lambda n: member_mae[n])
+    figures = {**member_mae, "combination": combined}
+    if combined > member_mae[best] * (1.0 + combination.margin):
+        return CombinationChoice(
+            {n: float(n == best) for n in names},
+            figures,
+            True,
+            f"combination MAE {combined:.3f} > best member {best} {member_mae[best]:.3f} "
+            f"x (1 + {combination.margin:g}): {best} alone",
+        )
+    weights = {n: float(v) for n, v in zip(names, w, strict=True)}
+    return CombinationChoice(
+        weights, figures, False, f"{combination.rule} on {int(ok.sum())} validation days"
+    )
+
+
+def combine_points(points: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+    """The served point forecast: the weighted sum of the members' points (weights sum to 1)."""
+    names = [n for n in points if weights.get(n, 0.0) > 0]
+    total = sum(weights[n] for n in names)
+    return sum((weights[n] / total) * np.asarray(points[n], dtype=float) for n in names)  # type: ignore[return-value]

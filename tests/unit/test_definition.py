@@ -1,0 +1,231 @@
+"""One ensemble definition: training and the backtest build the same members; the combination procedure."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from research import ensemble_backtest as eb
+from tasks.errors import ConfigError
+from tasks.forecasting import definition
+from tasks.forecasting.definition import Combination, WindowMean, choose_combination, from_config
+from tasks.forecasting.gbm import GBM, ColumnLayout, ExtraTrees
+from tasks.forecasting.lear import LEAR
+from tasks.forecasting.price_ensemble import ColumnSubset, DesignLEAR, combine_quantiles
+from tasks.forecasting.served_model import Design
+from tasks.registry import load_config
+
+pytestmark = pytest.mark.unit
+
+
+def _design(neighbours: bool) -> Design:
+    from tasks.features import neighbour_columns
+
+    own = ["price_lag1", "price_lag7", "load_mw", "wind_mw"]
+    nb = list(neighbour_columns(["DE_LU"])) if neighbours else []
+    return Design(
+        columns=own + nb,
+        slots=24,
+        quantiles=[0.1, 0.5, 0.9],
+        fill={},
+        price_floor=-500.0,
+        price_cap=4000.0,
+        neighbour_columns=nb,
+    )
+
+
+def _configuration(model: Any) -> Any:
+    """What a member was configured with, whatever wraps it and whichever inputs it reads."""
+    if isinstance(model, ColumnSubset):
+        return _configuration(model.model)
+    if isinstance(model, WindowMean):
+        return [_configuration(m) for m in model.models]
+    if isinstance(model, DesignLEAR):
+        return _configuration(LEAR(**model.params))
+    if isinstance(model, LEAR):
+        return ("LEAR", model.calibration_window_days, model.max_iter, model.penalty)
+    skip = {"layout", "exog_names", "params", "slots_", "model_", "profile_model_"}
+    return (type(model).__name__, {k: v for k, v in vars(model).items() if k not in skip})
+
+
+def test_training_and_backtest_build_the_same_ensemble_from_one_definition() -> None:
+    from tasks.train import assemble_candidate, point_models
+
+    config = load_config()
+    defn = from_config(config)
+    assert set(defn.names) >= {"lear", "dnn"}
+    design = _design(neighbours=True)
+    # Training: the members tasks.train fits (fit_point_members builds them the same way).
+    trained = {s.name: definition.design_point_member(s, design, 4, defn.seed) for s in defn.point_members}
+    # Backtest: what each member task of research.ensemble_backtest fits.
+    backtest = {
+        s.name: definition.lag_point_member(s, ("Load", "Wind"), defn.seed) for s in defn.point_members
+    }
+    assert list(trained) == list(backtest) == [n for n in defn.names if n != "dnn"]
+    for name, member in trained.items():
+        assert _configuration(member) == _configuration(backtest[name]), name
+    # LEAR's windows are the configured ones in both.
+    assert [m[1] for m in _configuration(trained["lear"])] == list(defn.point_members[0].windows)
+    # The backtest's tasks cover exactly the definition's members; the registered model serves them.
+    plan = eb.Plan(28, 7, 1092, 2, 0.15, first=100, start=128, stop=156)
+    assert {m for m, _ in eb.tasks_of(defn, plan)} == {"dnn", *defn.names}
+    data = SimpleNamespace(design=design)
+    choice = definition.CombinationChoice({n: 1 / len(defn.names) for n in defn.names}, {}, False, "")
+    candidate = assemble_candidate(data, defn, object(), load_fit=None, fitted=trained, choice=choice)  # type: ignore[arg-type]
+    assert sorted(candidate.member_names) == sorted(defn.names)
+    # point_models (the training stage's builder for every configured block) agrees too.
+    built = point_models(config, design, 4, defn.seed)
+    assert {n: _configuration(built[n]) for n in trained} == {
+        n: _configuration(m) for n, m in trained.items()
+    }
+
+
+def test_definition_rejects_unknown_members_rules_and_search_keys() -> None:
+    config = load_config()
+    with pytest.raises(ConfigError, match="unknown"):
+        from_config({**config, "ensemble": {"members": ["lear", "svm"]}})
+    with pytest.raises(ConfigError, match="rule"):
+        from_config({**config, "ensemble": {"members": ["lear"], "combination": {"rule": "best"}}})
+    with pytest.raises(ConfigError, match="searchable"):
+        from_config({**config, "search": {"trials": 1, "space": {"epochs": [1, 2]}}})
+    alone = from_config({**config, "ensemble": {"members": ["dnn"]}})
+    assert alone.point_members == ()
+    assert alone.dnn_in_point
+
+
+def test_searched_width_scales_the_layers() -> None:
+    defn = from_config({**load_config(), "dnn": {"hidden": [128, 64], "dropout": 0.1}})
+    assert definition.dnn_params(defn, {"width": 256, "dropout": 0.2})["hidden"] == [256, 128]
+    assert definition.dnn_params(defn, {"dropout": 0.2})["dropout"] == 0.2
+    assert definition.dnn_params(defn)["hidden"] == [128, 64]
+
+
+def test_weights_favour_the_better_member_and_sum_to_one() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(50, 10, size=(28, 24))
+    members = {"good": y + rng.normal(0, 1, y.shape), "fair": y + rng.normal(0, 3, y.shape)}
+    choice = choose_combination(members, y, Combination())
+    assert sum(choice.weights.values()) == pytest.approx(1.0)
+    assert choice.weights["good"] > choice.weights["fair"]
+    assert not choice.fallback
+    assert choice.validation_mae["combination"] <= min(
+        choice.validation_mae["good"], choice.validation_mae["fair"]
+    )
+
+
+def test_guard_serves_the_best_member_when_the_combination_is_worse() -> None:
+    y = np.zeros((14, 24))
+    members = {"exact": y.copy(), "off": y + 10.0}
+    equal = choose_combination(members, y, Combination(rule="mean", margin=0.01))
+    assert equal.fallback
+    assert equal.weights == {"exact": 1.0, "off": 0.0}
+    assert "exact alone" in equal.reason
+    # Within the margin the combination stays.
+    close = {"a": y + 1.0, "b": y + 1.005}
+    assert not choose_combination(close, y, Combination(rule="mean", margin=0.01)).fallback
+
+
+def test_days_with_a_missing_member_forecast_are_left_out() -> None:
+    y = np.zeros((10, 24))
+    a, b = y + 1.0, y + 2.0
+    a[:5] = np.nan  # a member without forecasts on those days
+    choice = choose_combination({"a": a, "b": b}, y, Combination())
+    assert choice.weights["a"] == 1.0
+    assert "5 validation days" in choice.reason
+    empty = choose_combination({"a": np.full_like(y, np.nan)}, y, Combination())
+    assert empty.weights == {"a": 1.0}
+
+
+def test_weighted_band_is_recentred_on_the_weighted_point() -> None:
+    q = np.stack([np.full((2, 24), v) for v in (8.0, 10.0, 12.0)], axis=-1)
+    lear = np.full((2, 24), 20.0)
+    out = combine_quantiles(q, {"lear": lear}, 1, weights={"dnn": 0.25, "lear": 0.75})
+    np.testing.assert_allclose(out[..., 1], 17.5)
+    np.testing.assert_allclose(out[..., 2] - out[..., 0], 4.0)  # the DNN's width kept
+    np.testing.assert_allclose(combine_quantiles(q, {"lear": lear}, 1)[..., 1], 15.0)  # no weights: equal
+
+
+def _plan(**kw: int) -> eb.Plan:
+    base = {"test_days": 28, "retrain_every": 7, "window_days": 60, "periods": 3, "first": 95, "start": 100}
+    base.update(kw)
+    return eb.Plan(base["test_days"], base["retrain_every"], base["window_days"], base["periods"], 0.15,
+                   first=base["first"], start=base["start"], stop=128)  # fmt: skip
+
+
+def test_plan_origins_cover_every_forecast_day_once_and_align_on_the_test_period() -> None:
+    plan = _plan()
+    days = [d for t, t_end in plan.origins() for d in range(t, t_end)]
+    assert days == list(range(95, 128))
+    assert [t for t, _ in plan.origins() if t >= 100] == [100, 107, 114, 121]
+    assert [d for k in range(3) for t, e in plan.period(k) for d in range(t, e)] == days
+
+
+def test_combination_at_an_origin_reads_only_days_before_it() -> None:
+    """A member perfect after the origin but poor before it must not be preferred: no look-ahead."""
+    plan = _plan(periods=1, first=93, start=100)  # a 7-day validation window
+    defn = from_config(
+        {**load_config(), "ensemble": {"members": ["dnn", "lear"], "combination": {"validation_days": 7}}}
+    )
+    n = plan.stop - plan.first
+    rng = np.random.default_rng(1)
+    prices = rng.normal(50, 10, (plan.stop, 24))
+    data = SimpleNamespace(
+        dates=np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-01-01") + plan.stop),
+        prices=prices, slots=24, n_days=plan.stop, exog=np.zeros((0, plan.stop, 24)), holidays=None,
+    )  # fmt: skip
+    actual = prices[plan.first :]
+    lear = actual + 5.0
+    lear[plan.start - plan.first :] = actual[plan.start - plan.first :]  # perfect in the test period only
+    dnn = np.stack([actual - 2, actual + 1.0, actual + 4], axis=-1)  # the median 1 off everywhere
+    combined = eb.combine(data, defn, plan, {"dnn": dnn, "lear": lear})  # type: ignore[arg-type]
+    first = combined.weights[0]
+    assert first["origin"] == str(data.dates[plan.start])
+    assert first["weights"]["dnn"] > first["weights"]["lear"]
+    assert combined.points["ensemble"].shape == (plan.stop - plan.start, 24)
+    assert len(combined.weights) == 4
+    assert n == dnn.shape[0]
+
+
+def test_the_definition_is_recorded_as_json() -> None:
+    defn = from_config(load_config())
+    doc = json.loads(json.dumps(defn.describe()))
+    assert doc["members"] == list(defn.names)
+    assert doc["combination"]["margin"] == defn.combination.margin
+    assert doc["search"]["trials"] == defn.search.trials
+
+
+@pytest.mark.slow
+def test_search_is_bounded_and_reproducible() -> None:
+    config = {
+        **load_config(),
+        "dnn": {"hidden": [8], "epochs": 2, "patience": 1},
+        "search": {"trials": 2, "epochs": 2, "patience": 1, "space": {"learning_rate": [1e-3, 1e-2, "log"]}},
+    }
+    defn = from_config(config)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 6)), rng.normal(50, 5, size=(40, 24))
+    first = definition.search_dnn(defn, (0.1, 0.5, 0.9), (x[:30], y[:30]), (x[30:], y[30:]))
+    again = definition.search_dnn(defn, (0.1, 0.5, 0.9), (x[:30], y[:30]), (x[30:], y[30:]))
+    assert len(first.trials) == 2
+    assert set(first.best) == {"learning_rate"}
+    assert first.best == again.best
+    off = definition.search_dnn(from_config({**config, "search": {"trials": 0}}), (0.5,), (x, y), (x, y))
+    assert off.best == {}
+    assert off.trials == []
+
+
+@pytest.mark.parametrize("cls", [GBM, ExtraTrees])
+def test_tree_members_read_the_layout_in_training_and_the_lags_in_the_backtest(cls: type) -> None:
+    name = "gbm" if cls is GBM else "forest"
+    spec = definition.MemberSpec(name, json.dumps({"calibration_window_days": None}))
+    trained = definition.design_point_member(spec, _design(neighbours=False), 1, 0)
+    assert isinstance(trained, cls)
+    assert trained.layout == ColumnLayout(tuple(_design(False).columns), 24)
+    tested = definition.lag_point_member(spec, ("Load",), 0)
+    assert isinstance(tested, cls)
+    assert tested.layout is None
+    assert tested.exog_names == ("Load",)
