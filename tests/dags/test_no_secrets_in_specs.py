@@ -102,7 +102,8 @@ def test_task_pod_specs_take_credentials_only_from_the_secret(
     for task_id, spec in specs.items():
         assert canary not in json.dumps(spec), f"{task_id}: a credential was copied into the pod spec"
         base = next(c for c in spec["spec"]["containers"] if c["name"] == "base")
-        assert {"secretRef": {"name": ENV_SOURCE, "optional": True}} in base["envFrom"], task_id
+        # Required: a pod without the Secret does not start.
+        assert {"secretRef": {"name": ENV_SOURCE, "optional": False}} in base["envFrom"], task_id
         names = {e["name"] for e in base["env"]}
         assert not names & {"MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "PGPASSWORD"}, task_id
         # The URI travels without credentials; the user name alone is no secret.
@@ -120,7 +121,8 @@ def test_the_rendered_chart_holds_no_secret(tmp_path: Path, monkeypatch: pytest.
     assert "Secret" not in kinds, "the chart never creates the Secret: operators create day-ahead-secrets"
     settings = objects[("ConfigMap", "day-ahead-settings")]["data"]
     credential_words = ("PASSWORD", "TOKEN", "SECRET", "_KEY", "CREDENTIAL")
-    assert not [k for k in settings if any(word in k for word in credential_words)]
+    # DAP_K8S_SECRET_NAME names the Secret; it is not a credential.
+    assert not [k for k in settings if any(w in k for w in credential_words) and not k.endswith("_NAME")]
     assert _scan_documents(list(objects.values()), tmp_path, "chart.yaml") == []
 
 
