@@ -240,7 +240,7 @@ class SeaweedS3:
     def _ready(self) -> bool:
         import boto3
 
-        client = boto3.client("s3", **self._client_kwargs())
+        client = boto3.session.Session().client("s3", **self._client_kwargs())
         names = {b["Name"] for b in client.list_buckets()["Buckets"]}
         return set(self.buckets) <= names
 

@@ -126,7 +126,8 @@ class ObjectStore:
             config = Config(
                 retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=30
             )
-            self._client = boto3.client("s3", config=config)
+            # A session of its own: boto3's default session caches the credentials it first saw.
+            self._client = boto3.session.Session().client("s3", config=config)
         return self._client
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:

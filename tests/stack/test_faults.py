@@ -32,7 +32,7 @@ DAY = date(2026, 10, 25)  # the 25-hour autumn DST day
 
 def keys(env: dict[str, str]) -> list[str]:
     bucket, _, prefix = env["DAP_DATA_URL"].removeprefix("s3://").partition("/")
-    s3 = boto3.client("s3")
+    s3 = boto3.session.Session().client("s3")
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
     return sorted(o["Key"][len(prefix) + 1 :] for page in pages for o in page.get("Contents", []))
 
