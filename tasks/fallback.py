@@ -40,6 +40,7 @@ import numpy as np
 from tasks.cli import base_parser, day_arg, run_stage
 from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError, GateClosedError, MissingInputError
+from tasks.schedule import price_columns
 from tasks.storage import Layout, write_json_atomic, write_parquet_atomic
 from tasks.timeutil import mtu_starts_utc
 
@@ -61,30 +62,20 @@ class Reference:
     frame: pd.DataFrame
 
 
-def price_columns(settings: Settings) -> list[str]:
-    return [f"price_q{round(100 * q)}" for q in settings.quantiles]
-
-
 def naive_price(features: pd.DataFrame, day: date) -> np.ndarray:
     """The epftoolbox naive forecast: D-7's price on Mon/Sat/Sun, D-1's otherwise (same clock time)."""
     column = "price_lag7" if day.weekday() in WEEKLY_NAIVE_DAYS else "price_lag1"
     return features[column].to_numpy(dtype=float)
 
 
-def clock_minutes(times_utc: pd.Series, tz: str) -> np.ndarray:
-    local = times_utc.dt.tz_convert(tz)
-    return (local.dt.hour * 60 + local.dt.minute).to_numpy()
-
-
 def by_clock(frame: pd.DataFrame, column: str, grid: pd.DatetimeIndex, tz: str, mtu: int) -> np.ndarray:
-    """A column of another day's frame at the clock times of ``grid`` (DST gaps filled forward)."""
+    """A column of another day's frame at the clock times of ``grid`` (as the lag features are read)."""
     import pandas as pd
 
-    keys = clock_minutes(pd.to_datetime(frame["timestamp_utc"], utc=True), tz) // mtu * mtu
-    series = pd.Series(frame[column].to_numpy(dtype=float)).groupby(keys).mean().sort_index()
-    targets = clock_minutes(pd.Series(grid), tz) // mtu * mtu
-    full = series.reindex(sorted(set(series.index) | set(targets.tolist()))).ffill().bfill()
-    return full.reindex(targets).to_numpy(dtype=float)
+    from tasks.features import by_clock as lag_by_clock
+    from tasks.features import wall_minutes
+
+    return lag_by_clock(frame, column, tz, wall_minutes(pd.Series(grid), tz) // mtu * mtu, mtu)
 
 
 def quantile_frame(
@@ -96,7 +87,7 @@ def quantile_frame(
     values = np.clip(median[:, None] + spread, settings.price_floor_eur_mwh, settings.price_cap_eur_mwh)
     values = np.maximum.accumulate(values, axis=1)
     out = pd.DataFrame({"timestamp_utc": grid, "resolution_minutes": settings.mtu_minutes})
-    for i, column in enumerate(price_columns(settings)):
+    for i, column in enumerate(price_columns(settings.quantiles)):
         out[column] = values[:, i]
     return out
 
@@ -105,7 +96,7 @@ def reference_spread(reference: Reference | None, grid: pd.DatetimeIndex, settin
     """Each quantile's distance from the median in the reference forecast, by clock time (0 without one)."""
     from tasks.forecasting.metrics import median_index
 
-    cols = price_columns(settings)
+    cols = price_columns(settings.quantiles)
     if reference is None:
         return np.zeros((len(grid), len(cols)))
     values = np.column_stack(
@@ -141,7 +132,7 @@ def from_reference(
 
     grid = pd.DatetimeIndex(mtu_starts_utc(day, settings.market_timezone, settings.mtu_minutes))
     tz, mtu = settings.market_timezone, settings.mtu_minutes
-    cols = price_columns(settings)
+    cols = price_columns(settings.quantiles)
     median = by_clock(reference.frame, cols[median_index(settings.quantiles)], grid, tz, mtu)
     out = quantile_frame(grid, median, reference_spread(reference, grid, settings), settings)
     for column in VOLUME_COLUMNS:

@@ -108,16 +108,16 @@ def n_slots(mtu_minutes: int) -> int:
     return 24 * 60 // mtu_minutes
 
 
-def _wall_minutes(times_utc: pd.Series, tz: str) -> np.ndarray:
+def wall_minutes(times_utc: pd.Series, tz: str) -> np.ndarray:
     local = times_utc.dt.tz_convert(tz)
     return (local.dt.hour * 60 + local.dt.minute).to_numpy()
 
 
-def _by_clock(frame: pd.DataFrame, column: str, tz: str, target_minutes: np.ndarray, mtu: int) -> np.ndarray:
+def by_clock(frame: pd.DataFrame, column: str, tz: str, target_minutes: np.ndarray, mtu: int) -> np.ndarray:
     """Values of a lag day at the target wall-clock minutes (see module docstring)."""
     import pandas as pd
 
-    keys = _wall_minutes(frame["timestamp_utc"], tz) // mtu * mtu
+    keys = wall_minutes(frame["timestamp_utc"], tz) // mtu * mtu
     series = pd.Series(frame[column].to_numpy(dtype=float)).groupby(keys).mean().sort_index()
     # Coarser sources (hourly data, 15-minute MTU) and a spring lag day's gap:
     # take the last value at or before the target clock position.
@@ -205,7 +205,7 @@ def _exogenous(
     for lag in EXO_LAGS:
         lag_day = day - timedelta(days=lag)
         for c in EXO_COLUMNS:
-            out[f"{c}_lag{lag}"] = _by_clock(_need(get, zone, source[c], lag_day), c, tz, wall, mtu_minutes)
+            out[f"{c}_lag{lag}"] = by_clock(_need(get, zone, source[c], lag_day), c, tz, wall, mtu_minutes)
     return out
 
 
@@ -246,7 +246,7 @@ def build_day(
 
     for lag in PRICE_LAGS:
         prices = _need(get, zone, "day_ahead_prices", day - timedelta(days=lag))
-        out[f"price_lag{lag}"] = _by_clock(prices, "price_eur_mwh", tz, wall, mtu_minutes)
+        out[f"price_lag{lag}"] = by_clock(prices, "price_eur_mwh", tz, wall, mtu_minutes)
 
     def exogenous(source_zone: str, source_get: Getter) -> dict[str, np.ndarray]:
         return _exogenous(
