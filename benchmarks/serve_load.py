@@ -50,27 +50,12 @@ def build_root(root: Path) -> None:
 
 
 def start_server(root: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "DAP_DATA_ROOT": str(root), "DAP_API_TOKENS": TOKEN}
-    cmd = [
-        sys.executable,
-        "-m",
-        "tasks.serve",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise SystemExit("the API did not start within 60 s")
+    from tests.helpers.serve import ApiDidNotStart, start_api
+
+    try:
+        return start_api(root, port, {"DAP_API_TOKENS": TOKEN})
+    except ApiDidNotStart as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 async def run_level(

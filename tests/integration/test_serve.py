@@ -5,11 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -24,6 +20,7 @@ from devtools.sample_schedules import publish_day, write_forecast
 from tasks.config import Settings
 from tasks.optimise import Storage, optimise_zone
 from tasks.schedule import run_schedule
+from tests.helpers.serve import ApiDidNotStart, start_api
 
 pytestmark = pytest.mark.integration
 
@@ -61,37 +58,12 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         write_forecast(settings, zone, NORMAL, seed=50 + k)
     assert run_schedule(NORMAL, settings, log_mlflow=False)["version"] == "v=002"
     port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "DAP_DATA_ROOT": str(root),
-        "DAP_ZONES": ",".join(ZONES),
-        "DAP_API_TOKENS": ",".join(TOKENS),
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "tasks.serve",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"the API did not start: {out[-2000:]}")
-            time.sleep(0.2)
+        proc = start_api(root, port, {"DAP_ZONES": ",".join(ZONES), "DAP_API_TOKENS": ",".join(TOKENS)})
+    except ApiDidNotStart as exc:
+        pytest.fail(str(exc))
+    try:
         yield Api(url, root, settings)
     finally:
         proc.terminate()
