@@ -36,7 +36,13 @@ class SampleDay:
 
 
 def write_forecast(
-    settings: Settings, zone: str, day: date, *, seed: int = 0, model_version: str = "1"
+    settings: Settings,
+    zone: str,
+    day: date,
+    *,
+    seed: int = 0,
+    model_version: str = "1",
+    run_id: str | None = None,
 ) -> Path:
     """A synthetic but well-formed forecast of ``zone`` on ``day`` (every MTU of the DST-aware grid)."""
     import pandas as pd
@@ -65,7 +71,7 @@ def write_forecast(
     sidecar = {
         "model_name": f"day_ahead_price_{zone}",
         "model_version": model_version,
-        "run_id": f"sample{seed:04d}",
+        "run_id": run_id or f"sample{seed:04d}",
         "quantiles": list(settings.quantiles),
     }
     path.with_suffix(".json").write_text(json.dumps(sidecar))

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devtools.sample_schedules import write_forecast as sample_forecast
 from tasks.bids import check_curve, cleared_volume
 from tasks.config import Settings, get_settings
 from tasks.errors import (
@@ -62,30 +63,7 @@ def env(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Set
 
 
 def write_forecast(settings: Settings, zone: str, day: date, seed: int = 0) -> Path:
-    starts = mtu_starts_utc(day, settings.market_timezone, settings.mtu_minutes)
-    n = len(starts)
-    rng = np.random.default_rng(seed)
-    x = np.arange(n) / n
-    p50 = 60 + 35 * np.sin(4 * np.pi * x) + rng.normal(0, 5, n)
-    p50[: n // 12] = -30.0  # a few negative hours
-    frame = pd.DataFrame(
-        {
-            "timestamp_utc": pd.DatetimeIndex(starts),
-            "resolution_minutes": settings.mtu_minutes,
-            "price_q10": p50 - 12,
-            "price_q50": p50,
-            "price_q90": p50 + 18,
-            "load_mw": 50_000 + 8_000 * np.sin(2 * np.pi * x),
-            "wind_mw": rng.uniform(2_000, 20_000, n),
-            "solar_mw": np.clip(25_000 * np.sin(2 * np.pi * (x - 0.25)), 0, None),
-        }
-    )
-    path = Layout(settings.data_root).forecast_file(zone, day)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
-    sidecar = {"model_name": f"price_{zone}", "model_version": "4", "run_id": "0123abcd"}
-    path.with_suffix(".json").write_text(json.dumps(sidecar))
-    return path
+    return sample_forecast(settings, zone, day, seed=seed, model_version="4", run_id="0123abcd")
 
 
 def check_contract(result: dict, settings: Settings, day: date) -> None:
