@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,6 +41,35 @@ def isolate(stack: bool, scratch: Path) -> None:
         (scratch / "mlflow").mkdir(parents=True, exist_ok=True)
     os.environ["DAP_DATA_ROOT"] = str(scratch / "data")
     get_settings.cache_clear()
+
+
+def utc(moment: datetime) -> datetime:
+    """Naive UTC, as both metadata DBs compare it (SQLite compares the text it stores)."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def task_seconds(db_url: str, first: datetime, stop: datetime) -> dict[str, dict[str, float]]:
+    """Mean and max seconds of every task over the runs with logical dates in [first, stop),
+    from the metadata DB the runs used."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db_url)
+    query = sa.text(
+        "select task_id, start_date, end_date from task_instance "
+        "where dag_id = 'day_ahead_daily' and state = 'success' and run_id in "
+        "(select run_id from dag_run where dag_id = 'day_ahead_daily' and logical_date >= :lo and logical_date < :hi)"
+    )
+    by_task: dict[str, list[float]] = {}
+    with engine.connect() as conn:
+        for task_id, *bounds in conn.execute(query, {"lo": utc(first), "hi": utc(stop)}):
+            if None not in bounds:  # SQLite returns the text it stores
+                start, end = (v if isinstance(v, datetime) else datetime.fromisoformat(v) for v in bounds)
+                by_task.setdefault(task_id, []).append((end - start).total_seconds())
+    engine.dispose()
+    return {
+        task: {"mean_s": round(sum(v) / len(v), 1), "max_s": round(max(v), 1), "runs": len(v)}
+        for task, v in sorted(by_task.items(), key=lambda kv: -sum(kv[1]))
+    }
 
 
 def main() -> int:
@@ -77,6 +106,13 @@ def main() -> int:
         if state != "success" or not published:
             return 1
     total = sum(times)
+    print("task seconds (mean, max over the runs):", flush=True)
+    runs = (
+        demo.run_logical_date(settings, args.first_day),
+        demo.run_logical_date(settings, day + timedelta(days=1)),
+    )
+    for task, stat in task_seconds(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], *runs).items():
+        print(f"  {task:<20} {stat['mean_s']:7.1f} {stat['max_s']:7.1f}", flush=True)
     print(json.dumps({"mode": "stack" if args.stack else "embedded", "days": args.days,
                       "total_s": round(total, 1), "mean_day_s": round(total / len(times), 1),
                       "max_day_s": round(max(times), 1)}))  # fmt: skip

@@ -1,6 +1,6 @@
-"""Load figures of the schedule API: a real uvicorn server on 127.0.0.1, an async httpx client.
+"""Load figures of the schedule API: a real uvicorn server on 127.0.0.1, an async aiohttp client.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/serve_load.py [--requests 400] [--levels 1,5,20]
+    PYTHONPATH=. .venv/bin/python benchmarks/serve_load.py [--requests 1000] [--levels 1,5,20]
 
 Builds a small data root (``devtools.sample_schedules``: one published 96-MTU day of
 DE_LU), starts ``python -m tasks.serve`` on a free port as its own process, and sends a
@@ -9,7 +9,9 @@ version) and what-if re-optimisations of the whole day on revised prices. Prints
 throughput and p50/p99 latency next to the targets (2 cores): schedule read p99
 <= 50 ms at 20 concurrent clients; what-if of one 96-MTU day p99 <= 100 ms. The client
 shares the cores with the server, and the load average before and after is printed:
-on a shared machine the figures move with what else runs.
+on a shared machine the figures move with what else runs. The client is aiohttp (its
+HTTP parser is C): a pure-Python client spends more CPU per response than the server
+and would measure itself.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,20 +26,15 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
-import httpx
+import aiohttp
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = date(2026, 6, 10)
 TOKEN = "bench-token"
 READ_TARGET_MS, READ_TARGET_CLIENTS, WHATIF_TARGET_MS = 50.0, 20, 100.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build_root(root: Path) -> None:
@@ -59,19 +55,20 @@ def start_server(root: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 async def run_level(
-    client: httpx.AsyncClient, concurrency: int, total: int, request: dict[str, object]
+    client: aiohttp.ClientSession, concurrency: int, total: int, request: dict[str, Any]
 ) -> tuple[list[float], float]:
-    """``total`` requests from ``concurrency`` clients; latencies (s) and wall time."""
+    """``total`` requests from ``concurrency`` clients; latencies (s, body read included) and wall time."""
     latencies: list[float] = []
     queue = iter(range(total))
 
     async def worker() -> None:
         for _ in queue:
             t0 = time.perf_counter()
-            response = await client.request(**request)  # type: ignore[arg-type]
+            async with client.request(**request) as response:
+                body = await response.read()
             latencies.append(time.perf_counter() - t0)
-            if response.status_code != 200:
-                raise SystemExit(f"{request['url']}: {response.status_code} {response.text[:200]}")
+            if response.status != 200:
+                raise SystemExit(f"{request['url']}: {response.status} {body[:200]!r}")
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -86,10 +83,14 @@ async def measure(
     port: int, levels: list[int], requests: int, whatif_levels: list[int]
 ) -> list[tuple[str, ...]]:
     base = f"http://127.0.0.1:{port}"
-    limits = httpx.Limits(max_connections=max(levels + whatif_levels))
+    connector = aiohttp.TCPConnector(limit=max(levels + whatif_levels))
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
-        sched = (await client.get(f"/v1/days/{DAY}/schedule", params={"zone": "DE_LU"})).json()["rows"]
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(
+        base_url=base, headers=headers, connector=connector, timeout=timeout
+    ) as client:
+        async with client.get(f"/v1/days/{DAY}/schedule", params={"zone": "DE_LU"}) as response:
+            sched = (await response.json())["rows"]
         port_rows = [r for r in sched if r["asset_type"] == "portfolio"]
         prices = [round(r["price_expected"] * 1.1 + 5, 2) for r in port_rows]
         read = {"method": "GET", "url": f"/v1/days/{DAY}/schedule"}
@@ -98,7 +99,7 @@ async def measure(
             "url": f"/v1/days/{DAY}/what-if",
             "json": {"zone": "DE_LU", "prices": prices},
         }
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for name, request, lvls, n in (
             ("schedule read (JSON)", read, levels, requests),
             ("what-if, 96 MTUs", whatif, whatif_levels, max(requests // 4, 50)),
@@ -128,7 +129,7 @@ async def measure(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Load figures of the schedule API (tasks.serve).")
-    parser.add_argument("--requests", type=int, default=400, help="Schedule reads per concurrency level.")
+    parser.add_argument("--requests", type=int, default=1000, help="Schedule reads per concurrency level.")
     parser.add_argument("--levels", default="1,5,20", help="Concurrent clients of the schedule read.")
     parser.add_argument("--whatif-levels", default="1,2,4", help="Concurrent clients of the what-if.")
     args = parser.parse_args()
@@ -137,6 +138,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
         root = Path(tmp) / "data"
         build_root(root)
+        from devtools.stack import free_port  # build_root put the repository on sys.path
+
         port = free_port()
         proc = start_server(root, port)
         try:

@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -58,11 +59,33 @@ class StackError(RuntimeError):
     """A component could not start; the message names it and its log."""
 
 
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of source ports for outgoing connections (Linux default 32768-60999)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A free 127.0.0.1 port outside the ephemeral range.
+
+    A server that is stopped and started again on its port (the fault tests do this) must find
+    it free: a port from the ephemeral range may meanwhile be the source port of some client's
+    outgoing connection, and the restarted server then cannot bind it.
+    """
+    low, high = ephemeral_range()
+    candidates = [p for p in range(10000, 65536) if not low <= p <= high]
+    rng = random.SystemRandom()
+    for port in rng.sample(candidates, 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise StackError("no free 127.0.0.1 port outside the ephemeral range after 200 tries")
 
 
 def wait_until(check: Callable[[], bool], what: str, log: Path, timeout: float = 120.0) -> None:
@@ -271,7 +294,8 @@ class MlflowServer:
             [str(BIN / "mlflow"), "server", "--backend-store-uri", self.backend_uri,
              "--artifacts-destination", f"s3://{MLFLOW_BUCKET}/artifacts", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", "1"],
-            log, env=self.s3_env,
+            # No job runner (a Huey consumer for MLflow's GenAI jobs): the pipeline runs none.
+            log, env={**self.s3_env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         )  # fmt: skip
         wait_until(lambda: requests.get(f"{self.url}/health", timeout=2).ok, "MLflow server", log, timeout)
         return self.proc

@@ -166,8 +166,13 @@ def _data_root_mirror() -> AbstractContextManager[object]:
 def _fail(exc: Exception, code: int) -> int:
     """Exit ``code`` (2: no retry; 75: retried) with the error's one line on stderr."""
     log.error("%s: %s", type(exc).__name__, exc)
-    print(redact(f"ERROR {type(exc).__name__}: {exc}"), file=sys.stderr, flush=True)
+    print_error(exc)
     return code
+
+
+def print_error(exc: Exception) -> None:
+    """The error's one line on stderr (``ERROR <type>: <message>``, credentials redacted)."""
+    print(redact(f"ERROR {type(exc).__name__}: {exc}"), file=sys.stderr, flush=True)
 
 
 def day_arg(args: argparse.Namespace) -> date:

@@ -148,6 +148,18 @@ class Settings(BaseSettings):
         ),
     )
     ingest_mode: Literal["embedded", "nifi"] = Field(default="embedded", description="Who fills the inbox.")
+    inbox_wait_minutes: int = Field(
+        default=45,
+        ge=1,
+        le=600,
+        description=(
+            "source=inbox: how long the DAG's wait_inbox sensor waits for the run's files before it fails "
+            "naming the missing ones (the fallback schedule then applies)."
+        ),
+    )
+    inbox_poke_seconds: int = Field(
+        default=60, ge=1, le=3600, description="source=inbox: how often wait_inbox looks (reschedule mode)."
+    )
     nifi_conn_id: str = Field(default="nifi_default", description="Airflow connection of the NiFi API.")
     nifi_process_group: str = Field(default="day-ahead-ingest", description="NiFi process group to run.")
     mlflow_tracking_uri: str = Field(
@@ -312,6 +324,12 @@ class Settings(BaseSettings):
     )
     api_whatif_max_scenarios: int = Field(
         default=100, ge=1, description="Most price scenarios one what-if request may carry."
+    )
+    api_sync_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="With data_url: how often the schedule API pulls new schedules and forecasts from the store.",
     )
 
     @field_validator("api_tokens", mode="before")

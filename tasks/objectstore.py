@@ -102,6 +102,11 @@ def unchanged(entry: dict[str, Any] | None, st: os.stat_result) -> bool:
     return bool(entry["size"] == st.st_size and entry["mtime_ns"] == st.st_mtime_ns)
 
 
+def in_folders(rel: str, folders: tuple[str, ...]) -> bool:
+    """Whether ``rel`` lies in one of ``folders`` (``""``: the whole prefix)."""
+    return any(not f or rel.startswith(f.rstrip("/") + "/") for f in folders)
+
+
 def push_order(rels: list[str]) -> list[list[str]]:
     """Upload batches: data files first, then manifests, then the LATEST pointers (pure)."""
     batches = [sorted(r for r in rels if r.rsplit("/", 1)[-1] == name) for name in LAST_NAMES]
@@ -164,21 +169,29 @@ class ObjectStore:
         with atomic_path(self.root / INDEX_FILE) as tmp:
             tmp.write_text(json.dumps(index, sort_keys=True))
 
-    def remote(self) -> dict[str, dict[str, Any]]:
-        """Objects under the prefix: relative path -> {etag, size}."""
+    def remote(self, only: tuple[str, ...] = ("",)) -> dict[str, dict[str, Any]]:
+        """Objects under the prefix (or its folders ``only``): relative path -> {etag, size}."""
         out: dict[str, dict[str, Any]] = {}
         paginator = self.client.get_paginator("list_objects_v2")
-        prefix = f"{self.url.prefix}/" if self.url.prefix else ""
-        pages = self._call("listing", lambda: list(paginator.paginate(Bucket=self.url.bucket, Prefix=prefix)))
-        for page in pages:
-            for obj in page.get("Contents", []):
-                out[self.url.rel(obj["Key"])] = {"etag": obj["ETag"], "size": obj["Size"]}
+        base = f"{self.url.prefix}/" if self.url.prefix else ""
+        for folder in only:
+            prefix = base + (folder.rstrip("/") + "/" if folder else "")
+            pages = self._call(
+                "listing", lambda p=prefix: list(paginator.paginate(Bucket=self.url.bucket, Prefix=p))
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    out[self.url.rel(obj["Key"])] = {"etag": obj["ETag"], "size": obj["Size"]}
         return out
 
     # --- transfers -------------------------------------------------------------
-    def pull(self) -> dict[str, int]:
-        """Bring the mirror up to the store: download changed objects, drop objects deleted there."""
-        index, remote = self.load_index(), self.remote()
+    def pull(self, only: tuple[str, ...] = ("",)) -> dict[str, int]:
+        """Bring the mirror up to the store: download changed objects, drop objects deleted there.
+
+        ``only``: the folders to mirror (default: all). Downloads go in :func:`push_order`, so
+        a reader of the mirror meets a ``LATEST`` only after the version it names is complete.
+        """
+        index, remote = self.load_index(), self.remote(only)
         files = local_files(self.root)
         fetch = [
             rel
@@ -190,12 +203,13 @@ class ObjectStore:
                 and unchanged(index[rel], files[rel])
             )
         ]
-        gone = [rel for rel in index if rel not in remote and rel in files]
-        self._parallel(self._download, fetch, remote, index)
+        stale = [rel for rel in index if rel not in remote and in_folders(rel, only)]
+        gone = [rel for rel in stale if rel in files]
+        for batch in push_order(fetch):
+            self._parallel(self._download, batch, remote, index)
         for rel in gone:
             (self.root / rel).unlink(missing_ok=True)
-            index.pop(rel, None)
-        for rel in [r for r in index if r not in remote]:
+        for rel in stale:
             index.pop(rel, None)
         self.save_index(index)
         return {"downloaded": len(fetch), "removed": len(gone), "objects": len(remote)}

@@ -136,6 +136,33 @@ def champion_version(
         return None
 
 
+def latest_training(
+    settings: Settings, zone: str, day: date, config: dict[str, Any]
+) -> tuple[date, str] | None:
+    """The newest delivery day on or before ``day`` that a version of the zone's model was
+    trained for (champion or not), with that version."""
+    import datetime as dt
+
+    from mlflow.exceptions import MlflowException
+
+    name = model_name(zone, config)
+    try:
+        versions = client(settings).search_model_versions(f"name='{name}'")
+    except MlflowException as exc:
+        if connection_failure(exc):
+            raise unavailable(settings, exc) from exc
+        raise
+    newest: tuple[date, str] | None = None
+    for v in versions:
+        tag = (v.tags or {}).get("delivery_date")
+        if not tag:
+            continue
+        trained = dt.date.fromisoformat(tag)
+        if trained <= day and (newest is None or trained > newest[0]):
+            newest = (trained, str(v.version))
+    return newest
+
+
 def require_champion(
     settings: Settings, zone: str, day: date, config: dict[str, Any] | None = None
 ) -> ModelVersion:

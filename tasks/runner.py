@@ -9,9 +9,11 @@ to the task log, and returns the stage's JSON result. Standard library only
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,9 @@ from typing import Any
 from tasks.errors import PIPELINE_ERROR_EXIT
 
 log = logging.getLogger(__name__)
+
+#: Lines of a failed stage's output repeated at ERROR level (they survive a WARNING log level).
+FAILURE_TAIL_LINES = 30
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,10 @@ def run_stage_command(
         result_file = Path(tmp) / "return.json"
         child_env = {**os.environ, **(env or {}), "DAP_RESULT_FILE": str(result_file)}
         child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # A native crash (SIGSEGV, SIGABRT in a C library) prints every thread's Python stack.
+        child_env.setdefault("PYTHONFAULTHANDLER", "1")
         last_error = ""
+        tail: collections.deque[str] = collections.deque(maxlen=FAILURE_TAIL_LINES)
         with subprocess.Popen(
             argv,
             env=child_env,
@@ -81,11 +89,26 @@ def run_stage_command(
             for raw_line in proc.stdout:
                 line = raw_line.rstrip("\n")
                 log.info("[%s] %s", stage, line)
+                tail.append(line)
                 if line.startswith("ERROR ") or "Error" in line.split(":", 1)[0]:
                     last_error = line.removeprefix("ERROR ")
         if proc.returncode != 0:
-            raise StageFailed(stage, proc.returncode, last_error or "see the task log above", package)
+            log.error("%s.%s failed; its last %d lines:\n%s", package, stage, len(tail), "\n".join(tail))
+            raise StageFailed(stage, proc.returncode, last_error or failure_hint(proc.returncode), package)
         if not result_file.exists():
             raise StageFailed(stage, 1, "the stage wrote no result (DAP_RESULT_FILE)", package)
         result: dict[str, Any] = json.loads(result_file.read_text())
         return result
+
+
+def failure_hint(returncode: int) -> str:
+    """What a non-zero exit without an error line says: the signal that ended the stage, if any."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        if name == "SIGKILL":
+            return "killed by SIGKILL (often the out-of-memory killer); see the task log above"
+        return f"killed by {name} (a crash in native code; its Python stack is in the task log above)"
+    return "see the task log above"

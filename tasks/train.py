@@ -371,7 +371,7 @@ def _neighbour_change(input_columns: str, neighbours: Sequence[str]) -> str:
 
 def is_due(settings: Settings, zone: str, day: date, config: dict[str, Any]) -> tuple[bool, str]:
     """Whether a new model is needed: no champion, or one trained ≥ train_every_days before D."""
-    from tasks.registry import champion_version, client
+    from tasks.registry import champion_version, client, latest_training
 
     version = champion_version(settings, zone, config)
     if version is None:
@@ -383,12 +383,21 @@ def is_due(settings: Settings, zone: str, day: date, config: dict[str, Any]) -> 
     trained_for = run.data.tags.get("delivery_date")
     if not trained_for:
         return True, f"champion v{version.version} has no delivery_date tag"
+    every = settings.train_every_days
     age = (day - date.fromisoformat(trained_for)).days
-    if 0 <= age < settings.train_every_days:
-        return (
-            False,
-            f"champion v{version.version} trained for {trained_for} ({age} d < {settings.train_every_days} d)",
-        )
+    if 0 <= age < every:
+        return False, f"champion v{version.version} trained for {trained_for} ({age} d < {every} d)"
+    # A challenger that lost to the champion was still trained: without this, a champion that
+    # keeps winning would have the zone re-trained every day instead of every `every` days.
+    latest = latest_training(settings, zone, day, config)
+    if latest is not None and latest[1] != str(version.version):
+        newest, newest_version = latest
+        newest_age = (day - newest).days
+        if newest_age < every:
+            return False, (
+                f"v{newest_version} trained for {newest.isoformat()} ({newest_age} d < {every} d) "
+                f"and kept champion v{version.version} (trained for {trained_for})"
+            )
     return True, f"champion v{version.version} trained for {trained_for} ({age} d old)"
 
 

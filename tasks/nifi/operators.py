@@ -19,9 +19,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue
+from airflow.sdk import BaseOperator, PokeReturnValue
 
-from tasks.nifi.expected import missing_expected_files
+from tasks.inbox_sensor import ExplainedTimeoutSensor, missing_run_files
 from tasks.nifi.hook import NiFiHook
 from tasks.nifi.run_parameters import run_parameters
 from tasks.timeutil import parse_day
@@ -92,7 +92,7 @@ class NiFiRunFlowOperator(BaseOperator):
         }
 
 
-class NiFiFlowCompleteSensor(BaseSensorOperator):
+class NiFiFlowCompleteSensor(ExplainedTimeoutSensor):
     """Wait until the flow's queues are drained and the run's expected files have landed."""
 
     template_fields: Sequence[str] = ("process_group_id", "delivery_date")
@@ -117,36 +117,20 @@ class NiFiFlowCompleteSensor(BaseSensorOperator):
         self.nifi_conn_id = nifi_conn_id
         # False where the worker cannot see the data volume (kubernetes runner): queues only.
         self.check_inbox = check_inbox
-        self._last: tuple[Any, list[str]] | None = None  # status and missing files of the last poke
 
-    def execute(self, context: Any) -> Any:
-        from airflow.sdk.exceptions import AirflowSensorTimeout
-
-        self._last = None
-        try:
-            return super().execute(context)
-        except AirflowSensorTimeout as exc:
-            if self._last is None:
-                raise
-            status, missing = self._last
-            raise AirflowSensorTimeout(
-                f"{exc} NiFi {status.name or self.process_group_id}: {status.flow_files_queued} flow files "
-                f"queued, {status.active_threads} active threads; still missing: {', '.join(missing) or 'none'}"
-            ) from exc
+    def timeout_message(self, exc: Exception, last_poke: Any) -> str:
+        status, missing = last_poke  # the flow's status and the missing files of the last poke
+        return (
+            f"{exc} NiFi {status.name or self.process_group_id}: {status.flow_files_queued} flow files "
+            f"queued, {status.active_threads} active threads; still missing: {', '.join(missing) or 'none'}"
+        )
 
     def poke(self, context: Any) -> PokeReturnValue:  # noqa: ARG002 - Airflow's signature
         settings = _settings()
         hook = NiFiHook(self.nifi_conn_id or settings.nifi_conn_id)
         status = hook.status(self.process_group_id)
         missing = (
-            missing_expected_files(
-                settings.inbox,
-                settings.data_root,
-                self.zones or settings.zones,
-                parse_day(self.delivery_date),
-            )
-            if self.check_inbox
-            else []
+            missing_run_files(self.zones or settings.zones, self.delivery_date) if self.check_inbox else []
         )
         log.info(
             "NiFi %s: %d flow files queued, %d active threads, %d in / %d out; %d expected file(s) missing%s",
@@ -158,7 +142,7 @@ class NiFiFlowCompleteSensor(BaseSensorOperator):
             len(missing),
             f" (e.g. {missing[0]})" if missing else "",
         )
-        self._last = (status, missing)
+        self._last_poke = (status, missing)
         done = status.drained and not missing
         # On success the sensor's XCom carries the flow's counts for the run's record.
         return PokeReturnValue(

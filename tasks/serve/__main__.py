@@ -2,8 +2,9 @@
 
 One process per pod (the chart's HorizontalPodAutoscaler adds pods): the metrics and
 the cache live in the process. Settings: ``DAP_DATA_ROOT``, ``DAP_API_TOKENS``,
-``DAP_API_HOST``, ``DAP_API_PORT`` (docs/desk-api.md). Exits 2 with one line when
-the settings cannot work (e.g. no token).
+``DAP_API_HOST``, ``DAP_API_PORT``, and ``DAP_DATA_URL`` with ``DAP_API_SYNC_SECONDS``
+for an object-store data root (docs/desk-api.md). Exits 2 with one line when the
+settings cannot work (e.g. no token), 75 when the object store cannot be read.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tasks.cli import print_error
 from tasks.config import get_settings
-from tasks.errors import PipelineError
+from tasks.errors import PIPELINE_ERROR_EXIT, SERVICE_UNAVAILABLE_EXIT, PipelineError, ServiceUnavailable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = get_settings()
         app = create_app(settings)
     except PipelineError as exc:
-        print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        return 2
+        print_error(exc)
+        return PIPELINE_ERROR_EXIT
+    except ServiceUnavailable as exc:  # the object store of DAP_DATA_URL: the pod restarts and tries again
+        print_error(exc)
+        return SERVICE_UNAVAILABLE_EXIT
     uvicorn.run(
         app,
         host=args.host or settings.api_host,

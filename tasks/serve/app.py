@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from tasks.config import Portfolio, Settings
+    from tasks.serve.sync import StoreSync
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -113,12 +115,35 @@ def check_settings(settings: Settings) -> None:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The API over ``settings.data_root``; one store (cache) and one metrics registry per app."""
+    """The API over ``settings.data_root``; one store (cache) and one metrics registry per app.
+
+    With ``settings.data_url`` the data root is the API's mirror of the object store,
+    pulled once here (ServiceUnavailable when the store cannot be read) and then every
+    ``api_sync_seconds`` while the app runs (:mod:`tasks.serve.sync`).
+    """
     check_settings(settings)
     store = ScheduleStore(Path(settings.data_root), settings.api_cache_entries)
     metrics = Metrics()
+    sync = None
+    if settings.data_url:
+        from tasks.serve.sync import StoreSync
+
+        sync = StoreSync(settings, metrics.registry)
+        sync.sync_once()
     tokens = [t.get_secret_value().encode() for t in settings.api_tokens]
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if sync is not None:
+            sync.start()
+        try:
+            yield
+        finally:
+            if sync is not None:
+                sync.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Day-ahead schedule API",
         version="1",
         description="Published day-ahead schedules, bids, manifests and forecasts, and what-if "
@@ -129,7 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _error_handlers(app)
 
-    def authorised(
+    async def authorised(  # async: a check this cheap must not hop to the thread pool
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     ) -> None:
         if credentials is None:
@@ -142,7 +167,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise ApiError(401, "invalid bearer token")
 
     auth = [Depends(authorised)]
-    _probe_routes(app, store, metrics, settings)
+    _probe_routes(app, store, metrics, settings, sync)
     _day_routes(app, store, auth)
     _forecast_routes(app, store, settings, auth)
     _whatif_routes(app, store, settings, metrics, auth)
@@ -166,7 +191,9 @@ def _error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
 
 
-def _probe_routes(app: FastAPI, store: ScheduleStore, metrics: Metrics, settings: Settings) -> None:
+def _probe_routes(
+    app: FastAPI, store: ScheduleStore, metrics: Metrics, settings: Settings, sync: StoreSync | None
+) -> None:
     @app.get("/health", tags=["probes"], summary="Liveness: the process answers.")
     def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -178,9 +205,12 @@ def _probe_routes(app: FastAPI, store: ScheduleStore, metrics: Metrics, settings
             problems.append(f"no schedules under {store.root}")
         if not Path(settings.portfolio_file).is_file():
             problems.append(f"portfolio {settings.portfolio_file} missing")
+        extra = sync.status() if sync is not None else {}
         if problems:
-            return JSONResponse({"status": "not ready", "detail": "; ".join(problems)}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            return JSONResponse(
+                {"status": "not ready", "detail": "; ".join(problems), **extra}, status_code=503
+            )
+        return JSONResponse({"status": "ready", **extra})
 
     @app.get("/metrics", tags=["probes"], summary="Prometheus metrics.", response_class=Response)
     def prometheus() -> Response:

@@ -1,9 +1,11 @@
 """Read the published schedule versions of the data root: never writes, caches what cannot change.
 
 A version directory ``schedules/day=D/v=NNN/`` is immutable (docs/output-contract.md),
-so what is read from it is cached by its path and manifest digest. ``LATEST`` is
-read on every request through ``tasks.publish.read_pointer`` (which, unlike
-``current_pointer``, never repairs the ``latest`` link: the API has no write access).
+so what is read from it is cached by its path and manifest digest. ``LATEST`` and
+``manifest.json`` are replaced by rename, never rewritten in place: each request
+``stat``s them and re-reads them (``LATEST`` through ``tasks.publish.read_pointer``,
+which, unlike ``current_pointer``, never repairs the ``latest`` link: the API has
+no write access) only when the inode, size or mtime changed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tasks.errors import PointerError
-from tasks.publish import read_pointer
+from tasks.publish import POINTER_FILE, read_pointer
 from tasks.schedule import VERSION_RE, existing_versions, version_name
 from tasks.storage import Layout, sha256_bytes, sha256_file
 
@@ -104,6 +106,12 @@ class LruCache:
         return value
 
 
+def _stat_key(path: Path) -> tuple[str, int, int, int]:
+    """Identity of a file replaced by rename: a new write gives a new inode (and mtime)."""
+    st = path.stat()
+    return str(path), st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class ScheduleStore:
     """The schedules and forecasts under one data root."""
 
@@ -135,7 +143,7 @@ class ScheduleStore:
         if not day_dir.is_dir():
             raise ApiError(404, f"no schedule for delivery day {day}")
         try:
-            published = read_pointer(day_dir)
+            published = self._pointer(day_dir)
         except PointerError as exc:
             raise ApiError(503, f"the published pointer of {day} is broken: {exc}") from None
         name = published if version == LATEST else version
@@ -144,12 +152,28 @@ class ScheduleStore:
             raise ApiError(404, f"delivery day {day} has no published schedule (versions: {have})")
         path = day_dir / name
         manifest_file = path / "manifest.json"
-        if not manifest_file.is_file():
-            raise ApiError(404, f"schedule version {name} of {day} not found")
-        raw = manifest_file.read_bytes()
-        digest = sha256_bytes(raw)
-        manifest = self.cache.get(("manifest", str(path), digest), lambda: json.loads(raw))
+        try:
+            key = _stat_key(manifest_file)
+        except OSError:
+            raise ApiError(404, f"schedule version {name} of {day} not found") from None
+
+        def load() -> tuple[dict[str, Any], str]:
+            raw = manifest_file.read_bytes()
+            return json.loads(raw), sha256_bytes(raw)
+
+        manifest, digest = self.cache.get(("manifest", *key), load)
         return Version(day, name, path, manifest, digest, published == name)
+
+    def _pointer(self, day_dir: Path) -> str | None:
+        """``read_pointer`` of the day, re-read only when ``LATEST`` was replaced."""
+        try:
+            key = _stat_key(day_dir / POINTER_FILE)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return read_pointer(day_dir)  # let it name the problem
+        pointer: str | None = self.cache.get(("pointer", *key), lambda: read_pointer(day_dir))
+        return pointer
 
     def table(self, version: Version, table: str) -> pd.DataFrame:
         """The version's schedule or bids (Parquet), checked against the manifest checksum once."""

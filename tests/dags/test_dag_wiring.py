@@ -237,3 +237,32 @@ def test_manual_run_with_an_impossible_date_is_refused(stub_tasks: Path, tmp_pat
     state, calls, _ = _run_dag(tmp_path, {}, run_conf={"delivery_date": "2026-02-30"})
     assert state == "refused"
     assert calls == [], "no stage ran"
+
+
+@pytest.mark.slow
+def test_late_sources_time_out_the_inbox_sensor_and_publish_a_flagged_fallback(
+    stub_tasks: Path, tmp_path: Path
+) -> None:
+    """DAP_SOURCE=inbox and the upstream never delivers: wait_inbox waits its minute, fails
+    (no retry: waiting longer is the timeout's job), ingest to forecast never run, the
+    fallback stage writes each zone's forecast, the flagged schedule is validated and
+    published, and the run ends red."""
+    state, calls, tis = _run_dag(
+        tmp_path,
+        {
+            "DAP_SOURCE": "inbox",
+            "DAP_INBOX_WAIT_MINUTES": "1",
+            "DAP_INBOX_POKE_SECONDS": "5",
+            "DAP_DATA_ROOT": str(tmp_path / "data"),
+            "STUB_PUBLISH_FALLBACK": "1",
+            "DAP_RETRY_DELAY_MINUTES": "0",
+        },
+    )
+    assert tis["wait_inbox"] == ["failed/1"]
+    for task_id in ("ingest", "validate_inputs", "train_if_due", "forecast", "realise_value"):
+        assert {s.split("/")[0] for s in tis[task_id]} == {"upstream_failed"}, (task_id, tis[task_id])
+    assert tis["fallback_forecast"] == ["success/1", "success/1"]
+    assert {c["stage"] for c in calls} == {"fallback", "schedule", "validate", "publish"}
+    assert tis["publish_schedule"] == ["success/1"]
+    assert tis["flag_fallback"] == ["failed/1"]
+    assert state == "failed"

@@ -156,3 +156,24 @@ def test_values_switch_the_objects() -> None:
     )
     open_policy = serve_objects(render("serve.networkPolicy.enabled=false"))
     assert "NetworkPolicy" not in open_policy
+
+
+def test_with_an_object_store_data_root_the_api_mirrors_it() -> None:
+    """settings.data_url: the API's /data is its own emptyDir mirror, the store's keys come from
+    the stage Secret, and its NetworkPolicy lets it reach DNS and the object store only."""
+    import kubernetes_validate
+
+    serve = serve_objects(render("settings.data_url=s3://dap-data/prod"))
+    for doc in serve.values():
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    pod = serve["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {"sizeLimit": "2Gi"}}
+    assert "readOnly" not in mounts["/data"]
+    assert {"secretRef": {"name": "day-ahead-secrets"}} in container["envFrom"]
+    egress = serve["NetworkPolicy"]["spec"]["egress"]
+    ports = sorted(p["port"] for rule in egress for p in rule["ports"])
+    assert ports == [53, 53, 443, 9000]
+    assert serve_objects(render())["NetworkPolicy"]["spec"]["egress"] == []

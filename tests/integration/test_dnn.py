@@ -74,6 +74,23 @@ def test_same_seed_same_model(de: design.DayData) -> None:
     np.testing.assert_array_equal(a, b)
 
 
+def test_many_steps_per_compiled_call_train_the_same_weights(de: design.DayData) -> None:
+    """Running an epoch's batches in one compiled call only removes Python overhead: the same
+    batches in the same order give the same model as one batch per call (early stopping too)."""
+    from tasks.forecasting.dnn import STEPS_PER_EXECUTION, QuantileDNN
+
+    assert STEPS_PER_EXECUTION > 1
+    train = np.arange(7, 100)
+    x, y = design.build_design(de, train), design.targets(de, train)
+    per_step = QuantileDNN(hidden=(16,), seed=5, epochs=30, patience=3, batch_size=8)
+    per_step.steps_per_execution = 1
+    a = per_step.fit(x, y).predict(x[:5])
+    batched = QuantileDNN(hidden=(16,), seed=5, epochs=30, patience=3, batch_size=8)
+    b = batched.fit(x, y).predict(x[:5])
+    assert len(per_step.history_["loss"]) == len(batched.history_["loss"])
+    np.testing.assert_array_equal(a, b)
+
+
 def test_invalid_quantiles_are_rejected() -> None:
     from tasks.forecasting.dnn import QuantileDNN
 

@@ -90,8 +90,12 @@ def test_late_schedule_alert_fires_from_a_real_stage_push_and_resolves_on_publis
             result: list[dict[str, Any]] = get_json(url)["data"]["result"]
             return result
 
-        exit_codes = wait_for(lambda: query('dap_stage_exit_code{stage="publish"}'), "the scraped exit code")
-        assert exit_codes[0]["metric"]["delivery_day"] == day.isoformat()
+        scraped = f'dap_stage_exit_code{{stage="publish",delivery_day="{day.isoformat()}"}}'
+        try:
+            exit_codes = wait_for(lambda: query(scraped), "the scraped exit code of the day")
+        except AssertionError as exc:  # say what was scraped instead
+            raise AssertionError(f"{exc}; scraped: {query('dap_stage_exit_code')}") from None
+        assert len(exit_codes) == 1, exit_codes
         assert exit_codes[0]["metric"]["job"] == "day_ahead_pipeline"  # honor_labels keeps the push labels
         assert exit_codes[0]["value"][1] == "2"
 

@@ -9,7 +9,6 @@ subprocesses, exactly as the local runner starts them.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.stack import free_port
 from tasks.errors import PIPELINE_ERROR_EXIT, SERVICE_UNAVAILABLE_EXIT, ServiceUnavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -41,13 +41,6 @@ class StageRun:
     @property
     def error_lines(self) -> list[str]:
         return [line for line in self.stderr.splitlines() if line.startswith("ERROR ")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def run_stage(stage: str, *args: str, uri: str, tmp_path: Path) -> StageRun:

@@ -154,3 +154,36 @@ def test_a_model_saved_by_an_older_release_says_to_retrain(settings: Settings) -
         IncompatibleModelError, match=r"older release .*re-train the zone: python -m tasks.train"
     ):
         load_price_model(info.model_uri)
+
+
+@pytest.mark.integration
+def test_training_is_not_due_again_the_day_after_a_challenger_lost(settings: Settings) -> None:
+    """A challenger that lost was trained all the same: training is due again a full
+    ``train_every_days`` after it, not every day while the old champion keeps winning."""
+    from datetime import timedelta
+
+    from tasks.registry import latest_training, load_config
+    from tasks.train import is_due
+
+    config = load_config()
+    every = settings.train_every_days
+    champion = register("DE_LU", DAY, _fake_training_run(settings, "DE_LU", 10.0, "none", None), settings)
+    assert champion["promoted"]
+    assert is_due(settings, "DE_LU", DAY + timedelta(days=every - 1), config)[0] is False
+    assert is_due(settings, "DE_LU", DAY + timedelta(days=every), config)[0] is True
+
+    lost_day = DAY + timedelta(days=every)
+    lost = register("DE_LU", lost_day, _fake_training_run(settings, "DE_LU", 12.0, "1", 10.0), settings)
+    assert (lost["version"], lost["promoted"]) == (2, False)
+    assert latest_training(settings, "DE_LU", lost_day + timedelta(days=1), config) == (lost_day, "2")
+
+    due, reason = is_due(settings, "DE_LU", lost_day + timedelta(days=1), config)
+    assert due is False
+    assert reason == (
+        f"v2 trained for {lost_day.isoformat()} (1 d < {every} d) "
+        f"and kept champion v1 (trained for {DAY.isoformat()})"
+    )
+    assert is_due(settings, "DE_LU", lost_day + timedelta(days=every), config)[0] is True
+    # A re-run of a day before the lost challenger goes by what existed on that day.
+    assert latest_training(settings, "DE_LU", lost_day - timedelta(days=1), config) == (DAY, "1")
+    assert is_due(settings, "DE_LU", lost_day - timedelta(days=1), config)[0] is False

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import socket
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -17,6 +16,7 @@ import pandas as pd
 import pytest
 
 from devtools.sample_schedules import publish_day, write_forecast
+from devtools.stack import free_port
 from tasks.config import Settings
 from tasks.optimise import Storage, optimise_zone
 from tasks.schedule import run_schedule
@@ -39,12 +39,6 @@ class Api:
     def client(self, token: str | None = TOKENS[0]) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -340,3 +334,26 @@ def test_what_if_bad_input(api: Api) -> None:
         one_line(c.post(url, json={"zone": "DE_LU", "prices": ["cheap"]}), 422, "prices.0")
         one_line(c.post(url, json={"zone": "DE_LU", "colour": "red"}), 422, "colour")
         one_line(c.post(url, json={"zone": "DE_LU", "from_mtu": 92}), 422, "past the last MTU 91")
+
+
+def test_the_store_follows_a_republish_and_a_broken_pointer(tmp_path: Path) -> None:
+    """LATEST and manifests are cached by inode, size and mtime: a new publish is seen at once."""
+    from tasks.serve.store import ApiError, ScheduleStore
+
+    settings = Settings(data_root=tmp_path / "data", zones=("DE_LU",))
+    publish_day(settings, NORMAL, seed=1)
+    store = ScheduleStore(tmp_path / "data")
+    first = store.version(NORMAL, "latest")
+    assert (first.name, first.published) == ("v=001", True)
+    assert store.version(NORMAL, "latest") == first  # served from the cache
+
+    publish_day(settings, NORMAL, seed=3)  # v=002, published over v=001
+    second = store.version(NORMAL, "latest")
+    assert (second.name, second.published) == ("v=002", True)
+    assert second.manifest_sha256 != first.manifest_sha256
+    assert store.version(NORMAL, "v=001").published is False
+
+    (tmp_path / "data" / "schedules" / f"day={NORMAL}" / "LATEST").write_text("{not json")
+    with pytest.raises(ApiError) as broken:
+        store.version(NORMAL, "latest")
+    assert broken.value.status == 503

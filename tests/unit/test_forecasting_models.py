@@ -141,3 +141,18 @@ def test_loader_accepts_quarter_hour_files(tmp_path: Path) -> None:
     data = design.load_csv(_write(tmp_path, rows))
     assert data.prices.shape == (2, 96)
     assert data.prices[1, 5] == 75.0
+
+
+def test_lear_on_the_gram_matrix_equals_plain_coordinate_descent() -> None:
+    """More days than features: the refit runs on the Gram matrix; same coefficients as without."""
+    from sklearn.linear_model import Lasso
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 40))
+    y = x[:, :5] @ rng.normal(size=(5, 3)) + 0.3 * rng.normal(size=(300, 3))
+    model = LEAR().fit(x, y)
+    assert model.alphas_ is not None
+    xs, ys = model._scale_x(x), model._ys.transform(y)
+    for s in range(y.shape[1]):
+        plain = Lasso(alpha=model.alphas_[s], max_iter=model.max_iter, precompute=False).fit(xs, ys[:, s])
+        np.testing.assert_allclose(model.coef_[s], plain.coef_, atol=1e-6)

@@ -213,6 +213,37 @@ def test_local_runner_returns_result_and_classifies_errors(
     assert runner.stage_command("ok", ["--x", 1])[0] == sys.executable
 
 
+def test_a_stage_killed_by_a_native_abort_is_named_with_its_python_stack_in_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A C library aborting (SIGABRT) prints nothing of its own: the runner names the signal,
+    the child's fault handler prints the Python stack, and the output's tail is logged at
+    ERROR, which a WARNING log level still shows."""
+    pkg = tmp_path / "tasks"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "aborts.py").write_text(
+        "import os\nprint('building features', flush=True)\n"
+        "def native_step():\n    os.abort()\nnative_step()\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PYTHONFAULTHANDLER", raising=False)
+    with caplog.at_level("WARNING", logger="tasks.runner"), pytest.raises(runner.StageFailed) as abort:
+        runner.run_stage_command("aborts", [])
+    assert abort.value.retryable
+    assert "killed by SIGABRT" in str(abort.value)
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert "building features" in logged
+    assert "native_step" in logged  # the fault handler's stack of the aborting thread
+
+
+def test_failure_hint_names_the_signal_or_points_to_the_log() -> None:
+    assert "SIGKILL" in runner.failure_hint(-9)
+    assert "out-of-memory" in runner.failure_hint(-9)
+    assert "SIGSEGV" in runner.failure_hint(-11)
+    assert runner.failure_hint(1) == "see the task log above"
+
+
 def test_unreachable_server_exits_75_and_the_runner_retries(capsys: pytest.CaptureFixture[str]) -> None:
     from tasks import cli
     from tasks.errors import PIPELINE_ERROR_EXIT, SERVICE_UNAVAILABLE_EXIT, ServiceUnavailable
