@@ -14,7 +14,8 @@ and the combination rule that ``tasks.train`` registers. Steps:
 3. ``combine``: at each test origin, the definition's combination (weights on the
    validation window before the origin, with the guard) of the members' points,
    and the DNN band re-centred on it (:func:`tasks.forecasting.price_ensemble.combine_quantiles`,
-   the served model's code).
+   the served model's code), scaled to its nominal coverage on the same validation window
+   (:func:`tasks.forecasting.definition.calibrate_band`).
 
 Run locally (``research.backtest``'s default: a process pool of ``--jobs``
 workers) or as the Airflow DAG ``day_ahead_backtest``; both call the CLI here:
@@ -204,13 +205,35 @@ class Combined:
     weights: list[dict[str, Any]]  # per test origin: day, weights, validation MAEs, fallback
 
 
+def served_band(
+    defn: EnsembleDefinition,
+    forecasts: Mapping[str, np.ndarray],
+    days: slice,
+    weights: Mapping[str, float],
+    scale: float,
+) -> np.ndarray:
+    """The band served on ``days`` (rows of the plan's forecasts): the DNN's quantiles re-centred and scaled."""
+    from tasks.forecasting.price_ensemble import combine_quantiles
+
+    members = {n: forecasts[n][days] for n in defn.names if n != "dnn"}
+    return np.asarray(
+        combine_quantiles(
+            forecasts["dnn"][days],
+            members,
+            QUANTILES.index(0.5),
+            dnn_in_point=defn.dnn_in_point,
+            weights=weights if members else None,
+            band_scale=scale,
+        )
+    )
+
+
 def combine(
     data: DayData, defn: EnsembleDefinition, plan: Plan, forecasts: Mapping[str, np.ndarray]
 ) -> Combined:
     """Step 3: at each test origin, weights from the validation window before it; the band re-centred."""
     from tasks.forecasting import design
-    from tasks.forecasting.definition import choose_combination
-    from tasks.forecasting.price_ensemble import combine_quantiles
+    from tasks.forecasting.definition import calibrate_band, choose_combination
 
     actual = design.targets(data, np.arange(plan.first, plan.stop))
     median = QUANTILES.index(0.5)
@@ -223,16 +246,11 @@ def combine(
             continue
         v0, v1 = t - defn.combination.validation_days - plan.first, t - plan.first
         choice = choose_combination({n: p[v0:v1] for n, p in points.items()}, actual[v0:v1], defn.combination)
+        validation = served_band(defn, forecasts, slice(v0, v1), choice.weights, 1.0)
+        calibration = calibrate_band(validation, actual[v0:v1], QUANTILES, defn.combination)
         block = slice(t - plan.first, t_end - plan.first)
-        members = {n: forecasts[n][block] for n in defn.names if n != "dnn"}
-        band[block] = (
-            combine_quantiles(
-                dnn_q[block], members, median, dnn_in_point=defn.dnn_in_point, weights=choice.weights
-            )
-            if members
-            else dnn_q[block]
-        )
-        rows.append({"origin": str(data.dates[t]), **choice.to_json()})
+        band[block] = served_band(defn, forecasts, block, choice.weights, calibration.scale)
+        rows.append({"origin": str(data.dates[t]), **choice.to_json(), "band": calibration.to_json()})
     test = slice(plan.start - plan.first, None)
     out = {n: p[test] for n, p in points.items()}
     out["ensemble"] = band[test][..., median]

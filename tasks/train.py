@@ -67,7 +67,12 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from tasks.forecasting.definition import CombinationChoice, EnsembleDefinition, SearchResult
+    from tasks.forecasting.definition import (
+        BandCalibration,
+        CombinationChoice,
+        EnsembleDefinition,
+        SearchResult,
+    )
     from tasks.forecasting.load_model import LoadFit
     from tasks.forecasting.served_model import DayAheadPriceModel, Design
     from tasks.training_data import WindowData
@@ -121,6 +126,7 @@ class Fitted:
     definition: EnsembleDefinition
     search: SearchResult
     combination: CombinationChoice
+    band: BandCalibration
 
 
 @dataclass
@@ -241,7 +247,7 @@ def choose_weights(
     from tasks.forecasting.definition import choose_combination
     from tasks.forecasting.metrics import median_index
 
-    tail = slice(-min(defn.combination.validation_days, data.n_val), None)
+    tail = validation_tail(data, defn)
     points = dict(validation)
     if defn.dnn_in_point:
         dnn_val = np.asarray(dnn.predict(data.x_own[data.validation]))[
@@ -254,6 +260,41 @@ def choose_weights(
     return choice
 
 
+def validation_tail(data: TrainingSet, defn: EnsembleDefinition) -> slice:
+    """The last ``combination.validation_days`` validation days: what the weights and the band are chosen on."""
+    return slice(-min(defn.combination.validation_days, data.n_val), None)
+
+
+def calibrate_served_band(
+    data: TrainingSet,
+    defn: EnsembleDefinition,
+    dnn: Any,
+    validation: dict[str, np.ndarray],
+    choice: CombinationChoice,
+) -> BandCalibration:
+    """Step: the band's scale on the days the weights were chosen on (step 4 of the procedure)."""
+    import numpy as np
+
+    from tasks.forecasting.definition import calibrate_band
+    from tasks.forecasting.metrics import median_index
+    from tasks.forecasting.price_ensemble import combine_quantiles
+
+    tail = validation_tail(data, defn)
+    levels = data.design.quantiles
+    dnn_q = np.asarray(dnn.predict(data.x_own[data.validation]))[tail]
+    members = {spec.name: validation[spec.name][tail] for spec in defn.point_members}
+    band = combine_quantiles(
+        dnn_q,
+        members,
+        median_index(levels),
+        dnn_in_point=defn.dnn_in_point,
+        weights=choice.weights if members else None,
+    )
+    calibration = calibrate_band(band, data.window.y[data.validation][tail], levels, defn.combination)
+    log.info("zone %s band: %s", data.zone, calibration.reason)
+    return calibration
+
+
 def assemble_candidate(
     data: TrainingSet,
     defn: EnsembleDefinition,
@@ -262,8 +303,9 @@ def assemble_candidate(
     load_fit: LoadFit | None,
     fitted: dict[str, Any],
     choice: CombinationChoice,
+    band: BandCalibration,
 ) -> DayAheadPriceModel:
-    """Step: the served model, the DNN band re-centred on the weighted members, with the load model."""
+    """Step: the served model, the DNN band re-centred on the weighted members and scaled, with the load model."""
     from tasks.forecasting.served_model import DayAheadPriceModel
 
     members = {spec.name: fitted[spec.name] for spec in defn.point_members}
@@ -275,6 +317,7 @@ def assemble_candidate(
         members=members,
         dnn_in_point=defn.dnn_in_point,
         weights=choice.weights if members else None,
+        band_scale=band.scale,
     )
 
 
@@ -288,8 +331,11 @@ def fit_models(data: TrainingSet, config: dict[str, Any], settings: Settings) ->
     load_fit = fit_load(data, config)
     members, member_seconds, validation = fit_point_members(data, defn, settings)
     choice = choose_weights(data, defn, dnn, validation)
-    candidate = assemble_candidate(data, defn, dnn, load_fit=load_fit, fitted=members, choice=choice)
-    return Fitted(dnn, dnn_seconds, load_fit, members, member_seconds, candidate, defn, search, choice)
+    band = calibrate_served_band(data, defn, dnn, validation, choice)
+    candidate = assemble_candidate(
+        data, defn, dnn, load_fit=load_fit, fitted=members, choice=choice, band=band
+    )
+    return Fitted(dnn, dnn_seconds, load_fit, members, member_seconds, candidate, defn, search, choice, band)
 
 
 def score_against_naive(data: TrainingSet, fitted: Fitted, settings: Settings) -> Scores:
@@ -622,7 +668,7 @@ def log_procedure(fitted: Fitted) -> None:
     defn, search, choice = fitted.definition, fitted.search, fitted.combination
     mlflow.log_dict(defn.describe(), DEFINITION_ARTIFACT)
     mlflow.log_dict(search.to_json(), SEARCH_ARTIFACT)
-    mlflow.log_dict(choice.to_json(), COMBINATION_ARTIFACT)
+    mlflow.log_dict({**choice.to_json(), "band": fitted.band.to_json()}, COMBINATION_ARTIFACT)
     mlflow.log_params(
         {
             "combination_rule": defn.combination.rule,
@@ -637,6 +683,10 @@ def log_procedure(fitted: Fitted) -> None:
             **{f"weight_{name}": w for name, w in choice.weights.items()},
             **{f"validation_mae_{name}": v for name, v in choice.validation_mae.items()},
             "search_seconds": search.seconds,
+            "band_scale": fitted.band.scale,
+            **(
+                {"band_validation_coverage": fitted.band.coverage_after} if fitted.band.coverage_after else {}
+            ),
         }
     )
     mlflow.set_tag("combination_fallback", str(choice.fallback).lower())

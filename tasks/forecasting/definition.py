@@ -24,6 +24,14 @@ Procedure (docs/models.md, "How the ensemble is chosen"), the same on every mark
 3. **Guard**: when the chosen combination's validation MAE exceeds the best
    single member's by more than ``combination.margin`` (relative), the best
    member is served alone.
+4. **Band** (:func:`calibrate_band`, ``combination.band_calibration``): the DNN's
+   quantiles, re-centred on the combined point, are widened or narrowed around
+   it by one factor so that the outer band (q10–q90: 80 %) covers its nominal
+   share of the validation window's prices (split-conformal: the
+   ``ceil((n+1)·0.8)``-th smallest ratio of each price's distance from the centre
+   to the band's half-width on its side). The DNN's learned width is not
+   calibrated off the markets it was tuned on; this makes the band's coverage a
+   property of the procedure, not of the market.
 """
 
 from __future__ import annotations
@@ -77,6 +85,7 @@ class Combination:
     validation_days: int = 28
     weight_step: float = 0.1
     margin: float = 0.01  # relative: the combination may be at most 1 % worse than the best member
+    band_calibration: bool = True  # step 4: scale the band to its nominal coverage on the validation days
 
 
 @dataclass(frozen=True)
@@ -383,6 +392,94 @@ def choose_combination(
     weights = {n: float(v) for n, v in zip(names, w, strict=True)}
     return CombinationChoice(
         weights, figures, False, f"{combination.rule} on {int(ok.sum())} validation days"
+    )
+
+
+#: Fewest validation prices the band is calibrated on (fewer: the DNN's band as it is).
+MIN_BAND_POINTS = 48
+#: Bounds of the band's scale factor: a degenerate validation window must not blow the band up or away.
+BAND_SCALE_BOUNDS = (0.5, 3.0)
+
+
+@dataclass(frozen=True)
+class BandCalibration:
+    """Step 4's result: the factor the band's half-widths are multiplied by, and its validation figures."""
+
+    scale: float
+    nominal: float  # the outer band's nominal coverage (q_hi - q_lo)
+    coverage_before: float | None  # on the validation prices, scale 1
+    coverage_after: float | None  # the same prices, the served scale
+    points: int
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scale": self.scale,
+            "nominal": self.nominal,
+            "coverage_before": self.coverage_before,
+            "coverage_after": self.coverage_after,
+            "points": self.points,
+            "reason": self.reason,
+        }
+
+
+def scale_band(quantiles: np.ndarray, median_index: int, scale: float) -> np.ndarray:
+    """Every quantile ``[..., q]`` moved ``scale`` times its distance from the median (order kept for scale > 0)."""
+    if scale == 1.0:
+        return quantiles
+    centre = quantiles[..., median_index : median_index + 1]
+    return centre + scale * (quantiles - centre)
+
+
+def band_coverage(quantiles: np.ndarray, actual: np.ndarray) -> float:
+    """Share of finite ``actual`` prices inside the outer band ``[q_first, q_last]``."""
+    y = np.asarray(actual, dtype=float)
+    ok = np.isfinite(y) & np.isfinite(quantiles).all(axis=-1)
+    inside = (quantiles[..., 0] <= y) & (y <= quantiles[..., -1])
+    return float(inside[ok].mean()) if ok.any() else float("nan")
+
+
+def calibrate_band(
+    quantiles: np.ndarray,
+    actual: np.ndarray,
+    levels: Sequence[float],
+    combination: Combination,
+) -> BandCalibration:
+    """Step 4 of the procedure: the band's scale from the validation days (split-conformal, scaled).
+
+    ``quantiles`` ``[n_days, slots, q]`` are the served band of the validation days at scale 1
+    (the DNN's quantiles re-centred on the combined point), ``actual`` their prices. Each price
+    needs the band scaled by ``r = (y - centre) / (q_last - centre)`` above the centre, by
+    ``(centre - y) / (centre - q_first)`` below it, to be covered; the served scale is the
+    ``ceil((n + 1) * nominal)``-th smallest ``r``, within :data:`BAND_SCALE_BOUNDS`.
+    """
+    q = np.asarray(quantiles, dtype=float)
+    y = np.asarray(actual, dtype=float)
+    nominal = float(levels[-1] - levels[0])
+    median = list(levels).index(0.5)
+    ok = np.isfinite(y) & np.isfinite(q).all(axis=-1)
+    n = int(ok.sum())
+    before = band_coverage(q, y) if n else None
+    if not combination.band_calibration:
+        return BandCalibration(1.0, nominal, before, before, n, "band calibration off: the DNN's band")
+    if n < MIN_BAND_POINTS:
+        return BandCalibration(
+            1.0, nominal, before, before, n, f"{n} validation prices < {MIN_BAND_POINTS}: the DNN's band"
+        )
+    centre, lo, hi, yy = q[..., median][ok], q[..., 0][ok], q[..., -1][ok], y[ok]
+    tiny = 1e-6
+    above = yy >= centre
+    ratio = np.where(
+        above, (yy - centre) / np.maximum(hi - centre, tiny), (centre - yy) / np.maximum(centre - lo, tiny)
+    )
+    k = min(n, math.ceil((n + 1) * nominal))
+    raw = float(np.partition(ratio, k - 1)[k - 1])
+    low, high = BAND_SCALE_BOUNDS
+    scale = float(min(max(raw, low), high))
+    after = band_coverage(scale_band(q, median, scale), y)
+    bounded = "" if scale == raw else f" (bounded from {raw:.3f})"
+    return BandCalibration(
+        scale, nominal, before, after, n, f"conformal scale {scale:.3f}{bounded} on {n} validation prices"
     )
 
 

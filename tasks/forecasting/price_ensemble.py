@@ -6,7 +6,8 @@ the weighted mean of the members (and of the DNN median, when the DNN is
 one of them; weights chosen on validation days by
 :mod:`tasks.forecasting.definition`), and every DNN quantile is shifted by the
 same amount, so the band keeps the DNN's width and order around the
-ensemble's centre. The rolling backtest combines its members the same way.
+ensemble's centre; the band is then scaled to its nominal coverage on the
+validation days (``band_scale``). The rolling backtest combines its members the same way.
 
 Members read the production design rows (``Design.matrix``): LEAR on
 hourly-averaged slot blocks (:func:`coarsen`) of the informative columns, the
@@ -109,18 +110,23 @@ def combine_quantiles(
     *,
     dnn_in_point: bool = True,
     weights: Mapping[str, float] | None = None,
+    band_scale: float = 1.0,
 ) -> np.ndarray:
     """DNN quantiles ``[n, s, q]`` re-centred on the combined point forecast of the members' ``[n, s]``.
 
     The DNN median joins the combination (as ``"dnn"``) when ``dnn_in_point``;
     otherwise the DNN only gives the band's shape. ``weights`` by member name
     (:func:`tasks.forecasting.definition.choose_combination`); None: equal
-    weights. No members: the DNN's quantiles as they are.
+    weights. No members: the DNN's quantiles as they are. Then every quantile's
+    distance from the centre is multiplied by ``band_scale``
+    (:func:`tasks.forecasting.definition.calibrate_band`).
     """
-    if not members:
-        return dnn_quantiles
-    from tasks.forecasting.definition import combine_points
+    from tasks.forecasting.definition import combine_points, scale_band
 
-    points = {**({"dnn": dnn_quantiles[..., median_index]} if dnn_in_point else {}), **members}
-    w = dict(weights) if weights else dict.fromkeys(points, 1.0)
-    return recentre(dnn_quantiles, combine_points(points, w), median_index)
+    if members:
+        points = {**({"dnn": dnn_quantiles[..., median_index]} if dnn_in_point else {}), **members}
+        w = dict(weights) if weights else dict.fromkeys(points, 1.0)
+        centred = recentre(dnn_quantiles, combine_points(points, w), median_index)
+    else:
+        centred = dnn_quantiles
+    return scale_band(centred, median_index, band_scale)

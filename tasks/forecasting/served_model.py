@@ -136,6 +136,7 @@ class DayAheadPriceModel(PythonModel):
         self.members: dict[str, Any] = {}  # name -> point model, predict(X[n, f]) -> [n, slots]
         self.dnn_in_point = True  # the DNN median is one of the point members
         self.weights: dict[str, float] | None = None  # by member (None: equal weights)
+        self.band_scale = 1.0  # the band's half-widths times this (definition.calibrate_band)
 
     def load_context(self, context: Any) -> None:
         from tasks.forecasting.dnn import QuantileDNN
@@ -151,10 +152,12 @@ class DayAheadPriceModel(PythonModel):
 
             doc = json.loads((root / ENSEMBLE_FILE).read_text())
             names = doc["members"]
-            stored = joblib.load(root / MEMBERS_FILE)
-            self.members = {name: stored[name] for name in names if name != "dnn"}
+            if any(name != "dnn" for name in names):
+                stored = joblib.load(root / MEMBERS_FILE)
+                self.members = {name: stored[name] for name in names if name != "dnn"}
             self.dnn_in_point = "dnn" in names
             self.weights = doc.get("weights")  # models saved before weights: equal weights
+            self.band_scale = float(doc.get("band_scale", 1.0))  # saved before the band's calibration: 1
 
     def attach(
         self,
@@ -166,6 +169,7 @@ class DayAheadPriceModel(PythonModel):
         members: dict[str, Any] | None = None,
         dnn_in_point: bool = True,
         weights: dict[str, float] | None = None,
+        band_scale: float = 1.0,
     ) -> DayAheadPriceModel:
         """Use in-process (training) without a round trip through MLflow."""
         self.design, self.dnn = design, dnn
@@ -173,6 +177,7 @@ class DayAheadPriceModel(PythonModel):
         self.members = dict(members or {})
         self.dnn_in_point = dnn_in_point
         self.weights = dict(weights) if weights else None
+        self.band_scale = float(band_scale)
         return self
 
     def save(self, root: Path) -> None:
@@ -190,12 +195,15 @@ class DayAheadPriceModel(PythonModel):
 
             # Compressed: an extra-trees forest is ~110 MiB raw, ~38 MiB at level 3 (1092 hourly days).
             joblib.dump(self.members, root / MEMBERS_FILE, compress=3)
+        if self.members or self.band_scale != 1.0:
             doc = {
                 "members": self.member_names,
                 "weights": self.weights,
+                "band_scale": self.band_scale,
                 "point": "weighted mean of the members' point forecasts (the DNN's: its median); "
                 "weights null: equal",
-                "quantiles": "DNN quantiles shifted by (point - DNN median)",
+                "quantiles": "DNN quantiles shifted by (point - DNN median), then each one's distance "
+                "from the point times band_scale",
             }
             (root / ENSEMBLE_FILE).write_text(json.dumps(doc, indent=2))
 
@@ -254,6 +262,7 @@ class DayAheadPriceModel(PythonModel):
             median_index(self.design.quantiles),
             dnn_in_point=self.dnn_in_point,
             weights=getattr(self, "weights", None),  # pickled before weights existed: equal
+            band_scale=getattr(self, "band_scale", 1.0),  # pickled before the band's calibration
         )
         return PriceForecast(np.clip(pred, self.design.price_floor, self.design.price_cap), dnn, members)
 

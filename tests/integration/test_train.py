@@ -63,7 +63,9 @@ def _check_dnn_in_point_round_trip(model: Any, frames: list[pd.DataFrame], tmp_p
 
     from tasks.forecasting.served_model import ENSEMBLE_FILE, DayAheadPriceModel
 
-    with_dnn = DayAheadPriceModel().attach(model.design, model.dnn, members=model.members, dnn_in_point=True)
+    with_dnn = DayAheadPriceModel().attach(
+        model.design, model.dnn, members=model.members, dnn_in_point=True, band_scale=1.5
+    )
     with_dnn.save(tmp_path)
     assert json.loads((tmp_path / ENSEMBLE_FILE).read_text())["members"] == ["dnn", *model.members]
     reloaded = DayAheadPriceModel()
@@ -71,6 +73,17 @@ def _check_dnn_in_point_round_trip(model: Any, frames: list[pd.DataFrame], tmp_p
     assert reloaded.dnn_in_point
     x = model.design.matrix(frames)
     _assert_median_is_mean_of(reloaded, frames, [model.dnn_quantiles(x)[..., 1], *_member_points(model, x)])
+    # The calibrated band: each quantile 1.5 times the DNN's distance from the centre.
+    dnn_width = model.dnn_quantiles(x)[..., 2] - model.dnn_quantiles(x)[..., 0]
+    served = reloaded.forecast_days(frames)
+    np.testing.assert_allclose(served[..., 2] - served[..., 0], 1.5 * dnn_width, rtol=1e-5, atol=1e-6)
+    # A DNN-alone model keeps its scale too (no members file).
+    alone = DayAheadPriceModel().attach(model.design, model.dnn, band_scale=0.8)
+    alone.save(tmp_path / "alone")
+    again = DayAheadPriceModel()
+    again.load_context(SimpleNamespace(artifacts={"model_dir": str(tmp_path / "alone")}))
+    assert again.members == {}
+    assert again.band_scale == 0.8
 
 
 def _member_points(model: Any, x: np.ndarray) -> list[np.ndarray]:
@@ -144,6 +157,9 @@ def test_pipeline_two_zones(small: tuple[Settings, Path], tmp_path: Path) -> Non
         assert {f"weight_{m}" for m in ("lear", "gbm", "forest")} <= set(run.data.metrics)
         assert run.data.params["search_trials"] == "2"
         assert run.data.tags["combination_fallback"] in ("true", "false")
+        combination = mlflow.artifacts.load_dict(f"runs:/{trained['run_id']}/combination.json")
+        assert combination["band"]["points"] > 0
+        assert "validation prices" in combination["band"]["reason"]
         search = mlflow.artifacts.load_dict(f"runs:/{trained['run_id']}/dnn_search.json")
         assert len(search["trials"]) == 2
         assert search["best"]
@@ -199,7 +215,12 @@ def test_pipeline_two_zones(small: tuple[Settings, Path], tmp_path: Path) -> Non
             settings.price_cap_eur_mwh,
         )
         got = reloaded.forecast_days(last)
-        np.testing.assert_allclose(np.diff(got, axis=-1), np.diff(dnn_q, axis=-1), rtol=1e-5, atol=1e-4)
+        # The band: the DNN's, re-centred, its distances from the centre times the calibrated scale.
+        scale = ensemble_doc["band_scale"]
+        assert scale == pytest.approx(run.data.metrics["band_scale"])
+        np.testing.assert_allclose(
+            np.diff(got, axis=-1), scale * np.diff(dnn_q, axis=-1), rtol=1e-5, atol=1e-4
+        )
         if zone == ZONES[0]:  # a model saved with the DNN among its members: its median joins the mean
             _check_dnn_in_point_round_trip(reloaded, last, tmp_path / "dnn_in_point")
         # Signature and input example: a day's feature rows in, price and load quantiles out.

@@ -75,8 +75,12 @@ def test_training_and_backtest_build_the_same_ensemble_from_one_definition() -> 
     assert {m for m, _ in eb.tasks_of(defn, plan)} == {"dnn", *defn.names}
     data = SimpleNamespace(design=design)
     choice = definition.CombinationChoice({n: 1 / len(defn.names) for n in defn.names}, {}, False, "")
-    candidate = assemble_candidate(data, defn, object(), load_fit=None, fitted=trained, choice=choice)  # type: ignore[arg-type]
+    band = definition.BandCalibration(1.25, 0.8, 0.7, 0.8, 672, "conformal")
+    candidate = assemble_candidate(
+        data, defn, object(), load_fit=None, fitted=trained, choice=choice, band=band
+    )  # type: ignore[arg-type]
     assert sorted(candidate.member_names) == sorted(defn.names)
+    assert candidate.band_scale == 1.25  # the served model scales its band as the backtest does
     # point_models (the training stage's builder for every configured block) agrees too.
     built = point_models(config, design, 4, defn.seed)
     assert {n: _configuration(built[n]) for n in trained} == {
@@ -229,3 +233,70 @@ def test_tree_members_read_the_layout_in_training_and_the_lags_in_the_backtest(c
     assert isinstance(tested, cls)
     assert tested.layout is None
     assert tested.exog_names == ("Load",)
+
+
+def _band(
+    rng: np.random.Generator, days: int, half_width: float, noise: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A band of constant half-width around a centre, and prices that scatter around the centre."""
+    centre = rng.normal(50, 10, size=(days, 24))
+    q = np.stack([centre - half_width, centre, centre + half_width], axis=-1)
+    return q, centre + rng.normal(0, noise, size=centre.shape)
+
+
+def test_a_too_narrow_band_is_widened_to_its_nominal_coverage_on_fresh_days() -> None:
+    """Prices ~N(centre, 10): the 80 % band needs a half-width of 12.8; the DNN gave 6."""
+    rng = np.random.default_rng(3)
+    validation, y_val = _band(rng, 28, 6.0, 10.0)
+    calibration = definition.calibrate_band(validation, y_val, [0.1, 0.5, 0.9], Combination())
+    assert calibration.coverage_before is not None
+    assert calibration.coverage_before < 0.5
+    assert calibration.scale == pytest.approx(12.8 / 6.0, rel=0.1)
+    assert calibration.coverage_after is not None
+    assert calibration.coverage_after >= 0.8
+    test, y_test = _band(rng, 200, 6.0, 10.0)
+    served = definition.scale_band(test, 1, calibration.scale)
+    assert 0.77 <= definition.band_coverage(served, y_test) <= 0.83
+    np.testing.assert_allclose(served[..., 1], test[..., 1])  # the centre stays
+
+
+def test_a_too_wide_band_is_narrowed_and_order_is_kept() -> None:
+    rng = np.random.default_rng(4)
+    validation, y_val = _band(rng, 28, 30.0, 10.0)
+    calibration = definition.calibrate_band(validation, y_val, [0.1, 0.5, 0.9], Combination())
+    assert calibration.scale < 0.6
+    served = definition.scale_band(validation, 1, calibration.scale)
+    assert (np.diff(served, axis=-1) >= 0).all()
+
+
+def test_band_calibration_can_be_off_and_needs_enough_validation_prices() -> None:
+    rng = np.random.default_rng(5)
+    validation, y_val = _band(rng, 28, 6.0, 10.0)
+    off = definition.calibrate_band(validation, y_val, [0.1, 0.5, 0.9], Combination(band_calibration=False))
+    assert off.scale == 1.0
+    assert "off" in off.reason
+    few = definition.calibrate_band(validation[:1], y_val[:1], [0.1, 0.5, 0.9], Combination())
+    assert few.scale == 1.0
+    assert "< 48" in few.reason
+    wild = definition.calibrate_band(validation, y_val * 100, [0.1, 0.5, 0.9], Combination())
+    assert wild.scale == definition.BAND_SCALE_BOUNDS[1]
+    assert "bounded" in wild.reason
+
+
+def test_the_backtest_band_at_an_origin_is_calibrated_on_the_days_before_it() -> None:
+    """The DNN band is half as wide as the prices need before the origin: the test band is widened."""
+    plan = _plan(periods=1, first=72, start=100)  # a 28-day validation window
+    defn = from_config({**load_config(), "ensemble": {"members": ["dnn"], "combination": {}}})
+    rng = np.random.default_rng(6)
+    prices = rng.normal(50, 10, (plan.stop, 24))
+    data = SimpleNamespace(
+        dates=np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-01-01") + plan.stop),
+        prices=prices, slots=24, n_days=plan.stop, exog=np.zeros((0, plan.stop, 24)), holidays=None,
+    )  # fmt: skip
+    centre = np.full((plan.stop - plan.first, 24), 50.0)
+    dnn = np.stack([centre - 6.4, centre, centre + 6.4], axis=-1)
+    combined = eb.combine(data, defn, plan, {"dnn": dnn})  # type: ignore[arg-type]
+    scales = [row["band"]["scale"] for row in combined.weights]
+    assert all(1.5 < s < 2.6 for s in scales), scales
+    assert 0.72 <= definition.band_coverage(combined.quantiles, prices[plan.start :]) <= 0.88
+    np.testing.assert_allclose(combined.dnn_quantiles, dnn[plan.start - plan.first :])  # the DNN's own kept
