@@ -168,6 +168,14 @@ def test_plan_origins_cover_every_forecast_day_once_and_align_on_the_test_period
     assert [d for k in range(3) for t, e in plan.period(k) for d in range(t, e)] == days
 
 
+def _hourly_days(plan: eb.Plan, prices: np.ndarray) -> Any:
+    """The backtest's day data for ``plan``: hourly ``prices``, no exogenous series."""
+    return SimpleNamespace(
+        dates=np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-01-01") + plan.stop),
+        prices=prices, slots=24, n_days=plan.stop, exog=np.zeros((0, plan.stop, 24)), holidays=None,
+    )  # fmt: skip
+
+
 def test_combination_at_an_origin_reads_only_days_before_it() -> None:
     """A member perfect after the origin but poor before it must not be preferred: no look-ahead."""
     plan = _plan(periods=1, first=93, start=100)  # a 7-day validation window
@@ -175,12 +183,8 @@ def test_combination_at_an_origin_reads_only_days_before_it() -> None:
         {**load_config(), "ensemble": {"members": ["dnn", "lear"], "combination": {"validation_days": 7}}}
     )
     n = plan.stop - plan.first
-    rng = np.random.default_rng(1)
-    prices = rng.normal(50, 10, (plan.stop, 24))
-    data = SimpleNamespace(
-        dates=np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-01-01") + plan.stop),
-        prices=prices, slots=24, n_days=plan.stop, exog=np.zeros((0, plan.stop, 24)), holidays=None,
-    )  # fmt: skip
+    prices = np.random.default_rng(1).normal(50, 10, (plan.stop, 24))
+    data = _hourly_days(plan, prices)
     actual = prices[plan.first :]
     lear = actual + 5.0
     lear[plan.start - plan.first :] = actual[plan.start - plan.first :]  # perfect in the test period only
@@ -287,12 +291,8 @@ def test_the_backtest_band_at_an_origin_is_calibrated_on_the_days_before_it() ->
     """The DNN band is half as wide as the prices need before the origin: the test band is widened."""
     plan = _plan(periods=1, first=72, start=100)  # a 28-day validation window
     defn = from_config({**load_config(), "ensemble": {"members": ["dnn"], "combination": {}}})
-    rng = np.random.default_rng(6)
-    prices = rng.normal(50, 10, (plan.stop, 24))
-    data = SimpleNamespace(
-        dates=np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-01-01") + plan.stop),
-        prices=prices, slots=24, n_days=plan.stop, exog=np.zeros((0, plan.stop, 24)), holidays=None,
-    )  # fmt: skip
+    prices = np.random.default_rng(6).normal(50, 10, (plan.stop, 24))
+    data = _hourly_days(plan, prices)
     centre = np.full((plan.stop - plan.first, 24), 50.0)
     dnn = np.stack([centre - 6.4, centre, centre + 6.4], axis=-1)
     combined = eb.combine(data, defn, plan, {"dnn": dnn})  # type: ignore[arg-type]
