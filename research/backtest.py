@@ -816,4 +816,6 @@ def cli(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli())
+    from tasks.cli import exit_stage
+
+    exit_stage(cli())

@@ -16,10 +16,10 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from pydantic_settings.exceptions import SettingsError
@@ -107,6 +107,26 @@ def run_stage(
             main, args, duration_s=time.perf_counter() - started, code=code, result=result, error=error
         )
     return code
+
+
+def exit_stage(code: int) -> NoReturn:
+    """End a stage process with ``code`` once its result and logs are out, without the interpreter's teardown.
+
+    Every stage command ends here (``exit_stage(run_stage(main, parser()))``). The teardown
+    can abort the process after the stage's work is done: a pyarrow thread-pool worker that
+    still holds a Python object takes the GIL while the interpreter finalizes and ends in
+    ``std::terminate`` ("terminate called without an active exception", SIGABRT; see
+    apache/arrow#34314). The atexit handlers (logging, MLflow's end of an active run) still
+    run, and the streams are flushed, before ``os._exit``.
+    """
+    import atexit
+
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # a closed pipe: nothing more can reach it
+            stream.flush()
+    os._exit(code)
 
 
 def stage_name(main: Callable[..., Any]) -> str:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tasks.cli import base_parser, day_arg, run_stage
+from tasks.cli import base_parser, day_arg, exit_stage, run_stage
 from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError, GateClosedError, MissingInputError
 from tasks.schedule import price_columns
@@ -259,4 +259,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_stage(main, parser()))
+    exit_stage(run_stage(main, parser()))

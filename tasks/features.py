@@ -31,7 +31,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks.cli import base_parser, day_arg, run_stage
+from tasks.cli import base_parser, day_arg, exit_stage, run_stage
 from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError, GateClosedError, MissingInputError
 from tasks.storage import Layout, read_lineage, write_parquet_atomic
@@ -486,4 +486,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_stage(main, parser()))
+    exit_stage(run_stage(main, parser()))

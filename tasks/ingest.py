@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks import datasets as ds
-from tasks.cli import base_parser, day_arg, run_stage
+from tasks.cli import base_parser, day_arg, exit_stage, run_stage
 from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError, IngestError
 from tasks.ingest_checks import (
@@ -655,7 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_stage(main, build_parser()))
+    exit_stage(run_stage(main, build_parser()))
 
 
 __all__ = ["IngestReport", "ingest_inbox", "name_hint", "run_ingest", "severity_of"]

@@ -23,12 +23,11 @@ import argparse
 import json
 import logging
 import os
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from tasks.cli import base_parser, day_arg, run_stage
+from tasks.cli import base_parser, day_arg, exit_stage, run_stage
 from tasks.config import PROJECT_ROOT, Settings, get_settings
 from tasks.errors import GateClosedError, MissingInputError, PointerError, ValidationFailed
 from tasks.quality.gate import validated_schedule_versions
@@ -240,4 +239,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, build_parser()))
+    exit_stage(run_stage(main, build_parser()))

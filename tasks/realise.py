@@ -29,14 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tasks.cli import base_parser, day_arg, run_stage
+from tasks.cli import base_parser, day_arg, exit_stage, run_stage
 from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError
 from tasks.storage import Layout, write_json_atomic
@@ -324,4 +323,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, build_parser()))
+    exit_stage(run_stage(main, build_parser()))

@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -31,7 +30,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from tasks.bids import curve_points, storage_steps
-from tasks.cli import base_parser, day_arg, run_stage
+from tasks.cli import base_parser, day_arg, exit_stage, run_stage
 from tasks.config import MAX_TIMING_SHIFT, Portfolio, Settings, get_settings
 from tasks.datasets import SDAC_PRICE_CAP_EUR_MWH, SDAC_PRICE_FLOOR_EUR_MWH
 from tasks.errors import ConfigError, MissingInputError
@@ -668,4 +667,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, build_parser()))
+    exit_stage(run_stage(main, build_parser()))

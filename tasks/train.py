@@ -56,7 +56,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks.cli import base_parser, day_arg, run_stage
+from tasks.cli import base_parser, day_arg, exit_stage, run_stage
 from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError, MissingInputError
 
@@ -914,4 +914,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_stage(main, parser()))
+    exit_stage(run_stage(main, parser()))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks import datasets as ds
-from tasks.cli import base_parser, day_arg, run_stage
+from tasks.cli import base_parser, day_arg, exit_stage, run_stage
 from tasks.config import Settings, get_settings
 from tasks.errors import ConfigError, ValidationFailed
 from tasks.quality import gate, prepare
@@ -335,4 +335,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_stage(main, parser()))
+    exit_stage(run_stage(main, parser()))

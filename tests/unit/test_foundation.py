@@ -261,3 +261,43 @@ def test_unreachable_server_exits_75_and_the_runner_retries(capsys: pytest.Captu
     assert "Traceback" not in err
     assert runner.StageFailed("forecast", code, message).retryable
     assert not runner.StageFailed("forecast", PIPELINE_ERROR_EXIT, "no champion").retryable
+
+
+EXIT_STAGE_PROBE = """
+import atexit, logging, sys
+from tasks.cli import exit_stage
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+atexit.register(lambda: print("atexit handler ran", flush=True))
+print("result line")  # block-buffered into a pipe: exit_stage must flush it
+logging.getLogger("probe").info("log line")
+exit_stage(3)
+"""
+
+
+def test_exit_stage_keeps_the_code_output_and_atexit_handlers_but_skips_teardown() -> None:
+    """Stages end with os._exit (no interpreter teardown, where pyarrow's pool can abort)."""
+    out = subprocess.run(
+        [sys.executable, "-c", EXIT_STAGE_PROBE],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 3
+    assert out.stdout.splitlines() == ["result line", "atexit handler ran"]
+    assert "log line" in out.stderr
+
+
+def test_every_stage_command_ends_with_exit_stage() -> None:
+    """A stage that ended with sys.exit would run the teardown that can abort after its work is done."""
+    import re
+
+    repo = Path(__file__).resolve().parents[2]
+    stages = [
+        p for p in (repo / "tasks").glob("*.py") if p.name != "cli.py" and "run_stage(main" in p.read_text()
+    ]
+    assert len(stages) >= 10
+    for path in stages:
+        main_block = path.read_text().split('if __name__ == "__main__":', 1)[-1]
+        assert re.search(r"^    exit_stage\(run_stage\(main, \w+\(\)\)\)$", main_block, re.M), path.name
