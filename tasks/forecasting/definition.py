@@ -40,7 +40,7 @@ import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -413,14 +413,7 @@ class BandCalibration:
     reason: str
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "scale": self.scale,
-            "nominal": self.nominal,
-            "coverage_before": self.coverage_before,
-            "coverage_after": self.coverage_after,
-            "points": self.points,
-            "reason": self.reason,
-        }
+        return asdict(self)
 
 
 def scale_band(quantiles: np.ndarray, median_index: int, scale: float) -> np.ndarray:
