@@ -239,21 +239,19 @@ def fit_point_members(
 
 
 def choose_weights(
-    data: TrainingSet, defn: EnsembleDefinition, dnn: Any, validation: dict[str, np.ndarray]
+    data: TrainingSet, defn: EnsembleDefinition, dnn_q: np.ndarray, validation: dict[str, np.ndarray]
 ) -> CombinationChoice:
-    """Step: the combination's weights on the last ``combination.validation_days`` validation days, and its guard."""
-    import numpy as np
+    """Step: the combination's weights on the last ``combination.validation_days`` validation days, and its guard.
 
+    ``dnn_q``: the DNN's quantiles of the validation days; ``validation``: each point member's forecast of them.
+    """
     from tasks.forecasting.definition import choose_combination
     from tasks.forecasting.metrics import median_index
 
     tail = validation_tail(data, defn)
     points = dict(validation)
     if defn.dnn_in_point:
-        dnn_val = np.asarray(dnn.predict(data.x_own[data.validation]))[
-            ..., median_index(data.design.quantiles)
-        ]
-        points = {"dnn": dnn_val, **points}
+        points = {"dnn": dnn_q[..., median_index(data.design.quantiles)], **points}
     ordered = {name: points[name][tail] for name in defn.names}
     choice = choose_combination(ordered, data.window.y[data.validation][tail], defn.combination)
     log.info("zone %s combination: %s (%s)", data.zone, choice.weights, choice.reason)
@@ -268,23 +266,20 @@ def validation_tail(data: TrainingSet, defn: EnsembleDefinition) -> slice:
 def calibrate_served_band(
     data: TrainingSet,
     defn: EnsembleDefinition,
-    dnn: Any,
+    dnn_q: np.ndarray,
     validation: dict[str, np.ndarray],
     choice: CombinationChoice,
 ) -> BandCalibration:
     """Step: the band's scale on the days the weights were chosen on (step 4 of the procedure)."""
-    import numpy as np
-
     from tasks.forecasting.definition import calibrate_band
     from tasks.forecasting.metrics import median_index
     from tasks.forecasting.price_ensemble import combine_quantiles
 
     tail = validation_tail(data, defn)
     levels = data.design.quantiles
-    dnn_q = np.asarray(dnn.predict(data.x_own[data.validation]))[tail]
     members = {spec.name: validation[spec.name][tail] for spec in defn.point_members}
     band = combine_quantiles(
-        dnn_q,
+        dnn_q[tail],
         members,
         median_index(levels),
         dnn_in_point=defn.dnn_in_point,
@@ -323,6 +318,8 @@ def assemble_candidate(
 
 def fit_models(data: TrainingSet, config: dict[str, Any], settings: Settings) -> Fitted:
     """Step: the search, the DNN, the load model, the point members, the combination and the candidate."""
+    import numpy as np
+
     from tasks.forecasting.definition import from_config
 
     defn = from_config(config)
@@ -330,8 +327,9 @@ def fit_models(data: TrainingSet, config: dict[str, Any], settings: Settings) ->
     dnn, dnn_seconds = fit_price_dnn(data, defn, search)
     load_fit = fit_load(data, config)
     members, member_seconds, validation = fit_point_members(data, defn, settings)
-    choice = choose_weights(data, defn, dnn, validation)
-    band = calibrate_served_band(data, defn, dnn, validation, choice)
+    dnn_q = np.asarray(dnn.predict(data.x_own[data.validation]))  # the DNN on the validation days, once
+    choice = choose_weights(data, defn, dnn_q, validation)
+    band = calibrate_served_band(data, defn, dnn_q, validation, choice)
     candidate = assemble_candidate(
         data, defn, dnn, load_fit=load_fit, fitted=members, choice=choice, band=band
     )
