@@ -121,8 +121,7 @@ def exit_stage(code: int) -> NoReturn:
     """
     import atexit
 
-    atexit._run_exitfuncs()
-    logging.shutdown()
+    atexit._run_exitfuncs()  # logging's shutdown among them (registered when logging is imported)
     for stream in (sys.stdout, sys.stderr):
         with suppress(OSError, ValueError):  # a closed pipe: nothing more can reach it
             stream.flush()
