@@ -20,7 +20,12 @@ Procedure (docs/models.md, "How the ensemble is chosen"), the same on every mark
    forecast origin. Nothing after the origin is read.
 2. **Combination** (:func:`choose_combination`): convex weights of the members'
    point forecasts on a grid (``combination.weight_step``) minimising MAE on a
-   validation window of out-of-sample member forecasts before the origin.
+   validation window of out-of-sample member forecasts before the origin, then
+   shrunk toward the members' median: the served point is
+   ``median_share`` × the members' median + (1 − ``median_share``) × the weighted
+   mean (the weights carry the share as the key ``"median"``). Weights fitted
+   on four weeks are noisy; the median needs no estimate and is robust to one
+   member's bad day.
 3. **Guard**: when the chosen combination's validation MAE exceeds the best
    single member's by more than ``combination.margin`` (relative), the best
    member is served alone.
@@ -53,6 +58,8 @@ if TYPE_CHECKING:
 POINT_MEMBERS = ("lear", "gbm", "forest")
 MEMBERS = ("dnn", *POINT_MEMBERS)
 RULES = ("validation_weights", "mean")
+#: The weights' key of the members' median (step 2's shrinkage), beside the member names.
+MEDIAN = "median"
 #: Search space keys and how each is drawn: (low, high, kind); kind "log", "float" or "int".
 SEARCHABLE = {"learning_rate", "dropout", "l2", "width"}
 
@@ -86,6 +93,7 @@ class Combination:
     weight_step: float = 0.1
     margin: float = 0.01  # relative: the combination may be at most 1 % worse than the best member
     band_calibration: bool = True  # step 4: scale the band to its nominal coverage on the validation days
+    median_share: float = 0.5  # step 2: the share of the served point given to the members' median
 
 
 @dataclass(frozen=True)
@@ -152,10 +160,16 @@ def from_config(config: Mapping[str, Any]) -> EnsembleDefinition:
     members = tuple(MemberSpec(n, json.dumps(config.get(n, {}), sort_keys=True)) for n in names)
     dnn = MemberSpec("dnn", json.dumps(config.get("dnn", {}), sort_keys=True))
     comb = Combination(**dict(ensemble.get("combination", {})))
-    if comb.rule not in RULES or not 0 < comb.weight_step <= 1 or comb.margin < 0 or comb.validation_days < 1:
+    if (
+        comb.rule not in RULES
+        or not 0 < comb.weight_step <= 1
+        or comb.margin < 0
+        or comb.validation_days < 1
+        or not 0 <= comb.median_share <= 1
+    ):
         raise ConfigError(
             f"ensemble.combination {vars(comb)}: rule one of {list(RULES)}, 0 < weight_step <= 1, "
-            "margin >= 0, validation_days >= 1"
+            "margin >= 0, validation_days >= 1, 0 <= median_share <= 1"
         )
     search_block = {k: v for k, v in dict(config.get("search", {})).items() if not k.startswith("_")}
     space = dict(search_block.pop("space", {}))
@@ -378,20 +392,28 @@ def choose_combination(
         grid = weight_grid(len(names), combination.weight_step)
         maes = np.abs(np.tensordot(grid, stack, axes=1) - y).mean(axis=(1, 2))
         w = grid[int(np.argmin(maes))]
-    combined = float(np.abs(np.tensordot(w, stack, axes=1) - y).mean())
+    fitted = {n: float(v) for n, v in zip(names, w, strict=True)}
+    share = combination.median_share if len(names) > 1 else 0.0  # of two members, the median is their mean
+    shrunk = {**{n: (1.0 - share) * v for n, v in fitted.items()}, MEDIAN: share}
+    members = dict(zip(names, stack, strict=True))
     best = min(member_mae, key=lambda n: member_mae[n])
-    figures = {**member_mae, "combination": combined}
-    if combined > member_mae[best] * (1.0 + combination.margin):
-        return CombinationChoice(
-            {n: float(n == best) for n in names},
-            figures,
-            True,
-            f"combination MAE {combined:.3f} > best member {best} {member_mae[best]:.3f} "
-            f"x (1 + {combination.margin:g}): {best} alone",
-        )
-    weights = {n: float(v) for n, v in zip(names, w, strict=True)}
+    bound = member_mae[best] * (1.0 + combination.margin)
+    # The shrunk weights first; when they fail the guard, the fitted ones.
+    candidates = [(shrunk, f"{combination.rule}, {share:g} median")] if share > 0 else []
+    candidates.append((fitted, combination.rule))
+    figures: dict[str, float] = dict(member_mae)
+    for weights, how in candidates:
+        combined = float(np.abs(combine_points(members, weights) - y).mean())
+        figures.setdefault("combination", combined)
+        if combined <= bound:
+            figures["combination"] = combined
+            return CombinationChoice(weights, figures, False, f"{how} on {int(ok.sum())} validation days")
     return CombinationChoice(
-        weights, figures, False, f"{combination.rule} on {int(ok.sum())} validation days"
+        {n: float(n == best) for n in names},
+        figures,
+        True,
+        f"combination MAE {figures['combination']:.3f} > best member {best} {member_mae[best]:.3f} "
+        f"x (1 + {combination.margin:g}): {best} alone",
     )
 
 
@@ -477,7 +499,13 @@ def calibrate_band(
 
 
 def combine_points(points: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
-    """The served point forecast: the weighted sum of the members' points (weights sum to 1)."""
-    names = [n for n in points if weights.get(n, 0.0) > 0]
-    total = sum(weights[n] for n in names)
-    return sum((weights[n] / total) * np.asarray(points[n], dtype=float) for n in names)  # type: ignore[return-value]
+    """The served point forecast: the weighted sum of the members' points (weights sum to 1).
+
+    The weight of the key :data:`MEDIAN` goes to the element-wise median of every
+    member's point, whatever its own weight.
+    """
+    terms = {n: np.asarray(points[n], dtype=float) for n in points if weights.get(n, 0.0) > 0}
+    if weights.get(MEDIAN, 0.0) > 0:
+        terms[MEDIAN] = np.median(np.stack([np.asarray(p, dtype=float) for p in points.values()]), axis=0)
+    total = sum(weights[n] for n in terms)
+    return sum((weights[n] / total) * terms[n] for n in terms)  # type: ignore[return-value]

@@ -201,6 +201,7 @@ class DayAheadPriceModel(PythonModel):
                 "weights": self.weights,
                 "band_scale": self.band_scale,
                 "point": "weighted mean of the members' point forecasts (the DNN's: its median); "
+                "the weight of 'median' goes to the element-wise median of all members' points; "
                 "weights null: equal",
                 "quantiles": "DNN quantiles shifted by (point - DNN median), then each one's distance "
                 "from the point times band_scale",

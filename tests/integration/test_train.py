@@ -91,10 +91,16 @@ def _member_points(model: Any, x: np.ndarray) -> list[np.ndarray]:
 
 
 def _assert_median_is_mean_of(model: Any, frames: list[pd.DataFrame], points: list[np.ndarray]) -> None:
-    """The served median is the weighted mean of ``points`` (the model's weights, or equal), clipped."""
+    """The served median is the weighted mean of ``points`` (the model's weights, or equal), clipped.
+
+    The weight of ``"median"`` goes to the element-wise median of all ``points``.
+    """
     names = model.member_names
-    w = np.array([model.weights[n] for n in names] if model.weights else [1.0] * len(names))
-    expected = np.tensordot(w / w.sum(), np.stack(points), axes=1)
+    weights = model.weights or dict.fromkeys(names, 1.0)
+    stack = np.stack(points)
+    w = np.array([weights.get(n, 0.0) for n in names])
+    share = weights.get("median", 0.0)
+    expected = (np.tensordot(w, stack, axes=1) + share * np.median(stack, axis=0)) / (w.sum() + share)
     expected = np.clip(expected, model.design.price_floor, model.design.price_cap)
     np.testing.assert_allclose(model.forecast_days(frames)[..., 1], expected, rtol=1e-6)
 

@@ -94,6 +94,8 @@ def test_definition_rejects_unknown_members_rules_and_search_keys() -> None:
         from_config({**config, "ensemble": {"members": ["lear", "svm"]}})
     with pytest.raises(ConfigError, match="rule"):
         from_config({**config, "ensemble": {"members": ["lear"], "combination": {"rule": "best"}}})
+    with pytest.raises(ConfigError, match="median_share"):
+        from_config({**config, "ensemble": {"members": ["lear"], "combination": {"median_share": 1.5}}})
     with pytest.raises(ConfigError, match="searchable"):
         from_config({**config, "search": {"trials": 1, "space": {"epochs": [1, 2]}}})
     alone = from_config({**config, "ensemble": {"members": ["dnn"]}})
@@ -131,6 +133,45 @@ def test_guard_serves_the_best_member_when_the_combination_is_worse() -> None:
     # Within the margin the combination stays.
     close = {"a": y + 1.0, "b": y + 1.005}
     assert not choose_combination(close, y, Combination(rule="mean", margin=0.01)).fallback
+
+
+def test_fitted_weights_shrink_toward_the_members_median() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.normal(50, 10, size=(28, 24))
+    members = {n: y + rng.normal(0, s, y.shape) for n, s in (("a", 1.0), ("b", 2.0), ("c", 3.0))}
+    fitted = choose_combination(members, y, Combination(median_share=0.0))
+    shrunk = choose_combination(members, y, Combination(median_share=0.5))
+    assert definition.MEDIAN not in fitted.weights
+    assert shrunk.weights[definition.MEDIAN] == 0.5
+    assert {n: 2 * shrunk.weights[n] for n in members} == pytest.approx(fitted.weights)
+    assert sum(shrunk.weights.values()) == pytest.approx(1.0)
+    assert "0.5 median" in shrunk.reason
+    # The served point: half the members' median, half their fitted weighted mean.
+    point = definition.combine_points(members, shrunk.weights)
+    weighted = sum(fitted.weights[n] * members[n] for n in members)
+    median = np.median(np.stack(list(members.values())), axis=0)
+    np.testing.assert_allclose(point, 0.5 * median + 0.5 * weighted)
+    assert shrunk.validation_mae["combination"] == pytest.approx(float(np.abs(point - y).mean()))
+
+
+def test_the_median_share_ignores_one_members_bad_day() -> None:
+    y = np.zeros((3, 24))
+    bad = y.copy()
+    bad[1] = 1000.0  # one member's bad day
+    point = definition.combine_points({"a": y + 1.0, "b": y - 1.0, "c": bad}, {"a": 0.0, "median": 1.0})
+    np.testing.assert_allclose(point[0], 0.0)
+    np.testing.assert_allclose(point[1], 1.0)  # the middle of (1, -1, 1000): the outlier is not averaged in
+
+
+def test_guard_serves_the_fitted_weights_when_the_shrunk_ones_fail_it() -> None:
+    y = np.zeros((14, 24))
+    members = {"exact": y.copy(), "off": y + 10.0, "far": y + 12.0}
+    choice = choose_combination(members, y, Combination(median_share=0.5, margin=0.01))
+    # Shrunk: 0.5 x exact + 0.5 x median (10) is 5 off; the fitted weights (exact alone) pass.
+    assert not choice.fallback
+    assert choice.weights == {"exact": 1.0, "off": 0.0, "far": 0.0}
+    assert "median" not in choice.reason
+    assert choice.validation_mae["combination"] == 0.0
 
 
 def test_days_with_a_missing_member_forecast_are_left_out() -> None:
