@@ -211,6 +211,8 @@ def served_band(
     days: slice,
     weights: Mapping[str, float],
     scale: float,
+    *,
+    shape_weights: Mapping[str, float] | None = None,
 ) -> np.ndarray:
     """The band served on ``days`` (rows of the plan's forecasts): the DNN's quantiles re-centred and scaled."""
     from tasks.forecasting.price_ensemble import combine_quantiles
@@ -224,6 +226,7 @@ def served_band(
             dnn_in_point=defn.dnn_in_point,
             weights=weights if members else None,
             band_scale=scale,
+            shape_weights=shape_weights if members else None,
         )
     )
 
@@ -246,10 +249,14 @@ def combine(
             continue
         v0, v1 = t - defn.combination.validation_days - plan.first, t - plan.first
         choice = choose_combination({n: p[v0:v1] for n, p in points.items()}, actual[v0:v1], defn.combination)
-        validation = served_band(defn, forecasts, slice(v0, v1), choice.weights, 1.0)
+        validation = served_band(
+            defn, forecasts, slice(v0, v1), choice.weights, 1.0, shape_weights=choice.shape_weights
+        )
         calibration = calibrate_band(validation, actual[v0:v1], QUANTILES, defn.combination)
         block = slice(t - plan.first, t_end - plan.first)
-        band[block] = served_band(defn, forecasts, block, choice.weights, calibration.scale)
+        band[block] = served_band(
+            defn, forecasts, block, choice.weights, calibration.scale, shape_weights=choice.shape_weights
+        )
         rows.append({"origin": str(data.dates[t]), **choice.to_json(), "band": calibration.to_json()})
     test = slice(plan.start - plan.first, None)
     out = {n: p[test] for n, p in points.items()}

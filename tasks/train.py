@@ -284,6 +284,7 @@ def calibrate_served_band(
         median_index(levels),
         dnn_in_point=defn.dnn_in_point,
         weights=choice.weights if members else None,
+        shape_weights=choice.shape_weights if members else None,
     )
     calibration = calibrate_band(band, data.window.y[data.validation][tail], levels, defn.combination)
     log.info("zone %s band: %s", data.zone, calibration.reason)
@@ -312,6 +313,7 @@ def assemble_candidate(
         members=members,
         dnn_in_point=defn.dnn_in_point,
         weights=choice.weights if members else None,
+        shape_weights=choice.shape_weights if members else None,
         band_scale=band.scale,
     )
 
@@ -679,6 +681,7 @@ def log_procedure(fitted: Fitted) -> None:
     mlflow.log_metrics(
         {
             **{f"weight_{name}": w for name, w in choice.weights.items()},
+            **{f"shape_weight_{name}": w for name, w in (choice.shape_weights or {}).items()},
             **{f"validation_mae_{name}": v for name, v in choice.validation_mae.items()},
             "search_seconds": search.seconds,
             "band_scale": fitted.band.scale,
@@ -879,6 +882,7 @@ def _summary(
         "skipped": False,
         "members": fitted.candidate.member_names,
         "weights": fitted.combination.weights,
+        "shape_weights": fitted.combination.shape_weights,
         "mae": scores.candidate["mae"],
         "rmae": scores.candidate["rmae"],
         "dnn_mae": scores.dnn["mae"],

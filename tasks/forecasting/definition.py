@@ -94,6 +94,7 @@ class Combination:
     margin: float = 0.01  # relative: the combination may be at most 1 % worse than the best member
     band_calibration: bool = True  # step 4: scale the band to its nominal coverage on the validation days
     median_share: float = 0.5  # step 2: the share of the served point given to the members' median
+    level_and_shape: bool = True  # step 2 on the daily level and on the intraday shape, each with its weights
 
 
 @dataclass(frozen=True)
@@ -344,14 +345,16 @@ def search_dnn(
 class CombinationChoice:
     """The weights served (by member, summing to 1) and the validation figures behind them."""
 
-    weights: dict[str, float]
+    weights: dict[str, float]  # of the daily level (of the whole point when shape_weights is None)
     validation_mae: dict[str, float]  # each member's, and "combination" (before the guard)
     fallback: bool  # the guard served the best member alone
     reason: str
+    shape_weights: dict[str, float] | None = None  # of the intraday shape; None: ``weights``
 
     def to_json(self) -> dict[str, Any]:
         return {
             "weights": self.weights,
+            "shape_weights": self.shape_weights,
             "validation_mae": self.validation_mae,
             "fallback": self.fallback,
             "reason": self.reason,
@@ -366,6 +369,22 @@ def weight_grid(n: int, step: float) -> np.ndarray:
     return np.vstack([grid, np.full((1, n), 1.0 / n)])
 
 
+def fit_weights(stack: np.ndarray, actual: np.ndarray, combination: Combination) -> np.ndarray:
+    """Convex weights of the members ``stack[m, days, slots]`` minimising MAE against ``actual`` (the grid)."""
+    n = stack.shape[0]
+    if combination.rule == "mean" or n == 1:
+        return np.full(n, 1.0 / n)
+    grid = weight_grid(n, combination.weight_step)
+    maes = np.abs(np.tensordot(grid, stack, axes=1) - actual).mean(axis=(1, 2))
+    return np.asarray(grid[int(np.argmin(maes))])
+
+
+def level_and_shape(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A point forecast ``[..., slots]`` as its daily level (the day's mean) and intraday shape (the rest)."""
+    level = np.asarray(points, dtype=float).mean(axis=-1, keepdims=True)
+    return level, points - level
+
+
 def choose_combination(
     validation: Mapping[str, np.ndarray], actual: np.ndarray, combination: Combination
 ) -> CombinationChoice:
@@ -374,6 +393,9 @@ def choose_combination(
     ``validation`` maps each member to its out-of-sample point forecasts
     ``[n_days, slots]`` of the validation days, ``actual`` their prices. Days where
     any member or the price is missing are left out; with no day left, equal weights.
+    With ``level_and_shape``, the daily level and the intraday shape each get their own
+    weights (fitted on the level and on the shape of the prices); each set is shrunk
+    toward the members' median by ``median_share``.
     """
     names = list(validation)
     if not names:
@@ -386,28 +408,43 @@ def choose_combination(
         return CombinationChoice(equal, {}, False, "no validation day: equal weights")
     stack, y = stack[:, ok], y[ok]
     member_mae = {n: float(np.abs(stack[i] - y).mean()) for i, n in enumerate(names)}
-    if combination.rule == "mean" or len(names) == 1:
-        w = np.full(len(names), 1.0 / len(names))
+    split = combination.level_and_shape and len(names) > 1
+    if split:
+        (levels, shapes), (y_level, y_shape) = level_and_shape(stack), level_and_shape(y)
+        fitted = [fit_weights(levels, y_level, combination), fit_weights(shapes, y_shape, combination)]
     else:
-        grid = weight_grid(len(names), combination.weight_step)
-        maes = np.abs(np.tensordot(grid, stack, axes=1) - y).mean(axis=(1, 2))
-        w = grid[int(np.argmin(maes))]
-    fitted = {n: float(v) for n, v in zip(names, w, strict=True)}
+        fitted = [fit_weights(stack, y, combination)]
     share = combination.median_share if len(names) > 1 else 0.0  # of two members, the median is their mean
-    shrunk = {**{n: (1.0 - share) * v for n, v in fitted.items()}, MEDIAN: share}
+
+    def as_dicts(
+        vectors: list[np.ndarray], median: float
+    ) -> tuple[dict[str, float], dict[str, float] | None]:
+        sets = [
+            {
+                **{n: (1.0 - median) * float(v) for n, v in zip(names, w, strict=True)},
+                **({MEDIAN: median} if median else {}),
+            }
+            for w in vectors
+        ]
+        return sets[0], (sets[1] if len(sets) > 1 else None)
+
+    what = "daily level and intraday shape" if split else "the point"
+    # The shrunk weights first; when they fail the guard, the fitted ones.
+    candidates = (
+        [(as_dicts(fitted, share), f"{combination.rule} of {what}, {share:g} median")] if share > 0 else []
+    )
+    candidates.append((as_dicts(fitted, 0.0), f"{combination.rule} of {what}"))
     members = dict(zip(names, stack, strict=True))
     best = min(member_mae, key=lambda n: member_mae[n])
     bound = member_mae[best] * (1.0 + combination.margin)
-    # The shrunk weights first; when they fail the guard, the fitted ones.
-    candidates = [(shrunk, f"{combination.rule}, {share:g} median")] if share > 0 else []
-    candidates.append((fitted, combination.rule))
     figures: dict[str, float] = dict(member_mae)
-    for weights, how in candidates:
-        combined = float(np.abs(combine_points(members, weights) - y).mean())
+    for (weights, shape_weights), how in candidates:
+        combined = float(np.abs(combine_points(members, weights, shape_weights) - y).mean())
         figures.setdefault("combination", combined)
         if combined <= bound:
             figures["combination"] = combined
-            return CombinationChoice(weights, figures, False, f"{how} on {int(ok.sum())} validation days")
+            reason = f"{how} on {int(ok.sum())} validation days"
+            return CombinationChoice(weights, figures, False, reason, shape_weights)
     return CombinationChoice(
         {n: float(n == best) for n in names},
         figures,
@@ -498,14 +535,29 @@ def calibrate_band(
     )
 
 
-def combine_points(points: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
-    """The served point forecast: the weighted sum of the members' points (weights sum to 1).
+def combine_points(
+    points: Mapping[str, np.ndarray],
+    weights: Mapping[str, float],
+    shape_weights: Mapping[str, float] | None = None,
+) -> np.ndarray:
+    """The served point forecast ``[..., slots]`` from the members' points (each set of weights sums to 1).
 
-    The weight of the key :data:`MEDIAN` goes to the element-wise median of every
-    member's point, whatever its own weight.
+    ``shape_weights`` None: the weighted sum of the points. Otherwise ``weights``
+    combine the members' daily levels and ``shape_weights`` their intraday shapes
+    (:func:`level_and_shape`). The weight of the key :data:`MEDIAN` goes to the
+    element-wise median of every member's level (shape, point), whatever its own weight.
     """
-    terms = {n: np.asarray(points[n], dtype=float) for n in points if weights.get(n, 0.0) > 0}
+    arrays = {n: np.asarray(p, dtype=float) for n, p in points.items()}
+    if shape_weights is None:
+        return _weighted(arrays, weights)
+    parts = {n: level_and_shape(p) for n, p in arrays.items()}
+    level = _weighted({n: lv for n, (lv, _) in parts.items()}, weights)
+    return level + _weighted({n: sh for n, (_, sh) in parts.items()}, shape_weights)
+
+
+def _weighted(arrays: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+    terms = {n: a for n, a in arrays.items() if weights.get(n, 0.0) > 0}
     if weights.get(MEDIAN, 0.0) > 0:
-        terms[MEDIAN] = np.median(np.stack([np.asarray(p, dtype=float) for p in points.values()]), axis=0)
+        terms[MEDIAN] = np.median(np.stack(list(arrays.values())), axis=0)
     total = sum(weights[n] for n in terms)
     return sum((weights[n] / total) * terms[n] for n in terms)  # type: ignore[return-value]

@@ -111,13 +111,16 @@ def combine_quantiles(
     dnn_in_point: bool = True,
     weights: Mapping[str, float] | None = None,
     band_scale: float = 1.0,
+    shape_weights: Mapping[str, float] | None = None,
 ) -> np.ndarray:
     """DNN quantiles ``[n, s, q]`` re-centred on the combined point forecast of the members' ``[n, s]``.
 
     The DNN median joins the combination (as ``"dnn"``) when ``dnn_in_point``;
     otherwise the DNN only gives the band's shape. ``weights`` by member name
     (:func:`tasks.forecasting.definition.choose_combination`); None: equal
-    weights. No members: the DNN's quantiles as they are. Then every quantile's
+    weights; ``shape_weights``, when given, combine the intraday shapes and ``weights``
+    the daily levels (:func:`tasks.forecasting.definition.combine_points`). No members:
+    the DNN's quantiles as they are. Then every quantile's
     distance from the centre is multiplied by ``band_scale``
     (:func:`tasks.forecasting.definition.calibrate_band`).
     """
@@ -126,7 +129,7 @@ def combine_quantiles(
     if members:
         points = {**({"dnn": dnn_quantiles[..., median_index]} if dnn_in_point else {}), **members}
         w = dict(weights) if weights else dict.fromkeys(points, 1.0)
-        centred = recentre(dnn_quantiles, combine_points(points, w), median_index)
+        centred = recentre(dnn_quantiles, combine_points(points, w, shape_weights), median_index)
     else:
         centred = dnn_quantiles
     return scale_band(centred, median_index, band_scale)

@@ -136,6 +136,7 @@ class DayAheadPriceModel(PythonModel):
         self.members: dict[str, Any] = {}  # name -> point model, predict(X[n, f]) -> [n, slots]
         self.dnn_in_point = True  # the DNN median is one of the point members
         self.weights: dict[str, float] | None = None  # by member (None: equal weights)
+        self.shape_weights: dict[str, float] | None = None  # of the intraday shape (None: ``weights``)
         self.band_scale = 1.0  # the band's half-widths times this (definition.calibrate_band)
 
     def load_context(self, context: Any) -> None:
@@ -157,6 +158,7 @@ class DayAheadPriceModel(PythonModel):
                 self.members = {name: stored[name] for name in names if name != "dnn"}
             self.dnn_in_point = "dnn" in names
             self.weights = doc.get("weights")  # models saved before weights: equal weights
+            self.shape_weights = doc.get("shape_weights")  # saved before the level/shape split: None
             self.band_scale = float(doc.get("band_scale", 1.0))  # saved before the band's calibration: 1
 
     def attach(
@@ -170,6 +172,7 @@ class DayAheadPriceModel(PythonModel):
         dnn_in_point: bool = True,
         weights: dict[str, float] | None = None,
         band_scale: float = 1.0,
+        shape_weights: dict[str, float] | None = None,
     ) -> DayAheadPriceModel:
         """Use in-process (training) without a round trip through MLflow."""
         self.design, self.dnn = design, dnn
@@ -177,6 +180,7 @@ class DayAheadPriceModel(PythonModel):
         self.members = dict(members or {})
         self.dnn_in_point = dnn_in_point
         self.weights = dict(weights) if weights else None
+        self.shape_weights = dict(shape_weights) if shape_weights else None
         self.band_scale = float(band_scale)
         return self
 
@@ -199,10 +203,12 @@ class DayAheadPriceModel(PythonModel):
             doc = {
                 "members": self.member_names,
                 "weights": self.weights,
+                "shape_weights": self.shape_weights,
                 "band_scale": self.band_scale,
                 "point": "weighted mean of the members' point forecasts (the DNN's: its median); "
-                "the weight of 'median' goes to the element-wise median of all members' points; "
-                "weights null: equal",
+                "with shape_weights, weights combine each day's level (the mean over its slots) "
+                "and shape_weights the deviations from it; the weight of 'median' goes to the "
+                "element-wise median over all members; weights null: equal",
                 "quantiles": "DNN quantiles shifted by (point - DNN median), then each one's distance "
                 "from the point times band_scale",
             }
@@ -264,6 +270,7 @@ class DayAheadPriceModel(PythonModel):
             dnn_in_point=self.dnn_in_point,
             weights=getattr(self, "weights", None),  # pickled before weights existed: equal
             band_scale=getattr(self, "band_scale", 1.0),  # pickled before the band's calibration
+            shape_weights=getattr(self, "shape_weights", None),  # pickled before the level/shape split
         )
         return PriceForecast(np.clip(pred, self.design.price_floor, self.design.price_cap), dnn, members)
 
