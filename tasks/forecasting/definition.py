@@ -20,15 +20,16 @@ Procedure (docs/models.md, "How the ensemble is chosen"), the same on every mark
    forecast origin. Nothing after the origin is read.
 2. **Combination** (:func:`choose_combination`): convex weights of the members'
    point forecasts on a grid (``combination.weight_step``) minimising MAE on a
-   validation window of out-of-sample member forecasts before the origin, then
-   shrunk toward the members' median: the served point is
-   ``median_share`` × the members' median + (1 − ``median_share``) × the weighted
-   mean (the weights carry the share as the key ``"median"``). Weights fitted
-   on four weeks are noisy; the median needs no estimate and is robust to one
-   member's bad day.
+   validation window of out-of-sample member forecasts before the origin; with
+   ``level_and_shape``, one set for each day's level (the mean over its slots) and
+   one for its intraday shape (the deviations from it). Each set is then shrunk
+   toward the members' median: ``median_share`` of the part comes from the
+   members' median, the rest from the weighted mean (the weights carry the share
+   as the key ``"median"``). Weights fitted on four weeks are noisy; the median
+   needs no estimate and is robust to one member's bad day.
 3. **Guard**: when the chosen combination's validation MAE exceeds the best
-   single member's by more than ``combination.margin`` (relative), the best
-   member is served alone.
+   single member's by more than ``combination.margin`` (relative), the fitted
+   weights without the median are tried, then the best member is served alone.
 4. **Band** (:func:`calibrate_band`, ``combination.band_calibration``): the DNN's
    quantiles, re-centred on the combined point, are widened or narrowed around
    it by one factor so that the outer band (q10–q90: 80 %) covers its nominal

@@ -63,14 +63,22 @@ def _check_dnn_in_point_round_trip(model: Any, frames: list[pd.DataFrame], tmp_p
 
     from tasks.forecasting.served_model import ENSEMBLE_FILE, DayAheadPriceModel
 
+    # The registered model's weights (level and shape, each with its median share); the DNN's: 0.
     with_dnn = DayAheadPriceModel().attach(
-        model.design, model.dnn, members=model.members, dnn_in_point=True, band_scale=1.5
+        model.design,
+        model.dnn,
+        members=model.members,
+        dnn_in_point=True,
+        band_scale=1.5,
+        weights=model.weights,
+        shape_weights=model.shape_weights,
     )
     with_dnn.save(tmp_path)
     assert json.loads((tmp_path / ENSEMBLE_FILE).read_text())["members"] == ["dnn", *model.members]
     reloaded = DayAheadPriceModel()
     reloaded.load_context(SimpleNamespace(artifacts={"model_dir": str(tmp_path)}))
     assert reloaded.dnn_in_point
+    assert (reloaded.weights, reloaded.shape_weights) == (model.weights, model.shape_weights)
     x = model.design.matrix(frames)
     _assert_median_is_mean_of(reloaded, frames, [model.dnn_quantiles(x)[..., 1], *_member_points(model, x)])
     # The calibrated band: each quantile 1.5 times the DNN's distance from the centre.
@@ -96,11 +104,20 @@ def _assert_median_is_mean_of(model: Any, frames: list[pd.DataFrame], points: li
     The weight of ``"median"`` goes to the element-wise median of all ``points``.
     """
     names = model.member_names
-    weights = model.weights or dict.fromkeys(names, 1.0)
     stack = np.stack(points)
-    w = np.array([weights.get(n, 0.0) for n in names])
-    share = weights.get("median", 0.0)
-    expected = (np.tensordot(w, stack, axes=1) + share * np.median(stack, axis=0)) / (w.sum() + share)
+
+    def weighted(parts: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+        w = np.array([weights.get(n, 0.0) for n in names])
+        share = weights.get("median", 0.0)
+        return (np.tensordot(w, parts, axes=1) + share * np.median(parts, axis=0)) / (w.sum() + share)
+
+    level_weights = model.weights or dict.fromkeys(names, 1.0)
+    shape_weights = getattr(model, "shape_weights", None)
+    if shape_weights is None:
+        expected = weighted(stack, level_weights)
+    else:  # each day's level (mean over its slots) and the deviations from it, each with its weights
+        levels = stack.mean(axis=-1, keepdims=True)
+        expected = weighted(levels, level_weights) + weighted(stack - levels, shape_weights)
     expected = np.clip(expected, model.design.price_floor, model.design.price_cap)
     np.testing.assert_allclose(model.forecast_days(frames)[..., 1], expected, rtol=1e-6)
 
@@ -164,6 +181,12 @@ def test_pipeline_two_zones(small: tuple[Settings, Path], tmp_path: Path) -> Non
         assert run.data.params["search_trials"] == "2"
         assert run.data.tags["combination_fallback"] in ("true", "false")
         combination = mlflow.artifacts.load_dict(f"runs:/{trained['run_id']}/combination.json")
+        # The intraday shape has its own weights, unless the guard served one member alone.
+        assert (trained["shape_weights"] is None) == combination["fallback"]
+        assert combination["shape_weights"] == trained["shape_weights"]
+        if trained["shape_weights"] is not None:
+            assert sum(trained["shape_weights"].values()) == pytest.approx(1.0)
+            assert {f"shape_weight_{m}" for m in ("lear", "gbm", "forest")} <= set(run.data.metrics)
         assert combination["band"]["points"] > 0
         assert "validation prices" in combination["band"]["reason"]
         search = mlflow.artifacts.load_dict(f"runs:/{trained['run_id']}/dnn_search.json")

@@ -139,8 +139,9 @@ def test_fitted_weights_shrink_toward_the_members_median() -> None:
     rng = np.random.default_rng(3)
     y = rng.normal(50, 10, size=(28, 24))
     members = {n: y + rng.normal(0, s, y.shape) for n, s in (("a", 1.0), ("b", 2.0), ("c", 3.0))}
-    fitted = choose_combination(members, y, Combination(median_share=0.0))
-    shrunk = choose_combination(members, y, Combination(median_share=0.5))
+    fitted = choose_combination(members, y, Combination(median_share=0.0, level_and_shape=False))
+    shrunk = choose_combination(members, y, Combination(median_share=0.5, level_and_shape=False))
+    assert fitted.shape_weights is None
     assert definition.MEDIAN not in fitted.weights
     assert shrunk.weights[definition.MEDIAN] == 0.5
     assert {n: 2 * shrunk.weights[n] for n in members} == pytest.approx(fitted.weights)
@@ -152,6 +153,37 @@ def test_fitted_weights_shrink_toward_the_members_median() -> None:
     median = np.median(np.stack(list(members.values())), axis=0)
     np.testing.assert_allclose(point, 0.5 * median + 0.5 * weighted)
     assert shrunk.validation_mae["combination"] == pytest.approx(float(np.abs(point - y).mean()))
+
+
+def test_level_and_shape_each_take_the_member_that_gets_them_right() -> None:
+    rng = np.random.default_rng(4)
+    y = rng.normal(50, 10, size=(28, 24))
+    level, _ = definition.level_and_shape(y)
+    members = {
+        "flat": np.repeat(level, 24, axis=1),  # each day's level exact, no shape
+        "shifted": y + 20.0,  # the shape exact, the level 20 off
+        "noisy": y + rng.normal(0, 8, y.shape),
+    }
+    choice = choose_combination(members, y, Combination(median_share=0.0))
+    assert choice.weights == {"flat": 1.0, "shifted": 0.0, "noisy": 0.0}
+    assert choice.shape_weights == {"flat": 0.0, "shifted": 1.0, "noisy": 0.0}
+    np.testing.assert_allclose(definition.combine_points(members, choice.weights, choice.shape_weights), y)
+    assert choice.validation_mae["combination"] == pytest.approx(0.0, abs=1e-9)
+    # One set of weights for the whole point cannot do that.
+    whole = choose_combination(members, y, Combination(median_share=0.0, level_and_shape=False))
+    assert whole.shape_weights is None
+    assert whole.validation_mae["combination"] > 1.0
+    # Shrunk: half of each part from the members' median of that part.
+    shrunk = choose_combination(members, y, Combination(median_share=0.5))
+    assert shrunk.shape_weights is not None
+    assert shrunk.shape_weights[definition.MEDIAN] == shrunk.weights[definition.MEDIAN] == 0.5
+    parts = {n: definition.level_and_shape(p) for n, p in members.items()}
+    median_level = np.median(np.stack([lv for lv, _ in parts.values()]), axis=0)
+    median_shape = np.median(np.stack([sh for _, sh in parts.values()]), axis=0)
+    np.testing.assert_allclose(
+        definition.combine_points(members, shrunk.weights, shrunk.shape_weights),
+        (0.5 * median_level + 0.5 * parts["flat"][0]) + (0.5 * median_shape + 0.5 * parts["shifted"][1]),
+    )
 
 
 def test_the_median_share_ignores_one_members_bad_day() -> None:
