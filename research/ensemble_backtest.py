@@ -47,7 +47,7 @@ from tasks.cli import run_stage
 from tasks.errors import PipelineError
 
 if TYPE_CHECKING:
-    from tasks.forecasting.definition import EnsembleDefinition
+    from tasks.forecasting.definition import CombinationChoice, EnsembleDefinition
     from tasks.forecasting.design import DayData
 
 log = logging.getLogger("research.ensemble_backtest")
@@ -209,10 +209,8 @@ def served_band(
     defn: EnsembleDefinition,
     forecasts: Mapping[str, np.ndarray],
     days: slice,
-    weights: Mapping[str, float],
+    choice: CombinationChoice,
     scale: float,
-    *,
-    shape_weights: Mapping[str, float] | None = None,
 ) -> np.ndarray:
     """The band served on ``days`` (rows of the plan's forecasts): the DNN's quantiles re-centred and scaled."""
     from tasks.forecasting.price_ensemble import combine_quantiles
@@ -224,9 +222,9 @@ def served_band(
             members,
             QUANTILES.index(0.5),
             dnn_in_point=defn.dnn_in_point,
-            weights=weights if members else None,
+            weights=choice.weights,
             band_scale=scale,
-            shape_weights=shape_weights if members else None,
+            shape_weights=choice.shape_weights,
         )
     )
 
@@ -249,14 +247,10 @@ def combine(
             continue
         v0, v1 = t - defn.combination.validation_days - plan.first, t - plan.first
         choice = choose_combination({n: p[v0:v1] for n, p in points.items()}, actual[v0:v1], defn.combination)
-        validation = served_band(
-            defn, forecasts, slice(v0, v1), choice.weights, 1.0, shape_weights=choice.shape_weights
-        )
+        validation = served_band(defn, forecasts, slice(v0, v1), choice, 1.0)
         calibration = calibrate_band(validation, actual[v0:v1], QUANTILES, defn.combination)
         block = slice(t - plan.first, t_end - plan.first)
-        band[block] = served_band(
-            defn, forecasts, block, choice.weights, calibration.scale, shape_weights=choice.shape_weights
-        )
+        band[block] = served_band(defn, forecasts, block, choice, calibration.scale)
         rows.append({"origin": str(data.dates[t]), **choice.to_json(), "band": calibration.to_json()})
     test = slice(plan.start - plan.first, None)
     out = {n: p[test] for n, p in points.items()}

@@ -283,8 +283,8 @@ def calibrate_served_band(
         members,
         median_index(levels),
         dnn_in_point=defn.dnn_in_point,
-        weights=choice.weights if members else None,
-        shape_weights=choice.shape_weights if members else None,
+        weights=choice.weights,
+        shape_weights=choice.shape_weights,
     )
     calibration = calibrate_band(band, data.window.y[data.validation][tail], levels, defn.combination)
     log.info("zone %s band: %s", data.zone, calibration.reason)

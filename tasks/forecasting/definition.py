@@ -410,36 +410,31 @@ def choose_combination(
     stack, y = stack[:, ok], y[ok]
     member_mae = {n: float(np.abs(stack[i] - y).mean()) for i, n in enumerate(names)}
     split = combination.level_and_shape and len(names) > 1
+    fitted_shape: np.ndarray | None = None
     if split:
         (levels, shapes), (y_level, y_shape) = level_and_shape(stack), level_and_shape(y)
-        fitted = [fit_weights(levels, y_level, combination), fit_weights(shapes, y_shape, combination)]
+        fitted = fit_weights(levels, y_level, combination)
+        fitted_shape = fit_weights(shapes, y_shape, combination)
     else:
-        fitted = [fit_weights(stack, y, combination)]
+        fitted = fit_weights(stack, y, combination)
     share = combination.median_share if len(names) > 1 else 0.0  # of two members, the median is their mean
 
-    def as_dicts(
-        vectors: list[np.ndarray], median: float
-    ) -> tuple[dict[str, float], dict[str, float] | None]:
-        sets = [
-            {
-                **{n: (1.0 - median) * float(v) for n, v in zip(names, w, strict=True)},
-                **({MEDIAN: median} if median else {}),
-            }
-            for w in vectors
-        ]
-        return sets[0], (sets[1] if len(sets) > 1 else None)
+    def shrunk(w: np.ndarray, median: float) -> dict[str, float]:
+        return {n: (1.0 - median) * float(v) for n, v in zip(names, w, strict=True)} | (
+            {MEDIAN: median} if median else {}
+        )
 
-    what = "daily level and intraday shape" if split else "the point"
+    what = f"{combination.rule} of " + ("daily level and intraday shape" if split else "the point")
     # The shrunk weights first; when they fail the guard, the fitted ones.
-    candidates = (
-        [(as_dicts(fitted, share), f"{combination.rule} of {what}, {share:g} median")] if share > 0 else []
-    )
-    candidates.append((as_dicts(fitted, 0.0), f"{combination.rule} of {what}"))
+    candidates = [
+        (shrunk(fitted, m), None if fitted_shape is None else shrunk(fitted_shape, m), how)
+        for m, how in ([(share, f"{what}, {share:g} median")] if share > 0 else []) + [(0.0, what)]
+    ]
     members = dict(zip(names, stack, strict=True))
     best = min(member_mae, key=lambda n: member_mae[n])
     bound = member_mae[best] * (1.0 + combination.margin)
     figures: dict[str, float] = dict(member_mae)
-    for (weights, shape_weights), how in candidates:
+    for weights, shape_weights, how in candidates:
         combined = float(np.abs(combine_points(members, weights, shape_weights) - y).mean())
         figures.setdefault("combination", combined)
         if combined <= bound:
