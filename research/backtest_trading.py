@@ -73,12 +73,13 @@ if TYPE_CHECKING:
 
 TEST_DAYS = 728
 SKIP_DAYS = 7
-# Capture of the published epftoolbox forecasts under this protocol, and our targets. Measured
-# with the LP before the one-leg-per-MTU rule (it could burn energy on negative prices); with
-# the rule the weekly naive on DE gives 71.25 % instead of 70.3 %: re-measure before comparing.
+# Capture of the published epftoolbox forecasts under this protocol (one leg per MTU), and the
+# targets. Measured with this command on the repository's forecast files
+# (``--forecasts Forecasts_<market>_DNN_LEAR_ensembles.csv --model "DNN Ensemble"``; their
+# ``Real price`` equals the dataset's price at every test hour): research/RESULTS.md.
 REFERENCE = {
-    "DE": {"naive": 0.703, "lear": 0.874, "dnn": 0.891, "target": 0.90},
-    "BE": {"naive": 0.545, "lear": 0.691, "dnn": 0.724, "target": 0.75},
+    "DE": {"naive": 0.7125, "lear": 0.8755, "dnn": 0.8917, "target": 0.90},
+    "BE": {"naive": 0.5452, "lear": 0.6909, "dnn": 0.7240, "target": 0.75},
 }
 
 
@@ -815,7 +816,7 @@ def format_report(s: dict[str, Any], *, by_month: bool = False) -> str:
     )
     if ref:
         lines.append(
-            "  published forecasts, earlier two-leg LP: "
+            "  published forecasts, this protocol: "
             + ", ".join(f"{k} {100 * v:.1f} %" for k, v in ref.items())
         )
     diag = s.get("diagnostics")

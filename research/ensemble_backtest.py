@@ -27,6 +27,14 @@ workers) or as the Airflow DAG ``day_ahead_backtest``; both call the CLI here:
 ``DIR/members/M_K.npy``; ``combine`` scores the ensemble and writes
 ``metrics.json`` and ``forecasts.csv`` (to ``--out``, default ``DIR``) as
 ``research.backtest --out`` does.
+
+``combine --substitute MEMBER=FILE:COLUMN`` (repeatable) is a research question,
+not the served model: what the served combination would make of a better (or
+another) member. The member's point forecasts are replaced, on the days the file
+covers, by a column of a forecasts file (``research.backtest``'s
+``forecasts.csv`` or an epftoolbox published file, as ``research.backtest_trading``
+reads them); other days keep the member's own. For ``dnn`` the band keeps its
+offsets around the new median. The result records the substitutions.
 """
 
 from __future__ import annotations
@@ -309,6 +317,54 @@ def assemble(plan: Plan, names: Sequence[str], work: Path) -> dict[str, np.ndarr
     return out
 
 
+def parse_substitution(text: str) -> tuple[str, Path, str]:
+    """``MEMBER=FILE:COLUMN`` → (member, file, column); the column may contain spaces."""
+    member, sep, rest = text.partition("=")
+    path, sep2, column = rest.rpartition(":")
+    if not (sep and sep2 and member and path and column):
+        raise PlanError(
+            f"--substitute {text!r}: write MEMBER=FILE:COLUMN, e.g. dnn=Forecasts_BE.csv:'DNN Ensemble'"
+        )
+    return member, Path(path), column
+
+
+def substitute_member(forecasts: Mapping[str, np.ndarray], member: str, point: np.ndarray) -> np.ndarray:
+    """``member``'s forecasts with their point replaced by ``point`` [days, slots] where it is finite.
+
+    A day the substitute lacks any slot of keeps the member's own forecast. The DNN's
+    [days, slots, q] band is shifted so that its median is the substitute (its offsets kept).
+    """
+    if member not in forecasts:
+        raise PlanError(f"--substitute names {member!r}; the members are {sorted(forecasts)}")
+    own = forecasts[member]
+    days = np.isfinite(point).all(axis=1)
+    out = own.copy()
+    if own.ndim == 3:
+        median = QUANTILES.index(0.5)
+        out[days] = point[days][..., None] + (own[days] - own[days][..., median : median + 1])
+    else:
+        out[days] = point[days]
+    return out
+
+
+def read_substitute(path: Path, column: str, data: DayData, plan: Plan) -> np.ndarray:
+    """``column`` of a forecasts file on the plan's days [days, 24]; its actual prices must be the dataset's."""
+    from research.backtest_trading import check_actuals, forecast_columns, read_forecast_files
+    from tasks.forecasting import design
+
+    if data.slots != 24:
+        raise PlanError(
+            f"--substitute reads hourly forecast files; this dataset has {data.slots} slots a day"
+        )
+    days = [str(d) for d in data.dates[plan.first : plan.stop]]
+    frames = read_forecast_files([path])
+    check_actuals(frames, days, design.targets(data, np.arange(plan.first, plan.stop)))
+    point = forecast_columns(path, frames[0][1], days, column)[column]
+    if not np.isfinite(point).any():
+        raise PlanError(f"{path} has no day of the backtest ({days[0]} … {days[-1]}) in column {column!r}")
+    return point
+
+
 # -- one process per task ------------------------------------------------------------------------
 
 
@@ -470,8 +526,16 @@ def combine_step(
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     forecasts = assemble(plan, ["dnn", *(m.name for m in defn.point_members)], args.work)
+    substituted: dict[str, str] = {}
+    for text in getattr(args, "substitute", None) or []:
+        member, path, column = parse_substitution(text)
+        forecasts[member] = substitute_member(forecasts, member, read_substitute(path, column, data, plan))
+        substituted[member] = f"{path}:{column}"
+        log.warning("%s replaced by %s:%s: these figures are not the served model's", member, path, column)
     search = json.loads((args.work / "search.json").read_text())
     res, extra = served_result(data, defn, plan, forecasts=forecasts, search=search, seconds={})
+    if substituted:
+        extra = {**extra, "substituted": substituted}
     market = resolve_market(args.dataset, args.market, args.timezone, args.holidays)
     out = argparse.Namespace(dataset=args.dataset, out=args.out or args.work)
     return report(out, market, res, QUANTILES, extra, t0=t0, cpu0=cpu0)
@@ -513,6 +577,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--member", default=None)
     p.add_argument("--period", type=int, default=0)
+    p.add_argument(
+        "--substitute",
+        action="append",
+        default=[],
+        metavar="MEMBER=FILE:COLUMN",
+        help="combine: replace a member's point forecasts by a column of a forecasts file (research "
+        "question, not the served model; repeatable).",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
