@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +60,22 @@ def test_unknown_member_is_refused() -> None:
         substitute_member({"lear": np.zeros((1, 24))}, "forest", np.zeros((1, 24)))
 
 
-def _plan(first: int, stop: int) -> Plan:
-    return Plan(
-        test_days=stop - first - 7,
+@dataclass(frozen=True)
+class Case:
+    """The DE excerpt's last 14 days as a plan, their prices and day names."""
+
+    data: design.DayData
+    plan: Plan
+    prices: np.ndarray
+    days: list[str]
+
+
+@pytest.fixture(scope="module")
+def case() -> Case:
+    data = read_hourly(FIX / "DE_excerpt.csv")
+    first, stop = len(data.dates) - 14, len(data.dates)
+    plan = Plan(
+        test_days=7,
         retrain_every=7,
         window_days=56,
         periods=1,
@@ -70,45 +84,36 @@ def _plan(first: int, stop: int) -> Plan:
         start=first + 7,
         stop=stop,
     )
+    prices = design.targets(data, np.arange(first, stop))
+    return Case(data, plan, prices, [str(d) for d in data.dates[first:stop]])
 
 
-def _write(path: Path, days: list[str], actual: np.ndarray, values: np.ndarray) -> None:
+def _write(path: Path, days: list[str], actual: np.ndarray, values: np.ndarray) -> Path:
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["date", "hour", "actual", "other"])
         for d, day in enumerate(days):
             for h in range(24):
                 w.writerow([day, h, actual[d, h], values[d, h]])
+    return path
 
 
-def test_read_substitute_aligns_the_file_to_the_plan_days(tmp_path: Path) -> None:
-    data = read_hourly(FIX / "DE_excerpt.csv")
-    plan = _plan(len(data.dates) - 14, len(data.dates))
-    prices = design.targets(data, np.arange(plan.first, plan.stop))
-    days = [str(d) for d in data.dates[plan.first : plan.stop]]
-    path = tmp_path / "forecasts.csv"
+def test_read_substitute_aligns_the_file_to_the_plan_days(tmp_path: Path, case: Case) -> None:
     # The file covers the last 10 of the 14 days, in reverse order.
-    _write(path, days[4:][::-1], prices[4:][::-1], prices[4:][::-1] + 1.0)
-    got = read_substitute(path, "other", data, plan)
+    back = case.prices[4:][::-1]
+    path = _write(tmp_path / "forecasts.csv", case.days[4:][::-1], back, back + 1.0)
+    got = read_substitute(path, "other", case.data, case.plan)
     assert np.isnan(got[:4]).all()
-    np.testing.assert_allclose(got[4:], prices[4:] + 1.0)
+    np.testing.assert_allclose(got[4:], case.prices[4:] + 1.0)
 
 
-def test_read_substitute_refuses_a_file_of_other_prices(tmp_path: Path) -> None:
-    data = read_hourly(FIX / "DE_excerpt.csv")
-    plan = _plan(len(data.dates) - 14, len(data.dates))
-    prices = design.targets(data, np.arange(plan.first, plan.stop))
-    days = [str(d) for d in data.dates[plan.first : plan.stop]]
-    path = tmp_path / "forecasts.csv"
-    _write(path, days, prices + 5.0, prices)
+def test_read_substitute_refuses_a_file_of_other_prices(tmp_path: Path, case: Case) -> None:
+    path = _write(tmp_path / "forecasts.csv", case.days, case.prices + 5.0, case.prices)
     with pytest.raises(MissingInputError, match="differs from the dataset"):
-        read_substitute(path, "other", data, plan)
+        read_substitute(path, "other", case.data, case.plan)
 
 
-def test_read_substitute_refuses_a_file_without_the_backtest_days(tmp_path: Path) -> None:
-    data = read_hourly(FIX / "DE_excerpt.csv")
-    plan = _plan(len(data.dates) - 14, len(data.dates))
-    path = tmp_path / "forecasts.csv"
-    _write(path, ["1999-01-01"], np.zeros((1, 24)), np.zeros((1, 24)))
+def test_read_substitute_refuses_a_file_without_the_backtest_days(tmp_path: Path, case: Case) -> None:
+    path = _write(tmp_path / "forecasts.csv", ["1999-01-01"], np.zeros((1, 24)), np.zeros((1, 24)))
     with pytest.raises(PlanError, match="no day of the backtest"):
-        read_substitute(path, "other", data, plan)
+        read_substitute(path, "other", case.data, case.plan)
