@@ -323,7 +323,7 @@ def parse_substitution(text: str) -> tuple[str, Path, str]:
     path, sep2, column = rest.rpartition(":")
     if not (sep and sep2 and member and path and column):
         raise PlanError(
-            f"--substitute {text!r}: write MEMBER=FILE:COLUMN, e.g. dnn=Forecasts_BE.csv:'DNN Ensemble'"
+            f'--substitute {text!r}: write MEMBER=FILE:COLUMN, e.g. "dnn=Forecasts_BE.csv:DNN Ensemble"'
         )
     return member, Path(path), column
 
@@ -527,7 +527,7 @@ def combine_step(
     t0, cpu0 = time.perf_counter(), time.process_time()
     forecasts = assemble(plan, ["dnn", *(m.name for m in defn.point_members)], args.work)
     substituted: dict[str, str] = {}
-    for text in getattr(args, "substitute", None) or []:
+    for text in args.substitute:
         member, path, column = parse_substitution(text)
         forecasts[member] = substitute_member(forecasts, member, read_substitute(path, column, data, plan))
         substituted[member] = f"{path}:{column}"
