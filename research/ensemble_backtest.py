@@ -341,7 +341,8 @@ def substitute_member(forecasts: Mapping[str, np.ndarray], member: str, point: n
     out = own.copy()
     if own.ndim == 3:
         median = QUANTILES.index(0.5)
-        out[days] = point[days][..., None] + (own[days] - own[days][..., median : median + 1])
+        kept = own[days]
+        out[days] = point[days][..., None] + (kept - kept[..., median : median + 1])
     else:
         out[days] = point[days]
     return out
