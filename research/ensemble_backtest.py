@@ -462,7 +462,7 @@ def default_jobs() -> int:
 # -- CLI (the DAG's tasks) -----------------------------------------------------------------------
 
 
-def _prepare(args: argparse.Namespace) -> tuple[DayData, EnsembleDefinition, dict[str, Any]]:
+def prepare(args: argparse.Namespace) -> tuple[DayData, EnsembleDefinition, dict[str, Any]]:
     """The dataset (with the market's holiday flags) and the definition, from the shared options."""
     from research.markets import read_hourly, resolve_market
     from tasks.forecasting import design
@@ -482,7 +482,7 @@ def _prepare(args: argparse.Namespace) -> tuple[DayData, EnsembleDefinition, dic
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    data, defn, info = _prepare(args)
+    data, defn, info = prepare(args)
     work: Path = args.work
     if args.step == "plan":
         plan = make_plan(

@@ -121,6 +121,38 @@ class LEAR:
         self.coef_, self.intercept_, self.alphas_ = coef, intercept, alphas
         return self
 
+    def refit(self, X: np.ndarray, Y: np.ndarray) -> LEAR:  # noqa: N803
+        """Re-fit on a newer window with the penalties the last :meth:`fit` chose (no LARS path).
+
+        Daily re-calibration between weekly penalty searches: the scalers follow the
+        new window and each slot's ``Lasso`` starts from its current coefficients.
+        """
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import Lasso
+
+        if self.coef_ is None or self.intercept_ is None or self.alphas_ is None or self._dummy is None:
+            raise RuntimeError("LEAR.refit called before fit")
+        X = np.asarray(X, dtype=float)  # noqa: N806
+        Y = np.asarray(Y, dtype=float)  # noqa: N806
+        if self.calibration_window_days is not None:
+            X, Y = X[-self.calibration_window_days :], Y[-self.calibration_window_days :]  # noqa: N806
+        self._xs.fit(X[:, ~self._dummy])
+        self._ys.fit(Y)
+        xs, ys = self._scale_x(X), self._ys.transform(Y)
+        gram = xs.shape[0] > xs.shape[1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", UserWarning)  # Lasso's note on alpha 0 (AIC chose no penalty)
+            for s in range(Y.shape[1]):
+                if float(np.var(ys[:, s])) == 0.0:  # a constant slot, as fit() treats it
+                    self.coef_[s], self.intercept_[s] = 0.0, float(ys[0, s])
+                    continue
+                model = Lasso(alpha=self.alphas_[s], max_iter=self.max_iter, precompute=gram, warm_start=True)
+                model.coef_ = self.coef_[s].copy()
+                model.fit(xs, ys[:, s])
+                self.coef_[s], self.intercept_[s] = model.coef_, model.intercept_
+        return self
+
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         if self.coef_ is None or self.intercept_ is None:
             raise RuntimeError("LEAR.predict called before fit")
