@@ -170,7 +170,7 @@ def run_member(
     from threadpoolctl import threadpool_limits
 
     from tasks.forecasting import design
-    from tasks.forecasting.definition import dnn_params, lag_point_member
+    from tasks.forecasting.definition import lag_point_member
 
     specs = {m.name: m for m in defn.point_members}
     if member != "dnn" and member not in specs:
@@ -184,11 +184,7 @@ def run_member(
         # Small matrices: multi-threaded BLAS only adds overhead on a busy box.
         with threadpool_limits(limits=1, user_api="blas"):
             if member == "dnn":
-                from tasks.forecasting.dnn import QuantileDNN
-
-                n_val = max(1, round(plan.validation_fraction * len(days)))
-                model: Any = QuantileDNN(quantiles=QUANTILES, seed=defn.seed, **dnn_params(defn, tuned))
-                model.fit(x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:])
+                model: Any = fit_dnn(defn, plan, x, y, tuned)
             else:
                 model = lag_point_member(specs[member], data.exog_names, defn.seed).fit(x, y)
         block = np.arange(t, t_end)
@@ -201,6 +197,18 @@ def run_member(
         time.perf_counter() - t0,
     )
     return out
+
+
+def fit_dnn(
+    defn: EnsembleDefinition, plan: Plan, x: np.ndarray, y: np.ndarray, tuned: Mapping[str, Any]
+) -> Any:
+    """The DNN member fitted on one origin's window ``x, y``, early-stopped on its last ``validation_fraction``."""
+    from tasks.forecasting.definition import dnn_params
+    from tasks.forecasting.dnn import QuantileDNN
+
+    n_val = max(1, round(plan.validation_fraction * len(x)))
+    model = QuantileDNN(quantiles=QUANTILES, seed=defn.seed, **dnn_params(defn, tuned))
+    return model.fit(x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:])
 
 
 @dataclass

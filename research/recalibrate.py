@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from research.ensemble_backtest import QUANTILES, Plan, PlanError, add_market_options, read_plan
+from research.ensemble_backtest import QUANTILES, Plan, PlanError, add_market_options, fit_dnn, read_plan
 from tasks.cli import run_stage
 
 if TYPE_CHECKING:
@@ -65,17 +65,12 @@ def dnn_daily(
 
     from research.finetune import fine_tune
     from tasks.forecasting import design
-    from tasks.forecasting.definition import dnn_params
-    from tasks.forecasting.dnn import QuantileDNN
 
     out = np.full((plan.stop - plan.first, data.slots, len(QUANTILES)), np.nan)
     with threadpool_limits(limits=1, user_api="blas"):
         for t, t_end in plan.origins():
             days = plan.train_days(t)
-            x, y = design.build_design(data, days), design.targets(data, days)
-            n_val = max(1, round(plan.validation_fraction * len(days)))
-            model = QuantileDNN(quantiles=QUANTILES, seed=defn.seed, **dnn_params(defn, tuned))
-            model.fit(x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:])
+            model = fit_dnn(defn, plan, design.build_design(data, days), design.targets(data, days), tuned)
             for day in range(t, t_end):
                 rec = recent_days(day, recent)
                 fine_tune(
@@ -95,21 +90,19 @@ def lear_daily(data: DayData, defn: EnsembleDefinition, plan: Plan) -> np.ndarra
     from threadpoolctl import threadpool_limits
 
     from tasks.forecasting import design
-    from tasks.forecasting.lear import LEAR
+    from tasks.forecasting.definition import lag_point_member
 
     spec = next((m for m in defn.point_members if m.name == "lear"), None)
     if spec is None:
         raise PlanError("the definition has no lear member (ensemble.members in models.json)")
-    params = spec.params
-    for key in ("calibration_window_days", "neighbour_series", "hourly_inputs"):
-        params.pop(key, None)
     per_window = []
     with threadpool_limits(limits=1, user_api="blas"):
-        for window in spec.windows:
+        for i, window in enumerate(spec.windows):
             out = np.full((plan.stop - plan.first, data.slots), np.nan)
             for t, t_end in plan.origins():
                 days = plan.train_days(t)
-                model = LEAR(calibration_window_days=window, **params).fit(
+                member = lag_point_member(spec, data.exog_names, defn.seed)  # the served LEAR's windows
+                model = getattr(member, "models", [member])[i].fit(
                     design.build_design(data, days), design.targets(data, days)
                 )
                 for day in range(t, t_end):
