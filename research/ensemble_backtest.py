@@ -300,6 +300,16 @@ def read_plan(work: Path) -> tuple[Plan, dict[str, Any]]:
     }
 
 
+def read_search(work: Path) -> dict[str, Any]:
+    """The search step's result (``DIR/search.json``)."""
+    path = work / "search.json"
+    if not path.is_file():
+        raise PlanError(
+            f"{path} missing: run the search step first (python -m research.ensemble_backtest search ...)"
+        )
+    return dict(json.loads(path.read_text()))
+
+
 def save_array(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
@@ -513,7 +523,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         write_json_atomic(work / "search.json", result)
         return {"search": str(work / "search.json"), "best": result["best"]}
     if args.step == "member":
-        tuned = json.loads((work / "search.json").read_text())["best"] if args.member == "dnn" else {}
+        tuned = read_search(work)["best"] if args.member == "dnn" else {}
         t0 = time.perf_counter()
         path = member_path(work, args.member, args.period)
         save_array(path, run_member(data, defn, plan, member=args.member, period=args.period, tuned=tuned))
@@ -541,7 +551,7 @@ def combine_step(
         forecasts[member] = substitute_member(forecasts, member, read_substitute(path, column, data, plan))
         substituted[member] = f"{path}:{column}"
         log.warning("%s replaced by %s:%s: these figures are not the served model's", member, path, column)
-    search = json.loads((args.work / "search.json").read_text())
+    search = read_search(args.work)
     res, extra = served_result(data, defn, plan, forecasts=forecasts, search=search, seconds={})
     if substituted:
         extra = {**extra, "substituted": substituted}
@@ -568,15 +578,20 @@ def add_market_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    p.add_argument("step", choices=("plan", "search", "member", "combine"))
+def add_work_options(p: argparse.ArgumentParser) -> None:
+    """--dataset, --work, the market options and --config: what :func:`prepare` and the steps read."""
     p.add_argument("--dataset", type=Path, required=True, help="Hourly epftoolbox-layout CSV.")
     p.add_argument("--work", type=Path, required=True, help="Work directory the steps share.")
     add_market_options(p)
     p.add_argument(
         "--config", type=Path, default=None, help="JSON overriding mlruns_config/models.json keys."
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    p.add_argument("step", choices=("plan", "search", "member", "combine"))
+    add_work_options(p)
     p.add_argument("--test-days", type=int, default=728)
     p.add_argument("--retrain-every", type=int, default=None, help="Default: settings train_every_days.")
     p.add_argument("--window-days", type=int, default=None, help="Default: settings train_window_days.")

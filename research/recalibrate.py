@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -33,7 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from research.ensemble_backtest import QUANTILES, Plan, PlanError, add_market_options, fit_dnn, read_plan
+from research.ensemble_backtest import (
+    QUANTILES,
+    Plan,
+    PlanError,
+    add_work_options,
+    fit_dnn,
+    read_plan,
+    read_search,
+)
 from tasks.cli import run_stage
 
 if TYPE_CHECKING:
@@ -95,24 +102,22 @@ def lear_daily(data: DayData, defn: EnsembleDefinition, plan: Plan) -> np.ndarra
     spec = next((m for m in defn.point_members if m.name == "lear"), None)
     if spec is None:
         raise PlanError("the definition has no lear member (ensemble.members in models.json)")
-    per_window = []
+    out = np.full((plan.stop - plan.first, data.slots), np.nan)
     with threadpool_limits(limits=1, user_api="blas"):
-        for i, window in enumerate(spec.windows):
-            out = np.full((plan.stop - plan.first, data.slots), np.nan)
-            for t, t_end in plan.origins():
-                days = plan.train_days(t)
-                member = lag_point_member(spec, data.exog_names, defn.seed)  # the served LEAR's windows
-                model = getattr(member, "models", [member])[i].fit(
-                    design.build_design(data, days), design.targets(data, days)
-                )
-                for day in range(t, t_end):
-                    if day > t:  # the weekly fit already ends the day before t
-                        shifted = plan.train_days(day)
-                        model.refit(design.build_design(data, shifted), design.targets(data, shifted))
-                    out[day - plan.first] = model.predict(design.build_design(data, np.array([day])))[0]
-            log.info("lear: window %s done", window)
-            per_window.append(out)
-    return np.mean(per_window, axis=0)
+        for t, t_end in plan.origins():
+            days = plan.train_days(t)
+            member = lag_point_member(spec, data.exog_names, defn.seed).fit(
+                design.build_design(data, days), design.targets(data, days)
+            )
+            for day in range(t, t_end):
+                if day > t:  # the weekly fit already ends the day before t
+                    shifted = plan.train_days(day)
+                    x, y = design.build_design(data, shifted), design.targets(data, shifted)
+                    for model in getattr(member, "models", [member]):  # each calibration window
+                        model.refit(x, y)
+                out[day - plan.first] = member.predict(design.build_design(data, np.array([day])))[0]
+            log.info("lear: origin %d, %d days re-fitted", t, t_end - t)
+    return out
 
 
 def forecasts_csv(data: DayData, plan: Plan, member: str, point: np.ndarray) -> str:
@@ -132,7 +137,7 @@ def forecasts_csv(data: DayData, plan: Plan, member: str, point: np.ndarray) -> 
     return buf.getvalue()
 
 
-def test_rmae(data: DayData, plan: Plan, point: np.ndarray) -> float:
+def rmae_on_test_days(data: DayData, plan: Plan, point: np.ndarray) -> float:
     """The member's rMAE on the test days, as research.backtest scores it (naive from the test days only)."""
     from tasks.forecasting.metrics import point_metrics
     from tasks.forecasting.naive import weekly_naive
@@ -149,12 +154,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     plan, _ = read_plan(args.work)
     t0 = time.perf_counter()
     if args.member == "dnn":
-        search = args.work / "search.json"
-        if not search.is_file():
-            raise PlanError(
-                f"{search} missing: run the search step first (python -m research.ensemble_backtest search ...)"
-            )
-        tuned = dict(json.loads(search.read_text())["best"])
+        tuned = dict(read_search(args.work)["best"])
         point = dnn_daily(
             data, defn, plan, tuned, recent=args.recent, epochs=args.epochs, learning_rate=args.learning_rate
         )[..., QUANTILES.index(0.5)]
@@ -164,7 +164,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "member": args.member,
         "out": str(args.out),
-        "rmae": test_rmae(data, plan, point),
+        "rmae": rmae_on_test_days(data, plan, point),
         "seconds": time.perf_counter() - t0,
         "daily_step": {"recent": args.recent, "epochs": args.epochs, "learning_rate": args.learning_rate}
         if args.member == "dnn"
@@ -175,13 +175,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     p.add_argument("member", choices=("dnn", "lear"))
-    p.add_argument("--dataset", type=Path, required=True, help="Hourly epftoolbox-layout CSV.")
-    p.add_argument("--work", type=Path, required=True, help="Work directory of research.ensemble_backtest.")
+    add_work_options(p)
     p.add_argument("--out", type=Path, required=True, help="Forecasts file to write (CSV).")
-    add_market_options(p)
-    p.add_argument(
-        "--config", type=Path, default=None, help="JSON overriding mlruns_config/models.json keys."
-    )
     p.add_argument("--recent", type=int, default=182, help="dnn: days before D the daily fine-tune reads.")
     p.add_argument("--epochs", type=int, default=3, help="dnn: fine-tune epochs each day.")
     p.add_argument("--learning-rate", type=float, default=1e-4, help="dnn: fine-tune learning rate.")

@@ -77,20 +77,30 @@ class LEAR:
         out[:, ~self._dummy] = self._xs.transform(x[:, ~self._dummy])
         return out
 
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> LEAR:  # noqa: N803 - X/Y as in the model literature
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.linear_model import Lasso, LassoLarsIC
-
+    def _window(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        """``X``, ``Y`` as float matrices, their last ``calibration_window_days`` rows."""
         X = np.asarray(X, dtype=float)  # noqa: N806
         Y = np.asarray(Y, dtype=float)  # noqa: N806
         if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
             raise ValueError(f"X [n, f] and Y [n, s] with the same n expected, got {X.shape}, {Y.shape}")
         if self.calibration_window_days is not None:
-            X, Y = X[-self.calibration_window_days :], Y[-self.calibration_window_days :]  # noqa: N806
-        self._dummy = np.all((X == 0.0) | (X == 1.0), axis=0)
+            return X[-self.calibration_window_days :], Y[-self.calibration_window_days :]
+        return X, Y
+
+    def _fit_scalers(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        """Fit the input and target scalers on the window; the scaled inputs and targets."""
+        assert self._dummy is not None
         self._xs.fit(X[:, ~self._dummy])
         self._ys.fit(Y)
-        xs, ys = self._scale_x(X), self._ys.transform(Y)
+        return self._scale_x(X), self._ys.transform(Y)
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> LEAR:  # noqa: N803 - X/Y as in the model literature
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import Lasso, LassoLarsIC
+
+        X, Y = self._window(X, Y)  # noqa: N806
+        self._dummy = np.all((X == 0.0) | (X == 1.0), axis=0)
+        xs, ys = self._fit_scalers(X, Y)
         xs_ic = xs
         if self.penalty == "published":
             # scikit-learn < 1.1's LassoLarsIC normalised the (centred) columns to unit L2
@@ -132,18 +142,12 @@ class LEAR:
 
         if self.coef_ is None or self.intercept_ is None or self.alphas_ is None or self._dummy is None:
             raise RuntimeError("LEAR.refit called before fit")
-        X = np.asarray(X, dtype=float)  # noqa: N806
-        Y = np.asarray(Y, dtype=float)  # noqa: N806
-        if self.calibration_window_days is not None:
-            X, Y = X[-self.calibration_window_days :], Y[-self.calibration_window_days :]  # noqa: N806
-        self._xs.fit(X[:, ~self._dummy])
-        self._ys.fit(Y)
-        xs, ys = self._scale_x(X), self._ys.transform(Y)
+        xs, ys = self._fit_scalers(*self._window(X, Y))
         gram = xs.shape[0] > xs.shape[1]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", UserWarning)  # Lasso's note on alpha 0 (AIC chose no penalty)
-            for s in range(Y.shape[1]):
+            for s in range(ys.shape[1]):
                 if float(np.var(ys[:, s])) == 0.0:  # a constant slot, as fit() treats it
                     self.coef_[s], self.intercept_[s] = 0.0, float(ys[0, s])
                     continue
