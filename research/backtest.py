@@ -283,7 +283,6 @@ def _rolling(
 def _rolling_dnn(
     data: design.DayData, start: int, stop: int, *, every: int, cfg: BacktestConfig, seed: int
 ) -> np.ndarray:
-    from research.finetune import fine_tune
     from tasks.forecasting.dnn import QuantileDNN
 
     out = np.full((stop - start, data.slots, len(cfg.quantiles)), np.nan)
@@ -302,8 +301,7 @@ def _rolling_dnn(
         for u, u_end in _origins(t, t_end, cfg.dnn_finetune_every or (t_end - t)):
             if u > t:
                 recent = np.arange(max(design.MAX_LAG, u - cfg.dnn_finetune_days), u)
-                fine_tune(
-                    model,
+                model.fine_tune(
                     design.build_design(data, recent),
                     design.targets(data, recent),
                     epochs=cfg.dnn_finetune_epochs,

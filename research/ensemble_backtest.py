@@ -177,6 +177,7 @@ def run_member(
         raise PlanError(f"member {member!r} is not in the definition ({', '.join(('dnn', *specs))})")
     shape: tuple[int, ...] = (plan.stop - plan.first, data.slots)
     out = np.full((*shape, len(QUANTILES)) if member == "dnn" else shape, np.nan)
+    daily = defn.daily.dnn if member == "dnn" else defn.daily.lear_refit and member == "lear"
     t0 = time.perf_counter()
     for t, t_end in plan.period(period):
         days = plan.train_days(t)
@@ -187,8 +188,13 @@ def run_member(
                 model: Any = fit_dnn(defn, plan, x, y, tuned)
             else:
                 model = lag_point_member(specs[member], data.exog_names, defn.seed).fit(x, y)
-        block = np.arange(t, t_end)
-        out[block - plan.first] = model.predict(design.build_design(data, block))
+            if not daily:
+                block = np.arange(t, t_end)
+                out[block - plan.first] = model.predict(design.build_design(data, block))
+                continue
+            for day in range(t, t_end):
+                daily_step(data, defn, plan, member, model, fitted_at=t, day=day)
+                out[day - plan.first] = model.predict(design.build_design(data, np.array([day])))[0]
     log.info(
         "%s period %d: %d origins in %.0f s",
         member,
@@ -197,6 +203,39 @@ def run_member(
         time.perf_counter() - t0,
     )
     return out
+
+
+def recent_days(day: int, recent: int) -> np.ndarray:
+    """The ``recent`` days before ``day`` (fewer at the start of the history): what D's daily step may read."""
+    from tasks.forecasting.design import MAX_LAG
+
+    return np.arange(max(MAX_LAG, day - recent), day)
+
+
+def daily_step(
+    data: DayData, defn: EnsembleDefinition, plan: Plan, member: str, model: Any, *, fitted_at: int, day: int
+) -> None:
+    """Step 5 before forecasting ``day`` with a member fitted at ``fitted_at``, reading only days before ``day``.
+
+    The DNN is fine-tuned on the ``dnn_recent_days`` days ending ``day - 1`` (one
+    step each day, chained from the fit, as the forecast stage replays it); LEAR's
+    windows are re-fitted on the plan's window ending ``day - 1`` (its fit already
+    ends there on ``fitted_at``).
+    """
+    from tasks.forecasting import design
+
+    step = defn.daily
+    if member == "dnn":
+        rec = recent_days(day, step.dnn_recent_days)
+        model.fine_tune(
+            design.build_design(data, rec),
+            design.targets(data, rec),
+            epochs=step.dnn_epochs,
+            learning_rate=step.dnn_learning_rate,
+        )
+    elif day > fitted_at:
+        days = plan.train_days(day)
+        model.refit(design.build_design(data, days), design.targets(data, days))
 
 
 def fit_dnn(

@@ -9,7 +9,10 @@ the SDAC price limits and adds the volume forecasts of D: wind and solar (TSO),
 the TSO load forecast (``load_tso_mw``), the model's load quantiles
 (``load_qNN``, when the champion has a load network) and ``load_mw``, the load
 the schedule uses: the model's median where it beat the TSO forecast on its
-evaluation window, the TSO forecast otherwise. Writes
+evaluation window, the TSO forecast otherwise. Before it predicts, the champion
+is brought up to D-1 by its definition's daily step (``ensemble.daily``,
+:mod:`tasks.forecasting.daily_step`: the DNN fine-tuned on recent days, LEAR
+re-fitted with its penalties) from the landed history; nothing is registered. Writes
 ``forecasts/zone=Z/<D>.parquet`` and ``<D>.json`` (model name, version, run id,
 load source).
 """
@@ -60,8 +63,9 @@ def forecast(
         features = read_features(zone, day, settings)
         champion_run = client(settings).get_run(str(version.run_id))
         model = mlflow.pyfunc.load_model(uri)
-    pred = model.predict(model_input(features))
     inner = model.unwrap_python_model()
+    daily = bring_up_to_date(inner, zone, day, settings)
+    pred = model.predict(model_input(features))
     load_meta: dict[str, Any] = dict(getattr(inner, "load_meta", None) or {})
     wanted = [f"price_q{round(100 * q)}" for q in settings.quantiles]
     missing = [c for c in wanted if c not in pred.columns]
@@ -84,6 +88,7 @@ def forecast(
         "features": str(layout.features_file(zone, day)),
         "load_source": load_source,
         "load_decision": load_meta.get("reason", "champion has no load network"),
+        "daily_step": daily,  # what step 5 did before predicting (null: the champion as registered)
         # Processed inputs behind the features (dataset, data day, raw file, revision, sha256).
         "inputs": (read_lineage(layout.features_file(zone, day)) or {}).get("inputs", []),
     }
@@ -99,6 +104,39 @@ def forecast(
         "model_trained_for": champion_run.data.tags.get("delivery_date"),
         "model_holdout_mae": champion_run.data.metrics.get("mae"),
     }
+
+
+def bring_up_to_date(inner: Any, zone: str, day: date, settings: Settings) -> dict[str, Any] | None:
+    """Step: the champion's daily step (its ``ensemble.daily``) on the landed history before D; None without one."""
+    import time
+
+    from tasks.forecasting.daily_step import apply
+    from tasks.forecasting.definition import daily_step
+    from tasks.training_data import history_start, load_window, training_window
+
+    block, fitted_for = getattr(inner, "daily", None), getattr(inner, "fitted_for", None)
+    if not block or fitted_for is None:
+        return None
+    t0 = time.perf_counter()
+    first, last = training_window(day, settings.train_window_days, history_start(zone, settings))
+    window = load_window(zone, first, last, settings)
+    if not window.days:
+        log.warning(
+            "zone %s day %s: no landed history before D; the champion forecasts as registered", zone, day
+        )
+        return {"fitted_for": fitted_for, "skipped": f"no usable day in {first}..{last}"}
+    done = apply(
+        inner,
+        daily_step(block),
+        days=window.days,
+        x=inner.design.matrix(window.frames),
+        y=window.y,
+        fitted_for=date.fromisoformat(fitted_for),
+        day=day,
+    )
+    done["seconds"] = round(time.perf_counter() - t0, 1)
+    log.info("zone %s day %s: daily step %s", zone, day, done)
+    return done
 
 
 def _output_frame(

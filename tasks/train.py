@@ -315,6 +315,8 @@ def assemble_candidate(
         weights=choice.weights if members else None,
         shape_weights=choice.shape_weights if members else None,
         band_scale=band.scale,
+        daily=vars(defn.daily) if defn.daily.active else None,
+        fitted_for=data.day.isoformat(),
     )
 
 

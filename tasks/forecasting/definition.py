@@ -38,6 +38,13 @@ Procedure (docs/models.md, "How the ensemble is chosen"), the same on every mark
    to the band's half-width on its side). The DNN's learned width is not
    calibrated off the markets it was tuned on; this makes the band's coverage a
    property of the procedure, not of the market.
+5. **Daily step** (:class:`DailyStep`, ``ensemble.daily``): the members are fitted
+   every ``train_every_days``; before each forecast day D between two fits, the
+   DNN is fine-tuned on the ``dnn_recent_days`` days that end D-1 (chained: one
+   step for every day since its fit) and each LEAR window is re-fitted on the
+   window that ends D-1 with the penalties its fit chose. Only days before D are
+   read. The forecast stage does it before it predicts (:mod:`tasks.forecasting.daily_step`),
+   the backtest's member step before each day it forecasts.
 """
 
 from __future__ import annotations
@@ -99,6 +106,27 @@ class Combination:
 
 
 @dataclass(frozen=True)
+class DailyStep:
+    """Step 5: re-calibration before each forecast day, between the members' fits.
+
+    ``dnn_recent_days`` 0 and ``lear_refit`` false: the members forecast as fitted.
+    """
+
+    dnn_recent_days: int = 0  # days ending D-1 the DNN's daily fine-tune reads (0: no fine-tune)
+    dnn_epochs: int = 3
+    dnn_learning_rate: float = 1e-4
+    lear_refit: bool = False  # re-fit each LEAR window on the window ending D-1 with its fitted penalties
+
+    @property
+    def dnn(self) -> bool:
+        return self.dnn_recent_days > 0
+
+    @property
+    def active(self) -> bool:
+        return self.dnn or self.lear_refit
+
+
+@dataclass(frozen=True)
 class SearchSpec:
     """The bounded DNN hyperparameter search (``trials`` 0: the configured values as they are)."""
 
@@ -122,6 +150,7 @@ class EnsembleDefinition:
     combination: Combination = field(default_factory=Combination)
     search: SearchSpec = field(default_factory=SearchSpec)
     seed: int = 0
+    daily: DailyStep = field(default_factory=DailyStep)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -146,6 +175,7 @@ class EnsembleDefinition:
                 "space": self.search.space,
             },
             "seed": self.seed,
+            "daily": vars(self.daily),
         }
 
 
@@ -179,7 +209,22 @@ def from_config(config: Mapping[str, Any]) -> EnsembleDefinition:
     if bad:
         raise ConfigError(f"search.space keys {bad}: searchable are {sorted(SEARCHABLE)}")
     search = SearchSpec(**search_block, space_json=json.dumps(space, sort_keys=True))
-    return EnsembleDefinition(members, dnn, comb, search, int(config.get("seed", 0)))
+    daily = daily_step(ensemble.get("daily", {}))
+    return EnsembleDefinition(members, dnn, comb, search, int(config.get("seed", 0)), daily)
+
+
+def daily_step(block: Mapping[str, Any]) -> DailyStep:
+    """``ensemble.daily`` of models.json, validated (step 5)."""
+    known = set(DailyStep.__dataclass_fields__)
+    unknown = sorted(k for k in block if k not in known and not k.startswith("_"))
+    if unknown:
+        raise ConfigError(f"ensemble.daily keys {unknown}: known are {sorted(known)}")
+    step = DailyStep(**{k: v for k, v in block.items() if k in known})
+    if step.dnn_recent_days < 0 or step.dnn_epochs < 1 or not step.dnn_learning_rate > 0:
+        raise ConfigError(
+            f"ensemble.daily {vars(step)}: dnn_recent_days >= 0 (0: off), dnn_epochs >= 1, dnn_learning_rate > 0"
+        )
+    return step
 
 
 # -- members --------------------------------------------------------------------------------------
@@ -202,6 +247,12 @@ class WindowMean:
 
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         return np.mean([np.asarray(m.predict(X), dtype=float) for m in self.models], axis=0)
+
+    def refit(self, X: np.ndarray, Y: np.ndarray) -> WindowMean:  # noqa: N803
+        """Each window's model re-fitted with the choices of its fit (LEAR: its penalties)."""
+        for model in self.models:
+            model.refit(X, Y)
+        return self
 
 
 def _one_per_window(spec: MemberSpec, build: Any) -> Any:

@@ -305,6 +305,69 @@ class QuantileDNN:
         self._core = core
         return self
 
+    def fine_tune(
+        self,
+        X: np.ndarray,  # noqa: N803
+        Y: np.ndarray,  # noqa: N803
+        *,
+        epochs: int = 3,
+        learning_rate: float = 1e-4,
+    ) -> QuantileDNN:
+        """Continue training on recent days (few epochs, small steps), keeping the input and target scaling.
+
+        The daily step between full fits (``ensemble.daily`` of models.json): it
+        follows the market's newest days, including those early stopping held out,
+        while the normalisation and the target transform stay the full fit's. Works
+        on a network fitted in this process and on one read by :meth:`load`.
+        """
+        _import_tf()
+        import keras
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()  # a loaded network: the forecast stage's re-runs agree
+        core = self._training_core()
+        x = np.asarray(X, dtype="float32")
+        z = self._ys.transform(np.asarray(Y, dtype="float32")).astype("float32")
+        keras.utils.set_random_seed(self.seed + x.shape[0])
+        if getattr(self, "_tuning_core", None) is core:
+            # A fresh Adam without re-compiling: re-tracing the train step cost most of a
+            # daily fine-tune. Zeroed moments and step count are what a new optimiser holds.
+            optimizer = core.optimizer
+            for variable in optimizer.variables:
+                if not variable.path.endswith("learning_rate"):
+                    variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+            optimizer.learning_rate = learning_rate
+        else:
+            core.compile(
+                optimizer=keras.optimizers.Adam(learning_rate),
+                loss=_custom_objects()["PinballLoss"](self.quantiles),
+                steps_per_execution=getattr(self, "steps_per_execution", STEPS_PER_EXECUTION),
+            )
+            self._tuning_core = core
+        core.fit(x, z, epochs=epochs, batch_size=self.batch_size, shuffle=True, verbose=self.verbose)
+        return self
+
+    def _training_core(self) -> keras.Model:
+        """The network without its price layer (what the pinball loss trains) and the target scaler.
+
+        A loaded network gets both from its layers: ``quantiles_z``'s output and the
+        ``price`` layer's centre and scale, which are the scaler's.
+        """
+        core = getattr(self, "_core", None)
+        if core is not None:
+            return core
+        if self.keras_model is None:
+            raise RuntimeError("QuantileDNN.fine_tune called before fit or load")
+        import keras
+
+        full = self.keras_model
+        core = keras.Model(full.inputs, full.get_layer("quantiles_z").output, name="dnn_core")
+        price = full.get_layer("price")
+        ys = AsinhScaler()
+        ys.center_, ys.scale_ = np.asarray(price.center, dtype=float), np.asarray(price.scale, dtype=float)
+        self._core, self._ys = core, ys
+        return core
+
     # -- inference and persistence ----------------------------------------------------------------
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """Quantile forecasts ``[n, s, q]`` in EUR/MWh, non-decreasing along ``q``."""

@@ -68,6 +68,13 @@ class DesignLEAR:
         self.model = LEAR(**self.params).fit(x[:, self.keep], Y)
         return self
 
+    def refit(self, X: np.ndarray, Y: np.ndarray) -> DesignLEAR:  # noqa: N803
+        """Re-fit on newer rows with the fitted penalties and the same input columns (:meth:`LEAR.refit`)."""
+        if self.model is None or self.keep is None:
+            raise RuntimeError("DesignLEAR.refit called before fit")
+        self.model.refit(self._inputs(X)[:, self.keep], Y)
+        return self
+
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         if self.model is None or self.keep is None:
             raise RuntimeError("DesignLEAR.predict called before fit")
@@ -91,6 +98,10 @@ class ColumnSubset:
 
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         return np.asarray(self.model.predict(self._columns(X)))
+
+    def refit(self, X: np.ndarray, Y: np.ndarray) -> ColumnSubset:  # noqa: N803
+        self.model.refit(self._columns(X), Y)
+        return self
 
     def _columns(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         # C order, as the full rows: the member's fit is then bit-identical to one on the zone's own design.

@@ -138,6 +138,10 @@ class DayAheadPriceModel(PythonModel):
         self.weights: dict[str, float] | None = None  # by member (None: equal weights)
         self.shape_weights: dict[str, float] | None = None  # of the intraday shape (None: ``weights``)
         self.band_scale = 1.0  # the band's half-widths times this (definition.calibrate_band)
+        # ensemble.daily of the definition (step 5, applied by the forecast stage) and the
+        # delivery day the model was trained for; None: forecast as fitted.
+        self.daily: dict[str, Any] | None = None
+        self.fitted_for: str | None = None
 
     def load_context(self, context: Any) -> None:
         from tasks.forecasting.dnn import QuantileDNN
@@ -160,6 +164,8 @@ class DayAheadPriceModel(PythonModel):
             self.weights = doc.get("weights")  # models saved before weights: equal weights
             self.shape_weights = doc.get("shape_weights")  # saved before the level/shape split: None
             self.band_scale = float(doc.get("band_scale", 1.0))  # saved before the band's calibration: 1
+            self.daily = doc.get("daily")  # saved before the daily step: None
+            self.fitted_for = doc.get("fitted_for")
 
     def attach(
         self,
@@ -173,6 +179,8 @@ class DayAheadPriceModel(PythonModel):
         weights: dict[str, float] | None = None,
         band_scale: float = 1.0,
         shape_weights: dict[str, float] | None = None,
+        daily: dict[str, Any] | None = None,
+        fitted_for: str | None = None,
     ) -> DayAheadPriceModel:
         """Use in-process (training) without a round trip through MLflow."""
         self.design, self.dnn = design, dnn
@@ -182,6 +190,8 @@ class DayAheadPriceModel(PythonModel):
         self.weights = dict(weights) if weights else None
         self.shape_weights = dict(shape_weights) if shape_weights else None
         self.band_scale = float(band_scale)
+        self.daily = dict(daily) if daily else None
+        self.fitted_for = fitted_for
         return self
 
     def save(self, root: Path) -> None:
@@ -199,12 +209,14 @@ class DayAheadPriceModel(PythonModel):
 
             # Compressed: an extra-trees forest is ~110 MiB raw, ~38 MiB at level 3 (1092 hourly days).
             joblib.dump(self.members, root / MEMBERS_FILE, compress=3)
-        if self.members or self.band_scale != 1.0:
+        if self.members or self.band_scale != 1.0 or self.daily:
             doc = {
                 "members": self.member_names,
                 "weights": self.weights,
                 "shape_weights": self.shape_weights,
                 "band_scale": self.band_scale,
+                "daily": self.daily,
+                "fitted_for": self.fitted_for,
                 "point": "weighted mean of the members' point forecasts (the DNN's: its median); "
                 "with shape_weights, weights combine each day's level (the mean over its slots) "
                 "and shape_weights the deviations from it; the weight of 'median' goes to the "

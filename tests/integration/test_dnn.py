@@ -124,7 +124,6 @@ def test_backtest_cli_with_dnn_writes_quantile_columns(
 
 
 def test_fine_tune_moves_the_model_keeps_quantiles_ordered_and_is_repeatable(de: design.DayData) -> None:
-    from research.finetune import fine_tune
     from tasks.forecasting.dnn import QuantileDNN
 
     train, recent, test = np.arange(7, 90), np.arange(60, 100), np.arange(100, 110)
@@ -134,7 +133,7 @@ def test_fine_tune_moves_the_model_keeps_quantiles_ordered_and_is_repeatable(de:
             design.build_design(de, train), design.targets(de, train)
         )
         before = model.predict(design.build_design(de, test))
-        fine_tune(model, design.build_design(de, recent), design.targets(de, recent), epochs=2)
+        model.fine_tune(design.build_design(de, recent), design.targets(de, recent), epochs=2)
         after = model.predict(design.build_design(de, test))
         assert not np.allclose(before, after)
         assert (np.diff(after, axis=2) >= 0).all()
@@ -142,7 +141,27 @@ def test_fine_tune_moves_the_model_keeps_quantiles_ordered_and_is_repeatable(de:
 
     np.testing.assert_array_equal(tuned(), tuned())
     with pytest.raises(RuntimeError, match="fit"):
-        fine_tune(QuantileDNN(quantiles=QS), design.build_design(de, recent), design.targets(de, recent))
+        QuantileDNN(quantiles=QS).fine_tune(design.build_design(de, recent), design.targets(de, recent))
+
+
+def test_fine_tune_of_a_loaded_network_matches_the_fitted_one(de: design.DayData, tmp_path: Path) -> None:
+    """The forecast stage fine-tunes the registered network read from disk; the backtest the one it fitted."""
+    from tasks.forecasting.dnn import QuantileDNN
+
+    train, recent, test = np.arange(7, 90), np.arange(60, 100), np.arange(100, 110)
+    x_recent, y_recent = design.build_design(de, recent), design.targets(de, recent)
+    fitted = QuantileDNN(quantiles=QS, hidden=(16,), seed=1, epochs=10, patience=3, dropout=0.0).fit(
+        design.build_design(de, train), design.targets(de, train)
+    )
+    fitted.save(tmp_path / "dnn")
+    loaded = QuantileDNN.load(tmp_path / "dnn")
+    x_test = design.build_design(de, test)
+    np.testing.assert_allclose(loaded.predict(x_test), fitted.predict(x_test), rtol=0, atol=1e-9)
+    for model in (fitted, loaded):
+        model.fine_tune(x_recent, y_recent, epochs=2)
+    after = loaded.predict(x_test)
+    assert not np.allclose(after, QuantileDNN.load(tmp_path / "dnn").predict(x_test))
+    np.testing.assert_allclose(after, fitted.predict(x_test), rtol=0, atol=1e-3)
 
 
 def test_backtest_dnn_fine_tuning_between_retrainings(tmp_path: Path) -> None:

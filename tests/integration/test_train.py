@@ -306,6 +306,12 @@ def test_pipeline_two_zones(small: tuple[Settings, Path], tmp_path: Path) -> Non
             np.testing.assert_array_equal(out["load_mw"], out[used])
             assert sidecar["run_id"] == trained["run_id"]
             assert sidecar["model_name"] == f"day_ahead_price_{zone}"
+            # The daily step (ensemble.daily): the DNN's chain from the day it was trained for
+            # (none for D-1, before it), LEAR re-fitted on the window that ends D-1.
+            step = sidecar["daily_step"]
+            assert step["fitted_for"] == D.isoformat()
+            assert step["dnn_fine_tuned_for"] == ([D.isoformat()] if day == D else [])
+            assert step["lear_refit_days"][1] == (day - timedelta(days=1)).isoformat()
 
     # No look-ahead end to end: D's (and later) prices and later forecasts do not move D's forecast.
     zone = "DE_LU"
@@ -324,9 +330,15 @@ def test_pipeline_two_zones(small: tuple[Settings, Path], tmp_path: Path) -> Non
     forecast(zone, D, settings, config_path=config)
     pd.testing.assert_frame_equal(before, pd.read_parquet(layout.forecast_file(zone, D)))
 
-    # Same features in, same forecast out after a reload from the registry.
+    # Same features in, same forecast out after a reload from the registry and the same daily step;
+    # the registered model alone forecasts differently.
+    from tasks.forecast import bring_up_to_date
+
     model = load_price_model(f"models:/day_ahead_price_{zone}@champion")
     features = pd.read_parquet(layout.features_file(zone, D))
+    registered = model.forecast_days([features])[0][features["slot"].to_numpy()]
+    assert not np.allclose(registered, before[QCOLS].to_numpy(), rtol=1e-6)
+    bring_up_to_date(model, zone, D, settings)
     again = model.forecast_days([features])[0][features["slot"].to_numpy()]
     np.testing.assert_allclose(again, before[QCOLS].to_numpy(), rtol=1e-6)
 
