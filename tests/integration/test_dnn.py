@@ -164,6 +164,25 @@ def test_fine_tune_of_a_loaded_network_matches_the_fitted_one(de: design.DayData
     np.testing.assert_allclose(after, fitted.predict(x_test), rtol=0, atol=1e-3)
 
 
+def test_repeated_fine_tunes_start_from_a_fresh_optimiser(de: design.DayData, tmp_path: Path) -> None:
+    """The daily chain re-uses the compiled step; each fine-tune still starts with a new Adam's state."""
+    from tasks.forecasting.dnn import QuantileDNN
+
+    train, test = np.arange(7, 90), np.arange(110, 115)
+    QuantileDNN(quantiles=QS, hidden=(16,), seed=1, epochs=5, patience=3).fit(
+        design.build_design(de, train), design.targets(de, train)
+    ).save(tmp_path / "dnn")
+    reused, recompiled = QuantileDNN.load(tmp_path / "dnn"), QuantileDNN.load(tmp_path / "dnn")
+    for day in (100, 101, 102):
+        recent = np.arange(day - 40, day)
+        x, y = design.build_design(de, recent), design.targets(de, recent)
+        reused.fine_tune(x, y, epochs=2)
+        recompiled._tuning_core = None  # compile a new optimiser every time
+        recompiled.fine_tune(x, y, epochs=2)
+    x_test = design.build_design(de, test)
+    np.testing.assert_array_equal(reused.predict(x_test), recompiled.predict(x_test))
+
+
 def test_backtest_dnn_fine_tuning_between_retrainings(tmp_path: Path) -> None:
     from research.backtest import cli
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from types import SimpleNamespace
 from typing import Any
 
@@ -73,7 +74,7 @@ def test_training_and_backtest_build_the_same_ensemble_from_one_definition() -> 
     # The backtest's tasks cover exactly the definition's members; the registered model serves them.
     plan = eb.Plan(28, 7, 1092, 2, 0.15, first=100, start=128, stop=156)
     assert {m for m, _ in eb.tasks_of(defn, plan)} == {"dnn", *defn.names}
-    data = SimpleNamespace(design=design)
+    data = SimpleNamespace(design=design, day=date(2026, 11, 28))
     choice = definition.CombinationChoice({n: 1 / len(defn.names) for n in defn.names}, {}, False, "")
     band = definition.BandCalibration(1.25, 0.8, 0.7, 0.8, 672, "conformal")
     candidate = assemble_candidate(
@@ -81,6 +82,10 @@ def test_training_and_backtest_build_the_same_ensemble_from_one_definition() -> 
     )  # type: ignore[arg-type]
     assert sorted(candidate.member_names) == sorted(defn.names)
     assert candidate.band_scale == 1.25  # the served model scales its band as the backtest does
+    # ...and carries the daily step the backtest's member step applies, from the day it was trained for.
+    assert candidate.daily == vars(defn.daily)
+    assert defn.daily.active
+    assert candidate.fitted_for == "2026-11-28"
     # point_models (the training stage's builder for every configured block) agrees too.
     built = point_models(config, design, 4, defn.seed)
     assert {n: _configuration(built[n]) for n in trained} == {
