@@ -111,7 +111,7 @@ def bring_up_to_date(inner: Any, zone: str, day: date, settings: Settings) -> di
     import time
 
     from tasks.forecasting.daily_step import apply
-    from tasks.forecasting.definition import daily_step
+    from tasks.forecasting.definition import daily_step_of
     from tasks.training_data import history_start, load_window, training_window
 
     block, fitted_for = getattr(inner, "daily", None), getattr(inner, "fitted_for", None)
@@ -127,7 +127,7 @@ def bring_up_to_date(inner: Any, zone: str, day: date, settings: Settings) -> di
         return {"fitted_for": fitted_for, "skipped": f"no usable day in {first}..{last}"}
     done = apply(
         inner,
-        daily_step(block),
+        daily_step_of(block),
         days=window.days,
         x=inner.design.matrix(window.frames),
         y=window.y,

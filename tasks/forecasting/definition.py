@@ -209,11 +209,11 @@ def from_config(config: Mapping[str, Any]) -> EnsembleDefinition:
     if bad:
         raise ConfigError(f"search.space keys {bad}: searchable are {sorted(SEARCHABLE)}")
     search = SearchSpec(**search_block, space_json=json.dumps(space, sort_keys=True))
-    daily = daily_step(ensemble.get("daily", {}))
+    daily = daily_step_of(ensemble.get("daily", {}))
     return EnsembleDefinition(members, dnn, comb, search, int(config.get("seed", 0)), daily)
 
 
-def daily_step(block: Mapping[str, Any]) -> DailyStep:
+def daily_step_of(block: Mapping[str, Any]) -> DailyStep:
     """``ensemble.daily`` of models.json, validated (step 5)."""
     known = set(DailyStep.__dataclass_fields__)
     unknown = sorted(k for k in block if k not in known and not k.startswith("_"))

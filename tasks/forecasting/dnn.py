@@ -329,7 +329,8 @@ class QuantileDNN:
         x = np.asarray(X, dtype="float32")
         z = self._ys.transform(np.asarray(Y, dtype="float32")).astype("float32")
         keras.utils.set_random_seed(self.seed + x.shape[0])
-        if getattr(self, "_tuning_core", None) is core:
+        compiled = getattr(self, "_tuning_core", None) is core
+        if compiled:
             # A fresh Adam without re-compiling: re-tracing the train step cost most of a
             # daily fine-tune. Zeroed moments and step count are what a new optimiser holds.
             optimizer = core.optimizer
