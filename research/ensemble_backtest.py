@@ -177,7 +177,7 @@ def run_member(
         raise PlanError(f"member {member!r} is not in the definition ({', '.join(('dnn', *specs))})")
     shape: tuple[int, ...] = (plan.stop - plan.first, data.slots)
     out = np.full((*shape, len(QUANTILES)) if member == "dnn" else shape, np.nan)
-    daily = defn.daily.dnn if member == "dnn" else defn.daily.lear_refit and member == "lear"
+    daily = defn.daily.applies_to(member)
     t0 = time.perf_counter()
     for t, t_end in plan.period(period):
         days = plan.train_days(t)
@@ -223,16 +223,11 @@ def daily_step(
     ends there on ``fitted_at``).
     """
     from tasks.forecasting import design
+    from tasks.forecasting.daily_step import tune_dnn
 
-    step = defn.daily
     if member == "dnn":
-        rec = recent_days(day, step.dnn_recent_days)
-        model.fine_tune(
-            design.build_design(data, rec),
-            design.targets(data, rec),
-            epochs=step.dnn_epochs,
-            learning_rate=step.dnn_learning_rate,
-        )
+        rec = recent_days(day, defn.daily.dnn_recent_days)
+        tune_dnn(model, design.build_design(data, rec), design.targets(data, rec), defn.daily)
     elif day > fitted_at:
         days = plan.train_days(day)
         model.refit(design.build_design(data, days), design.targets(data, days))
@@ -617,20 +612,15 @@ def add_market_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_work_options(p: argparse.ArgumentParser) -> None:
-    """--dataset, --work, the market options and --config: what :func:`prepare` and the steps read."""
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    p.add_argument("step", choices=("plan", "search", "member", "combine"))
     p.add_argument("--dataset", type=Path, required=True, help="Hourly epftoolbox-layout CSV.")
     p.add_argument("--work", type=Path, required=True, help="Work directory the steps share.")
     add_market_options(p)
     p.add_argument(
         "--config", type=Path, default=None, help="JSON overriding mlruns_config/models.json keys."
     )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    p.add_argument("step", choices=("plan", "search", "member", "combine"))
-    add_work_options(p)
     p.add_argument("--test-days", type=int, default=728)
     p.add_argument("--retrain-every", type=int, default=None, help="Default: settings train_every_days.")
     p.add_argument("--window-days", type=int, default=None, help="Default: settings train_window_days.")

@@ -44,6 +44,11 @@ def rows_before(days: Sequence[date], until: date, recent: int | None = None) ->
     return np.array([k for k, d in enumerate(days) if first <= d < until], dtype=int)
 
 
+def tune_dnn(dnn: Any, x: np.ndarray, y: np.ndarray, step: DailyStep) -> None:
+    """One day's fine-tune of the DNN on the rows ``x, y`` of its recent days, with the step's settings."""
+    dnn.fine_tune(x, y, epochs=step.dnn_epochs, learning_rate=step.dnn_learning_rate)
+
+
 def apply(
     model: DayAheadPriceModel,
     step: DailyStep,
@@ -61,22 +66,17 @@ def apply(
     """
     assert model.design is not None, "load the model first"
     done: dict[str, Any] = {"fitted_for": fitted_for.isoformat()}
-    if step.dnn:
+    if step.applies_to("dnn"):
         tuned = []
         for d in chain(fitted_for, day):
             rows = rows_before(days, d, step.dnn_recent_days)
             if len(rows) == 0:
                 continue
-            model.dnn.fine_tune(
-                model.design.own(x[rows]),
-                y[rows],
-                epochs=step.dnn_epochs,
-                learning_rate=step.dnn_learning_rate,
-            )
+            tune_dnn(model.dnn, model.design.own(x[rows]), y[rows], step)
             tuned.append(d.isoformat())
         done["dnn_fine_tuned_for"] = tuned
         done["dnn_recent_days"] = step.dnn_recent_days
-    if step.lear_refit and "lear" in model.members:
+    if step.applies_to("lear") and "lear" in model.members:
         rows = rows_before(days, day)
         if len(rows):
             model.members["lear"].refit(x[rows], y[rows])

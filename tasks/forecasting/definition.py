@@ -125,6 +125,10 @@ class DailyStep:
     def active(self) -> bool:
         return self.dnn or self.lear_refit
 
+    def applies_to(self, member: str) -> bool:
+        """Whether ``member`` is brought up to D-1 (the DNN and LEAR only; the trees forecast as fitted)."""
+        return self.dnn if member == "dnn" else self.lear_refit and member == "lear"
+
 
 @dataclass(frozen=True)
 class SearchSpec:

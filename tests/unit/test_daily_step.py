@@ -150,6 +150,12 @@ def test_daily_block_of_models_json_is_validated() -> None:
     config = load_config(None)
     assert from_config(config).daily == DailyStep(182, 3, 1e-4, True)
     assert from_config(config).describe()["daily"]["dnn_recent_days"] == 182
+    assert [from_config(config).daily.applies_to(m) for m in ("dnn", "lear", "gbm", "forest")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
     for bad in ({"dnn_recent_days": -1}, {"dnn_epochs": 0}, {"dnn_learning_rate": 0}, {"lear": True}):
         broken = {**config, "ensemble": {**config["ensemble"], "daily": bad}}
         with pytest.raises(ConfigError, match=r"ensemble\.daily"):
