@@ -19,6 +19,13 @@ and the capture of perfect-foresight profit of the issue-6 protocol battery
 (10 MW / 20 MWh, 90 % round trip, SoC 50 % at both ends of each day),
 dispatched on each forecast and settled at the actual prices. Days are the
 fixed 24-slot grid of the features (DST days as the models see them).
+
+Each evaluation day is forecast as the forecast stage serves it: the model's
+daily step (``ensemble.daily``, :mod:`tasks.forecasting.daily_step`) brings it
+up to the day before, reading only the landed history of the training window
+that ends then, one day after the other from the first evaluation day (the
+model was fitted on the days before it). ``--as-registered`` forecasts every
+evaluation day with the model as training logged it.
 """
 
 from __future__ import annotations
@@ -74,6 +81,44 @@ def _existing_run(day: date) -> dict[str, Any] | None:
     return {"run_id": run.info.run_id, "model_uri": run.data.tags["model_uri"]}
 
 
+def served_forecasts(model: Any, zone: str, days: list[date], settings: Any) -> Any:
+    """``days`` forecast one by one, each after the model's daily step up to the day before it.
+
+    The step is applied in place and chained, as the forecast stage replays it
+    (one DNN fine-tune per day from the first evaluation day; LEAR re-fitted
+    on the training window that ends the day before).
+    """
+    from tasks.forecasting.daily_step import apply, rows_before
+    from tasks.forecasting.definition import daily_step_of
+    from tasks.forecasting.served_model import PriceForecast
+    from tasks.training_data import history_start, load_window, training_window
+
+    step = daily_step_of(model.daily)
+    first, _ = training_window(days[0], settings.train_window_days, history_start(zone, settings))
+    history = load_window(zone, first, days[-1], settings, build_missing=False)
+    x = model.design.matrix(history.frames)
+    parts = []
+    for day in days:
+        start, _ = training_window(day, settings.train_window_days, history_start(zone, settings))
+        keep = rows_before(history.days, day)
+        keep = keep[[history.days[k] >= start for k in keep]]
+        apply(
+            model,
+            step,
+            days=[history.days[k] for k in keep],
+            x=x[keep],
+            y=history.y[keep],
+            fitted_for=day,
+            day=day,
+        )
+        parts.append(model.forecast_parts(x[[history.days.index(day)]]))
+    return PriceForecast(
+        np.concatenate([p.quantiles for p in parts]),
+        np.concatenate([p.dnn for p in parts]),
+        {name: np.concatenate([p.members[name] for p in parts]) for name in parts[0].members},
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -96,6 +141,11 @@ def main() -> None:
         metavar="ZONE=CSV",
         help="A coupled zone replayed beside --zone from its own CSV; its load and renewable forecasts "
         "join the zone's features (settings.neighbour_zones), e.g. --zone BE --neighbour DE_LU=DE.csv.",
+    )
+    parser.add_argument(
+        "--as-registered",
+        action="store_true",
+        help="Forecast the evaluation days with the logged model, without its daily step.",
     )
     parser.add_argument("--keep", type=Path, default=None, help="Use (and keep) this directory.")
     parser.add_argument(
@@ -184,7 +234,10 @@ def main() -> None:
         )
         model = load_price_model(str(res["model_uri"]))
         assert model.design is not None
-        forecast = model.forecast_parts(model.design.matrix(window.frames))
+        if args.as_registered or not getattr(model, "daily", None):
+            forecast = model.forecast_parts(model.design.matrix(window.frames))
+        else:
+            forecast = served_forecasts(model, args.zone, window.days, settings)
         m = median_index(model.design.quantiles)
         points = {"ensemble": forecast.quantiles[..., m], "dnn": forecast.dnn[..., m], **forecast.members}
         # The registered point's counterpart: the same members with the DNN median if it is left out, without it if in.

@@ -341,6 +341,15 @@ def test_pipeline_two_zones(small: tuple[Settings, Path], tmp_path: Path) -> Non
     bring_up_to_date(model, zone, D, settings)
     again = model.forecast_days([features])[0][features["slot"].to_numpy()]
     np.testing.assert_allclose(again, before[QCOLS].to_numpy(), rtol=1e-6)
+    # The production replay's day-by-day forecast (benchmarks/production_replay.py) is the served one.
+    from benchmarks.production_replay import served_forecasts
+
+    replayed = served_forecasts(
+        load_price_model(f"models:/day_ahead_price_{zone}@champion"), zone, [D], settings
+    )
+    np.testing.assert_allclose(
+        replayed.quantiles[0][features["slot"].to_numpy()], before[QCOLS].to_numpy(), rtol=1e-6
+    )
 
     # Not due a day later (train_every_days = 7): the champion is reused.
     skipped = train(zone, D + timedelta(days=1), settings, config_path=config, if_due=True)
