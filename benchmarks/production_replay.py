@@ -1,31 +1,32 @@
 """The production price model on real history: accuracy and storage capture of its members.
 
     PYTHONPATH=. .venv/bin/python benchmarks/production_replay.py --csv ../shared/data/epf/DE.csv \
-        [--zone DE_LU] [--first-origin 2016-02-01] [--origins 26] [--every 28] [--keep DIR] \
+        [--zone DE_LU] [--first-origin 2016-01-04] [--origins 26] [--every 28] [--keep DIR] \
         [--neighbour ZONE=CSV]
 
 Replays an hourly epftoolbox-layout CSV through the embedded ingestion path
 (``DAP_SOURCE=replay``, devtools.bootstrap), then runs ``python -m tasks.train``
 for ``--origins`` delivery days ``--every`` days apart, exactly as the daily
-DAG does (365-day window, 28 held-out evaluation days), so the models are the
-ensemble of ``tasks.forecasting.definition`` that training registers (the
-rolling backtest builds the same one). Origins 28 days apart
-make the evaluation windows tile a period without overlap; the defaults tile
-the epftoolbox test period of DE.csv/BE.csv (2016-01-04 … 2017-12-31 and
-2015-01-04 … 2016-12-31 with ``--first-origin 2015-02-01``). For each run it
-reloads the logged model, forecasts its evaluation days and reports, per
-member and for the registered ensemble: MAE, rMAE against the weekly naive,
-and the capture of perfect-foresight profit of the issue-6 protocol battery
-(10 MW / 20 MWh, 90 % round trip, SoC 50 % at both ends of each day),
-dispatched on each forecast and settled at the actual prices. Days are the
-fixed 24-slot grid of the features (DST days as the models see them).
+DAG does (the window of ``--train-days``, the configured held-out evaluation
+days), so the models are the ensemble of ``tasks.forecasting.definition`` that
+training registers (the rolling backtest builds the same one). Each model then
+forecasts the days it would serve as champion, its origin and the ``--every - 1``
+days after it, as the forecast stage serves them: the model's daily step
+(``ensemble.daily``, :mod:`tasks.forecasting.daily_step`) brings it up to each
+day's eve from the landed history, resumed day after day. ``--every 7`` is the
+pipeline's cadence (``train_every_days``); the default 28 trains a quarter as
+often and leaves the step more days to catch up. The default origins tile the
+epftoolbox test period of DE.csv (2016-01-04 … 2017-12-31; BE.csv:
+``--first-origin 2015-01-04``). ``--as-registered`` forecasts with the logged
+model alone.
 
-Each evaluation day is forecast as the forecast stage serves it: the model's
-daily step (``ensemble.daily``, :mod:`tasks.forecasting.daily_step`) brings it
-up to the day before, reading only the landed history of the training window
-that ends then, one day after the other from the first evaluation day (the
-model was fitted on the days before it). ``--as-registered`` forecasts every
-evaluation day with the model as training logged it.
+For each run it reports, per member and for the served ensemble: MAE, rMAE
+against the weekly naive, and the capture of perfect-foresight profit of the
+trading-backtest protocol battery (10 MW / 20 MWh, 90 % round trip, SoC 50 % at
+both ends of each day), dispatched on each forecast and settled at the actual
+prices. Days are the fixed 24-slot grid of the features (DST days as the models
+see them). The training run's own score on its held-out days is printed as
+``run rmae``.
 """
 
 from __future__ import annotations
@@ -81,35 +82,34 @@ def _existing_run(day: date) -> dict[str, Any] | None:
     return {"run_id": run.info.run_id, "model_uri": run.data.tags["model_uri"]}
 
 
-def served_forecasts(model: Any, zone: str, days: list[date], settings: Any) -> Any:
-    """``days`` forecast one by one, each after the model's daily step up to the day before it.
+def served_forecasts(model: Any, zone: str, fitted_for: date, days: list[date], settings: Any) -> Any:
+    """``days`` (from ``fitted_for`` on) forecast one by one, each after the daily step up to its eve.
 
-    The step is applied in place and chained, as the forecast stage replays it
-    (one DNN fine-tune per day from the first evaluation day; LEAR re-fitted
-    on the training window that ends the day before).
+    What the forecast stage serves with a champion trained for ``fitted_for``: the
+    step (``ensemble.daily``) applied in place and resumed day after day, which is
+    the forecast stage's chain replayed from the registered weights.
     """
-    from tasks.forecasting.daily_step import apply, rows_before
+    from tasks.forecasting.daily_step import apply
     from tasks.forecasting.definition import daily_step_of
     from tasks.forecasting.served_model import PriceForecast
     from tasks.training_data import history_start, load_window, training_window
 
     step = daily_step_of(model.daily)
-    first, _ = training_window(days[0], settings.train_window_days, history_start(zone, settings))
+    first, _ = training_window(fitted_for, settings.train_window_days, history_start(zone, settings))
     history = load_window(zone, first, days[-1], settings, build_missing=False)
     x = model.design.matrix(history.frames)
     parts = []
-    for day in days:
-        start, _ = training_window(day, settings.train_window_days, history_start(zone, settings))
-        keep = rows_before(history.days, day)
-        keep = keep[[history.days[k] >= start for k in keep]]
+    for k, day in enumerate(days):
         apply(
             model,
             step,
-            days=[history.days[k] for k in keep],
-            x=x[keep],
-            y=history.y[keep],
-            fitted_for=day,
+            days=history.days,
+            x=x,
+            y=history.y,
+            fitted_for=fitted_for,
             day=day,
+            window_days=settings.train_window_days,
+            resume_from=days[k - 1] + timedelta(days=1) if k else None,
         )
         parts.append(model.forecast_parts(x[[history.days.index(day)]]))
     return PriceForecast(
@@ -128,9 +128,11 @@ def main() -> None:
     )
     parser.add_argument("--zone", default="DE_LU")
     parser.add_argument("--timezone", default="Europe/Berlin")
-    parser.add_argument("--first-origin", type=date.fromisoformat, default=date(2016, 2, 1))
+    parser.add_argument("--first-origin", type=date.fromisoformat, default=date(2016, 1, 4))
     parser.add_argument("--origins", type=int, default=26)
-    parser.add_argument("--every", type=int, default=28, help="Days between origins (= evaluation days).")
+    parser.add_argument(
+        "--every", type=int, default=28, help="Days between origins: each model serves this many."
+    )
     parser.add_argument(
         "--train-days", type=int, default=1092, help="Training window (the settings default)."
     )
@@ -145,7 +147,7 @@ def main() -> None:
     parser.add_argument(
         "--as-registered",
         action="store_true",
-        help="Forecast the evaluation days with the logged model, without its daily step.",
+        help="Forecast with the logged model, without its daily step.",
     )
     parser.add_argument("--keep", type=Path, default=None, help="Use (and keep) this directory.")
     parser.add_argument(
@@ -183,14 +185,12 @@ def main() -> None:
     origins = [args.first_origin + timedelta(days=args.every * k) for k in range(args.origins)]
     first = origins[0] - timedelta(days=args.train_days + 8)
     t0 = time.perf_counter()
-    last = origins[-1] - timedelta(days=1)  # training for D reads nothing of D
+    last = origins[-1] + timedelta(days=args.every - 1)  # tasks.train for D reads nothing of D
     _run("devtools.bootstrap", ["--first-day", first.isoformat(), "--last-day", last.isoformat()], env)
     print(f"replayed {first}..{last} in {time.perf_counter() - t0:.0f} s", flush=True)
     # Replay has no actual load or weather: no load model; TFDV statistics are not what is measured.
     override = base / "models.json"
-    override.write_text(
-        json.dumps({"evaluation_days": args.every, "tfdv_statistics": False, "load_dnn": {"enabled": False}})
-    )
+    override.write_text(json.dumps({"tfdv_statistics": False, "load_dnn": {"enabled": False}}))
 
     import mlflow
 
@@ -220,24 +220,15 @@ def main() -> None:
             )
             train_seconds.append(time.perf_counter() - t1)
         run = mlflow.MlflowClient().get_run(str(res["run_id"]))
-        evaluation = json.loads(
-            Path(
-                mlflow.artifacts.download_artifacts(run_id=res["run_id"], artifact_path="window.json")
-            ).read_text()
-        )["evaluation_days"]
         window = load_window(
-            args.zone,
-            date.fromisoformat(evaluation[0]),
-            date.fromisoformat(evaluation[-1]),
-            settings,
-            build_missing=False,
+            args.zone, day, day + timedelta(days=args.every - 1), settings, build_missing=False
         )
         model = load_price_model(str(res["model_uri"]))
         assert model.design is not None
         if args.as_registered or not getattr(model, "daily", None):
             forecast = model.forecast_parts(model.design.matrix(window.frames))
         else:
-            forecast = served_forecasts(model, args.zone, window.days, settings)
+            forecast = served_forecasts(model, args.zone, day, window.days, settings)
         m = median_index(model.design.quantiles)
         points = {"ensemble": forecast.quantiles[..., m], "dnn": forecast.dnn[..., m], **forecast.members}
         # The registered point's counterpart: the same members with the DNN median if it is left out, without it if in.
@@ -274,7 +265,8 @@ def main() -> None:
     n_days = sum(len(e) for e in errors["naive"])
     print(
         f"\n{args.csv.name} as zone {args.zone}: {args.origins} origins from {origins[0]}, "
-        f"{n_days} evaluation days, {args.train_days}-day window"
+        f"{n_days} served days, {args.train_days}-day window, "
+        + ("logged models alone" if args.as_registered else "each day after the daily step")
         + (f", neighbours {', '.join(neighbours)}" if neighbours else "")
     )
     print(f"{'model':18s} {'MAE':>7s} {'rMAE':>6s} {'capture':>8s}")

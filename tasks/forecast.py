@@ -118,7 +118,11 @@ def bring_up_to_date(inner: Any, zone: str, day: date, settings: Settings) -> di
     if not block or fitted_for is None:
         return None
     t0 = time.perf_counter()
-    first, last = training_window(day, settings.train_window_days, history_start(zone, settings))
+    fit_day = date.fromisoformat(fitted_for)
+    start = history_start(zone, settings)
+    # D's window, and the fit's (the trees' re-fit with the held-out days) when it starts earlier.
+    first, last = training_window(day, settings.train_window_days, start)
+    first = min(first, training_window(min(fit_day, day), settings.train_window_days, start)[0])
     window = load_window(zone, first, last, settings)
     if not window.days:
         log.warning(
@@ -131,8 +135,9 @@ def bring_up_to_date(inner: Any, zone: str, day: date, settings: Settings) -> di
         days=window.days,
         x=inner.design.matrix(window.frames),
         y=window.y,
-        fitted_for=date.fromisoformat(fitted_for),
+        fitted_for=fit_day,
         day=day,
+        window_days=settings.train_window_days,
     )
     done["seconds"] = round(time.perf_counter() - t0, 1)
     log.info("zone %s day %s: daily step %s", zone, day, done)

@@ -44,7 +44,10 @@ Procedure (docs/models.md, "How the ensemble is chosen"), the same on every mark
    step for every day since its fit) and each LEAR window is re-fitted on the
    window that ends D-1 with the penalties its fit chose. Only days before D are
    read. The forecast stage does it before it predicts (:mod:`tasks.forecasting.daily_step`),
-   the backtest's member step before each day it forecasts.
+   the backtest's member step before each day it forecasts. In production the
+   trees are also re-fitted once on the window that ends the day before the
+   model's fit day (``held_out_refit``): training held its last
+   ``evaluation_days`` out of every fit, the backtest's fits hold nothing out.
 """
 
 from __future__ import annotations
@@ -109,13 +112,18 @@ class Combination:
 class DailyStep:
     """Step 5: re-calibration before each forecast day, between the members' fits.
 
-    ``dnn_recent_days`` 0 and ``lear_refit`` false: the members forecast as fitted.
+    ``dnn_recent_days`` 0, ``lear_refit`` and ``held_out_refit`` false: the members
+    forecast as fitted.
     """
 
     dnn_recent_days: int = 0  # days ending D-1 the DNN's daily fine-tune reads (0: no fine-tune)
     dnn_epochs: int = 3
     dnn_learning_rate: float = 1e-4
     lear_refit: bool = False  # re-fit each LEAR window on the window ending D-1 with its fitted penalties
+    # Production only: the members without a daily re-fit (the trees) re-fitted once on the
+    # window that ends the day before the model's fit day, with the days training held out for
+    # evaluation. The backtest's fits already end there.
+    held_out_refit: bool = False
 
     @property
     def dnn(self) -> bool:
@@ -123,11 +131,15 @@ class DailyStep:
 
     @property
     def active(self) -> bool:
-        return self.dnn or self.lear_refit
+        return self.dnn or self.lear_refit or self.held_out_refit
 
     def applies_to(self, member: str) -> bool:
         """Whether ``member`` is brought up to D-1 (the DNN and LEAR only; the trees forecast as fitted)."""
         return self.dnn if member == "dnn" else self.lear_refit and member == "lear"
+
+    def refits_held_out(self, member: str) -> bool:
+        """Whether the forecast stage re-fits the point ``member`` on its fit's window with the held-out days."""
+        return self.held_out_refit and member != "dnn" and not self.applies_to(member)
 
 
 @dataclass(frozen=True)

@@ -312,6 +312,9 @@ def test_pipeline_two_zones(small: tuple[Settings, Path], tmp_path: Path) -> Non
             assert step["fitted_for"] == D.isoformat()
             assert step["dnn_fine_tuned_for"] == ([D.isoformat()] if day == D else [])
             assert step["lear_refit_days"][1] == (day - timedelta(days=1)).isoformat()
+            # The trees re-fitted once with the days training held out: their window ends D-1 too.
+            assert step["held_out_refit"]["members"] == ["gbm", "forest"]
+            assert step["held_out_refit"]["days"][1] == (min(day, D) - timedelta(days=1)).isoformat()
 
     # No look-ahead end to end: D's (and later) prices and later forecasts do not move D's forecast.
     zone = "DE_LU"
@@ -345,7 +348,7 @@ def test_pipeline_two_zones(small: tuple[Settings, Path], tmp_path: Path) -> Non
     from benchmarks.production_replay import served_forecasts
 
     replayed = served_forecasts(
-        load_price_model(f"models:/day_ahead_price_{zone}@champion"), zone, [D], settings
+        load_price_model(f"models:/day_ahead_price_{zone}@champion"), zone, D, [D], settings
     )
     np.testing.assert_allclose(
         replayed.quantiles[0][features["slot"].to_numpy()], before[QCOLS].to_numpy(), rtol=1e-6

@@ -148,13 +148,20 @@ def test_window_mean_and_design_lear_refit_every_window(de: design.DayData) -> N
 
 def test_daily_block_of_models_json_is_validated() -> None:
     config = load_config(None)
-    assert from_config(config).daily == DailyStep(182, 3, 1e-4, True)
+    assert from_config(config).daily == DailyStep(182, 3, 1e-4, True, True)
     assert from_config(config).describe()["daily"]["dnn_recent_days"] == 182
     assert [from_config(config).daily.applies_to(m) for m in ("dnn", "lear", "gbm", "forest")] == [
         True,
         True,
         False,
         False,
+    ]
+    # The trees' once-only re-fit with the held-out days (production; the DNN and LEAR are stepped daily).
+    assert [from_config(config).daily.refits_held_out(m) for m in ("dnn", "lear", "gbm", "forest")] == [
+        False,
+        False,
+        True,
+        True,
     ]
     for bad in ({"dnn_recent_days": -1}, {"dnn_epochs": 0}, {"dnn_learning_rate": 0}, {"lear": True}):
         broken = {**config, "ensemble": {**config["ensemble"], "daily": bad}}
@@ -175,6 +182,9 @@ class _Recorder:
 
     def refit(self, x: np.ndarray, y: np.ndarray) -> None:
         self.calls.append((x, y, {}))
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.calls.append((x, y, {"fit": True}))
 
 
 def test_production_step_replays_the_chain_and_reads_only_days_before_d() -> None:
@@ -209,6 +219,44 @@ def test_production_step_replays_the_chain_and_reads_only_days_before_d() -> Non
     assert len(xs) == len(rows_before(days, day))
     assert done["lear_refit_days"][2] == len(xs)
     assert gbm.calls == []  # trees forecast as fitted
+    assert "held_out_refit" not in done
+
+    # Production: the trees re-fitted once on the window ending the eve of the fit day (which
+    # holds the days training held out), the re-fits bounded by the training window's length.
+    dnn, lear, gbm = _Recorder(), _Recorder(), _Recorder()
+    model = DayAheadPriceModel().attach(design, dnn, members={"lear": lear, "gbm": gbm})
+    step = DailyStep(dnn_recent_days=14, lear_refit=True, held_out_refit=True)
+    done = apply(model, step, days=days, x=x, y=y, fitted_for=fitted_for, day=day, window_days=30)
+    ((xs, _, kwargs),) = gbm.calls
+    seen = [days[int(v)] for v in xs[:, 0]]
+    assert kwargs == {"fit": True}
+    assert (min(seen), max(seen)) == (fitted_for - timedelta(days=30), fitted_for - timedelta(days=1))
+    assert done["held_out_refit"] == {
+        "members": ["gbm"],
+        "days": [seen[0].isoformat(), seen[-1].isoformat(), len(seen)],
+    }
+    ((xs, _, _),) = lear.calls
+    seen = [days[int(v)] for v in xs[:, 0]]
+    assert (min(seen), max(seen)) == (day - timedelta(days=30), day - timedelta(days=1))
+    # A replay that already stepped through the day before: one fine-tune, no second tree fit.
+    done = apply(
+        model,
+        step,
+        days=days,
+        x=x,
+        y=y,
+        fitted_for=fitted_for,
+        day=day + timedelta(days=1),
+        resume_from=day + timedelta(days=1),
+    )
+    assert done["dnn_fine_tuned_for"] == [(day + timedelta(days=1)).isoformat()]
+    assert len(gbm.calls) == 1
+    assert "held_out_refit" not in done
+    # A backfill day before the fit day: the trees' window ends the eve of D, nothing later.
+    gbm.calls.clear()
+    apply(model, step, days=days, x=x, y=y, fitted_for=fitted_for, day=fitted_for - timedelta(days=5))
+    ((xs, _, _),) = gbm.calls
+    assert days[int(xs[-1, 0])] == fitted_for - timedelta(days=6)
     off = DayAheadPriceModel().attach(design, _Recorder(), members={"lear": _Recorder()})
     assert apply(off, DailyStep(), days=days, x=x, y=y, fitted_for=fitted_for, day=day) == {
         "fitted_for": fitted_for.isoformat()
