@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,10 +119,9 @@ def bring_up_to_date(inner: Any, zone: str, day: date, settings: Settings) -> di
         return None
     t0 = time.perf_counter()
     fit_day = date.fromisoformat(fitted_for)
-    start = history_start(zone, settings)
-    # D's window, and the fit's (the trees' re-fit with the held-out days) when it starts earlier.
-    first, last = training_window(day, settings.train_window_days, start)
-    first = min(first, training_window(min(fit_day, day), settings.train_window_days, start)[0])
+    # From the start of the fit's window (the trees' re-fit reads it) or D's, whichever is earlier.
+    first, _ = training_window(min(fit_day, day), settings.train_window_days, history_start(zone, settings))
+    last = day - timedelta(days=1)
     window = load_window(zone, first, last, settings)
     if not window.days:
         log.warning(

@@ -134,7 +134,7 @@ class DailyStep:
         return self.dnn or self.lear_refit or self.held_out_refit
 
     def applies_to(self, member: str) -> bool:
-        """Whether ``member`` is brought up to D-1 (the DNN and LEAR only; the trees forecast as fitted)."""
+        """Whether ``member`` is brought up to D-1 before every day (the DNN and LEAR only; not the trees)."""
         return self.dnn if member == "dnn" else self.lear_refit and member == "lear"
 
     def refits_held_out(self, member: str) -> bool:

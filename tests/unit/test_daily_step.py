@@ -148,16 +148,17 @@ def test_window_mean_and_design_lear_refit_every_window(de: design.DayData) -> N
 
 def test_daily_block_of_models_json_is_validated() -> None:
     config = load_config(None)
-    assert from_config(config).daily == DailyStep(182, 3, 1e-4, True, True)
+    daily = from_config(config).daily
+    assert daily == DailyStep(182, 3, 1e-4, True, True)
     assert from_config(config).describe()["daily"]["dnn_recent_days"] == 182
-    assert [from_config(config).daily.applies_to(m) for m in ("dnn", "lear", "gbm", "forest")] == [
+    assert [daily.applies_to(m) for m in ("dnn", "lear", "gbm", "forest")] == [
         True,
         True,
         False,
         False,
     ]
     # The trees' once-only re-fit with the held-out days (production; the DNN and LEAR are stepped daily).
-    assert [from_config(config).daily.refits_held_out(m) for m in ("dnn", "lear", "gbm", "forest")] == [
+    assert [daily.refits_held_out(m) for m in ("dnn", "lear", "gbm", "forest")] == [
         False,
         False,
         True,
