@@ -298,3 +298,41 @@ def test_default_run_is_the_served_ensemble_in_a_process_pool(tmp_path: Path) ->
     assert len(rows) == 14 * 24
     # The served band is centred on the ensemble's point.
     assert all(abs(float(r["q50"]) - float(r["ensemble"])) < 1e-3 for r in rows)
+
+
+@pytest.mark.slow
+def test_the_procedure_does_not_depend_on_price_level_or_units(tmp_path: Path) -> None:
+    """A market with other price levels and units gets the same model, rescaled.
+
+    Nothing in the procedure may be tuned to DE's euros and megawatts: every
+    member, the search, the weights, the band and the daily step must be
+    equivariant when the prices become ``a·p + b`` (another currency, a cheaper
+    hydro market) and the load and renewable forecasts ``c·x`` (GW instead of
+    MW). Any constant in price or load units would break it.
+    """
+    import pandas as pd
+
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY_DEFINITION))
+    frame = pd.read_csv(FIX / "DE_excerpt.csv")
+    price, *exogenous = frame.columns[1:]
+    a, b, c = 0.25, 7.0, 3.0
+    moved = frame.assign(**{price: frame[price] * a + b}, **{k: frame[k] * c for k in exogenous})
+    runs = {}
+    for name, data in (("as_is", frame), ("moved", moved)):
+        path = tmp_path / f"{name}.csv"
+        data.to_csv(path, index=False)
+        args = ["--dataset", str(path), "--market", "DE", "--test-days", "14", "--window-days", "56"]
+        assert backtest.cli([*args, "--config", str(config), "--out", str(tmp_path / name)]) == 0
+        runs[name] = pd.read_csv(tmp_path / name / "forecasts.csv")
+    as_is, moved_out = runs["as_is"], runs["moved"]
+    columns = ["naive", "lear", "dnn", "gbm", "ensemble", "q10", "q50", "q90"]
+    assert set(columns) <= set(as_is.columns)
+    spread = float(as_is["actual"].std()) * a
+    for column in columns:
+        expected = as_is[column] * a + b
+        worst = float((moved_out[column] - expected).abs().max())
+        assert worst < 1e-4 * spread, f"{column} moved by {worst:.2g} (price spread {spread:.3g})"
+    metrics = {n: json.loads((tmp_path / n / "metrics.json").read_text())["metrics"] for n in runs}
+    for member in ("lear", "dnn", "gbm", "ensemble"):
+        assert metrics["moved"][member]["rmae"] == pytest.approx(metrics["as_is"][member]["rmae"], abs=1e-5)
