@@ -238,10 +238,10 @@ def fit_dnn(
 ) -> Any:
     """The DNN member fitted on one origin's window ``x, y``, early-stopped on its last ``validation_fraction``."""
     from tasks.forecasting.definition import dnn_params
-    from tasks.forecasting.dnn import QuantileDNN
+    from tasks.forecasting.dnn import make_dnn
 
     n_val = max(1, round(plan.validation_fraction * len(x)))
-    model = QuantileDNN(quantiles=QUANTILES, seed=defn.seed, **dnn_params(defn, tuned))
+    model = make_dnn(QUANTILES, seed=defn.seed, **dnn_params(defn, tuned))
     return model.fit(x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:])
 
 

@@ -187,10 +187,10 @@ def search_price_dnn(data: TrainingSet, defn: EnsembleDefinition) -> SearchResul
 def fit_price_dnn(data: TrainingSet, defn: EnsembleDefinition, search: SearchResult) -> tuple[Any, float]:
     """Step: the quantile price DNN (searched values) on the zone's own inputs, early-stopped on the validation days."""
     from tasks.forecasting.definition import dnn_params
-    from tasks.forecasting.dnn import QuantileDNN
+    from tasks.forecasting.dnn import make_dnn
 
     t0 = time.perf_counter()
-    dnn = QuantileDNN(quantiles=data.design.quantiles, seed=defn.seed, **dnn_params(defn, search.best))
+    dnn = make_dnn(data.design.quantiles, seed=defn.seed, **dnn_params(defn, search.best))
     y = data.window.y
     dnn.fit(data.x_own[data.train], y[data.train], data.x_own[data.validation], y[data.validation])
     return dnn, time.perf_counter() - t0

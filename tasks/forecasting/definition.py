@@ -207,6 +207,9 @@ def from_config(config: Mapping[str, Any]) -> EnsembleDefinition:
         )
     members = tuple(MemberSpec(n, json.dumps(config.get(n, {}), sort_keys=True)) for n in names)
     dnn = MemberSpec("dnn", json.dumps(config.get("dnn", {}), sort_keys=True))
+    networks = dnn.params.get("networks", 1)
+    if not isinstance(networks, int) or isinstance(networks, bool) or networks < 1:
+        raise ConfigError(f"dnn.networks {networks!r}: the number of networks averaged, an integer >= 1")
     comb = Combination(**dict(ensemble.get("combination", {})))
     if (
         comb.rule not in RULES
@@ -395,6 +398,7 @@ def search_dnn(
     def objective(trial: Any) -> float:
         tuned = {name: _suggest(trial, name, bounds) for name, bounds in sorted(space.items())}
         params = {**dnn_params(defn, tuned), "epochs": defn.search.epochs, "patience": defn.search.patience}
+        params.pop("networks", None)  # each trial scores one network of the configuration
         model = QuantileDNN(quantiles=quantiles, seed=defn.seed, **params)
         model.fit(train[0], train[1], validation[0], validation[1])
         return float(pinball_loss(validation[1], model.predict(validation[0]), list(quantiles)))

@@ -144,11 +144,11 @@ class DayAheadPriceModel(PythonModel):
         self.fitted_for: str | None = None
 
     def load_context(self, context: Any) -> None:
-        from tasks.forecasting.dnn import QuantileDNN
+        from tasks.forecasting.dnn import QuantileDNN, load_dnn
 
         root = Path(context.artifacts["model_dir"])
         self.design = Design(**json.loads((root / DESIGN_FILE).read_text()))
-        self.dnn = QuantileDNN.load(root / "dnn")
+        self.dnn = load_dnn(root / "dnn")
         if (root / LOAD_META_FILE).is_file():
             self.load_meta = json.loads((root / LOAD_META_FILE).read_text())
             self.load_dnn = QuantileDNN.load(root / LOAD_DIR)

@@ -74,21 +74,59 @@ def test_same_seed_same_model(de: design.DayData) -> None:
     np.testing.assert_array_equal(a, b)
 
 
-def test_many_steps_per_compiled_call_train_the_same_weights(de: design.DayData) -> None:
-    """Running an epoch's batches in one compiled call only removes Python overhead: the same
-    batches in the same order give the same model as one batch per call (early stopping too)."""
-    from tasks.forecasting.dnn import STEPS_PER_EXECUTION, QuantileDNN
+def test_an_epoch_in_one_graph_call_is_the_plain_batch_loop(de: design.DayData) -> None:
+    """The compiled epoch only removes Python overhead: the same batches in the same order, one
+    eager Adam step each (the last batch shorter), give the same weights."""
+    import keras
+    import tensorflow as tf
 
-    assert STEPS_PER_EXECUTION > 1
+    from tasks.forecasting.dnn import QuantileDNN, _custom_objects
+
     train = np.arange(7, 100)
     x, y = design.build_design(de, train), design.targets(de, train)
-    per_step = QuantileDNN(hidden=(16,), seed=5, epochs=30, patience=3, batch_size=8)
-    per_step.steps_per_execution = 1
-    a = per_step.fit(x, y).predict(x[:5])
-    batched = QuantileDNN(hidden=(16,), seed=5, epochs=30, patience=3, batch_size=8)
-    b = batched.fit(x, y).predict(x[:5])
-    assert len(per_step.history_["loss"]) == len(batched.history_["loss"])
-    np.testing.assert_array_equal(a, b)
+    compiled, eager = (
+        QuantileDNN(quantiles=QS, hidden=(16,), seed=5, epochs=1, dropout=0.0, l2=1e-3, batch_size=8).fit(
+            x, y
+        )
+        for _ in range(2)
+    )
+    compiled.keras_model.set_weights(eager.keras_model.get_weights())
+    order = np.random.default_rng(0).permutation(len(x))
+    trainer = compiled._trainer_for(compiled._core, 1e-3)
+    trainer.restart(1e-3)
+    trainer.epoch(trainer.arrays(x.astype("float32"), y.astype("float32")), order)
+
+    core, pinball = eager._core, _custom_objects()["PinballLoss"](QS)
+    optimizer = keras.optimizers.Adam(1e-3)
+    z = eager._ys.transform(y).astype("float32")
+    batches = [order[i : i + 8] for i in range(0, len(order), 8)]
+    assert len(batches[-1]) < 8
+    for rows in batches:
+        with tf.GradientTape() as tape:
+            loss = pinball(z[rows], core(x[rows].astype("float32"), training=True)) + tf.add_n(core.losses)
+        optimizer.apply_gradients(
+            zip(tape.gradient(loss, core.trainable_variables), core.trainable_variables, strict=True)
+        )
+    for got, want in zip(compiled.keras_model.get_weights(), eager.keras_model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_early_stopping_keeps_the_best_epoch(de: design.DayData) -> None:
+    from tasks.forecasting.dnn import QuantileDNN
+
+    train, held = np.arange(7, 80), np.arange(80, 100)
+    x, y = design.build_design(de, train), design.targets(de, train)
+    xv, yv = design.build_design(de, held), design.targets(de, held)
+    model = QuantileDNN(quantiles=QS, hidden=(16,), seed=2, epochs=200, patience=4, learning_rate=3e-2)
+    model.fit(x, y, xv, yv)
+    losses = model.history_["val_loss"]
+    best = int(np.argmin(losses))
+    assert len(losses) == best + 1 + 4 < 200  # stopped four epochs after the best
+    assert len(model.history_["loss"]) == len(losses)
+    trainer = model._trainer
+    assert trainer.loss(trainer.arrays(xv.astype("float32"), yv.astype("float32"))) == pytest.approx(
+        losses[best], rel=1e-5
+    )
 
 
 def test_invalid_quantiles_are_rejected() -> None:
@@ -177,7 +215,7 @@ def test_repeated_fine_tunes_start_from_a_fresh_optimiser(de: design.DayData, tm
         recent = np.arange(day - 40, day)
         x, y = design.build_design(de, recent), design.targets(de, recent)
         reused.fine_tune(x, y, epochs=2)
-        recompiled._tuning_core = None  # compile a new optimiser every time
+        recompiled._trainer = None  # trace a new epoch and optimiser every time
         recompiled.fine_tune(x, y, epochs=2)
     x_test = design.build_design(de, test)
     np.testing.assert_array_equal(reused.predict(x_test), recompiled.predict(x_test))
@@ -208,7 +246,8 @@ def test_shape_loss_trains_a_second_head_and_round_trips(de: design.DayData, tmp
     train, test = np.arange(7, 106), np.arange(106, 120)
     x, y = design.build_design(de, train), design.targets(de, train)
     model = QuantileDNN(quantiles=QS, hidden=(32,), seed=3, epochs=40, patience=8, shape_weight=1.0).fit(x, y)
-    assert {"quantiles_z_loss", "price_loss"} <= set(model.history_), model.history_.keys()
+    assert {"loss", "shape_loss", "val_loss"} <= set(model.history_), model.history_.keys()
+    assert model.history_["shape_loss"][-1] < model.history_["shape_loss"][0]
     q = model.predict(design.build_design(de, test))
     assert (np.diff(q, axis=-1) >= 0).all()
     profile = lambda a: a - a.mean(axis=1, keepdims=True)  # noqa: E731
@@ -218,3 +257,32 @@ def test_shape_loss_trains_a_second_head_and_round_trips(de: design.DayData, tmp
     again = QuantileDNN.load(model.save(tmp_path / "m"))
     assert again.shape_weight == 1.0
     np.testing.assert_allclose(again.predict(design.build_design(de, test)), q, rtol=1e-6)
+
+
+def test_an_ensemble_of_networks_averages_its_networks_round_trips_and_fine_tunes(
+    de: design.DayData, tmp_path: Path
+) -> None:
+    from tasks.forecasting.dnn import DNNEnsemble, QuantileDNN, load_dnn, make_dnn
+
+    train, recent, test = np.arange(7, 90), np.arange(60, 100), np.arange(100, 110)
+    x, y = design.build_design(de, train), design.targets(de, train)
+    x_test = design.build_design(de, test)
+    params = {"hidden": (16,), "epochs": 10, "patience": 3}
+    assert isinstance(make_dnn(QS, seed=4, **params), QuantileDNN)
+    bag = make_dnn(QS, seed=4, networks=3, **params).fit(x, y)
+    assert isinstance(bag, DNNEnsemble)
+    assert [net.seed for net in bag.nets] == [4, 5, 6]
+    alone = QuantileDNN(QS, seed=5, **params).fit(x, y)
+    np.testing.assert_array_equal(bag.nets[1].predict(x_test), alone.predict(x_test))  # network i is seed + i
+    q = bag.predict(x_test)
+    np.testing.assert_allclose(q, np.mean([net.predict(x_test) for net in bag.nets], axis=0))
+    assert (np.diff(q, axis=-1) >= 0).all()
+    assert bag.params()["networks"] == 3 and bag.params()["seed"] == 4
+    loaded = load_dnn(bag.save(tmp_path / "bag"))
+    assert isinstance(loaded, DNNEnsemble)
+    np.testing.assert_allclose(loaded.predict(x_test), q, rtol=0, atol=1e-9)
+    loaded.fine_tune(design.build_design(de, recent), design.targets(de, recent), epochs=2)
+    assert not np.allclose(loaded.predict(x_test), q)
+    assert isinstance(load_dnn(alone.save(tmp_path / "one")), QuantileDNN)
+    with pytest.raises(ValueError, match="networks"):
+        make_dnn(QS, seed=0, networks=0)

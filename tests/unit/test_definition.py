@@ -103,6 +103,10 @@ def test_definition_rejects_unknown_members_rules_and_search_keys() -> None:
         from_config({**config, "ensemble": {"members": ["lear"], "combination": {"median_share": 1.5}}})
     with pytest.raises(ConfigError, match="searchable"):
         from_config({**config, "search": {"trials": 1, "space": {"epochs": [1, 2]}}})
+    for networks in (0, 2.5, True):
+        with pytest.raises(ConfigError, match="networks"):
+            from_config({**config, "dnn": {**config["dnn"], "networks": networks}})
+    assert from_config({**config, "dnn": {**config["dnn"], "networks": 3}}).dnn.params["networks"] == 3
     alone = from_config({**config, "ensemble": {"members": ["dnn"]}})
     assert alone.point_members == ()
     assert alone.dnn_in_point
