@@ -277,7 +277,8 @@ def test_an_ensemble_of_networks_averages_its_networks_round_trips_and_fine_tune
     q = bag.predict(x_test)
     np.testing.assert_allclose(q, np.mean([net.predict(x_test) for net in bag.nets], axis=0))
     assert (np.diff(q, axis=-1) >= 0).all()
-    assert bag.params()["networks"] == 3 and bag.params()["seed"] == 4
+    assert bag.params()["networks"] == 3
+    assert bag.params()["seed"] == 4
     loaded = load_dnn(bag.save(tmp_path / "bag"))
     assert isinstance(loaded, DNNEnsemble)
     np.testing.assert_allclose(loaded.predict(x_test), q, rtol=0, atol=1e-9)
@@ -286,3 +287,21 @@ def test_an_ensemble_of_networks_averages_its_networks_round_trips_and_fine_tune
     assert isinstance(load_dnn(alone.save(tmp_path / "one")), QuantileDNN)
     with pytest.raises(ValueError, match="networks"):
         make_dnn(QS, seed=0, networks=0)
+
+
+def test_the_served_model_reads_an_ensemble_of_networks(de: design.DayData, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from tasks.forecasting.dnn import DNNEnsemble, make_dnn
+    from tasks.forecasting.served_model import DayAheadPriceModel, Design
+
+    train, test = np.arange(7, 60), np.arange(60, 65)
+    x, y = design.build_design(de, train), design.targets(de, train)
+    bag = make_dnn(QS, seed=1, networks=2, hidden=(8,), epochs=3).fit(x, y)
+    model = DayAheadPriceModel().attach(Design(["a"], 24, list(QS), {}, -500.0, 4000.0), bag)
+    model.save(tmp_path / "model")
+    served = DayAheadPriceModel()
+    served.load_context(SimpleNamespace(artifacts={"model_dir": str(tmp_path / "model")}))
+    assert isinstance(served.dnn, DNNEnsemble)
+    x_test = design.build_design(de, test)
+    np.testing.assert_allclose(served.dnn.predict(x_test), bag.predict(x_test), rtol=0, atol=1e-9)
