@@ -408,8 +408,6 @@ class QuantileDNN:
 def make_dnn(quantiles: Sequence[float], *, seed: int, **params: Any) -> QuantileDNN | DNNEnsemble:
     """The configured price DNN: ``networks`` (default 1) networks of the same hyper-parameters."""
     networks = int(params.pop("networks", 1))
-    if networks < 1:
-        raise ValueError(f"dnn networks must be >= 1, got {networks}")
     if networks == 1:
         return QuantileDNN(quantiles, seed=seed, **params)
     return DNNEnsemble(quantiles, seed=seed, networks=networks, **params)
@@ -438,9 +436,12 @@ class DNNEnsemble:
     ) -> None:
         if networks < 1:
             raise ValueError(f"networks must be >= 1, got {networks}")
+        self._hold(seed, [QuantileDNN(quantiles, seed=seed + i, **params) for i in range(networks)])
+
+    def _hold(self, seed: int, nets: list[QuantileDNN]) -> None:
         self.seed = seed
-        self.nets = [QuantileDNN(quantiles, seed=seed + i, **params) for i in range(networks)]
-        self.quantiles = self.nets[0].quantiles
+        self.nets = nets
+        self.quantiles = nets[0].quantiles
         self.history_: dict[str, list[float]] = {}
 
     def fit(
@@ -457,16 +458,10 @@ class DNNEnsemble:
         self.history_ = self.nets[0].history_
         return self
 
-    def fine_tune(
-        self,
-        X: np.ndarray,  # noqa: N803
-        Y: np.ndarray,  # noqa: N803
-        *,
-        epochs: int = 3,
-        learning_rate: float = 1e-4,
-    ) -> DNNEnsemble:
+    def fine_tune(self, X: np.ndarray, Y: np.ndarray, **options: Any) -> DNNEnsemble:  # noqa: N803
+        """Each network's :meth:`QuantileDNN.fine_tune` with the same ``options``."""
         for net in self.nets:
-            net.fine_tune(X, Y, epochs=epochs, learning_rate=learning_rate)
+            net.fine_tune(X, Y, **options)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
@@ -491,10 +486,7 @@ class DNNEnsemble:
         d = Path(directory)
         meta = json.loads((d / NETWORKS_FILE).read_text())
         obj = cls.__new__(cls)
-        obj.seed = int(meta["seed"])
-        obj.nets = [QuantileDNN.load(d / f"net_{i}") for i in range(int(meta["networks"]))]
-        obj.quantiles = obj.nets[0].quantiles
-        obj.history_ = {}
+        obj._hold(int(meta["seed"]), [QuantileDNN.load(d / f"net_{i}") for i in range(int(meta["networks"]))])
         return obj
 
 
