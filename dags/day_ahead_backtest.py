@@ -30,7 +30,7 @@ def _common(params: dict[str, Any]) -> list[str]:
     args = ["--dataset", str(params["dataset"]), "--work", str(params["work"])]
     args += ["--test-days", str(params["test_days"]), "--periods", str(params["periods"])]
     args += ["--holidays", str(params["holidays"])]
-    for key in ("market", "timezone", "config", "retrain_every", "window_days"):
+    for key in ("market", "timezone", "last_day", "config", "retrain_every", "window_days"):
         if params.get(key) not in (None, ""):
             args += [f"--{key.replace('_', '-')}", str(params[key])]
     return args
@@ -49,6 +49,9 @@ def _common(params: dict[str, Any]) -> list[str]:
         "market": Param(None, type=["string", "null"], title="Market name (default: the file's stem)"),
         "timezone": Param(None, type=["string", "null"], title="IANA time zone of the file"),
         "holidays": Param("none", type="string", title="Holiday country code, 'auto' or 'none'"),
+        "last_day": Param(
+            None, type=["string", "null"], format="date", title="Last test day (default: the file's last day)"
+        ),
         "config": Param(None, type=["string", "null"], title="JSON overriding models.json keys"),
         "test_days": Param(728, type="integer", minimum=8),
         "periods": Param(4, type="integer", minimum=1, title="Periods per member (mapped tasks)"),

@@ -643,8 +643,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     from research.markets import read_hourly, resolve_market
 
     t0, cpu0 = time.perf_counter(), time.process_time()
-    market = resolve_market(args.dataset, args.market, args.timezone, args.holidays)
-    data = read_hourly(args.dataset)
+    market = resolve_market(args.dataset, args.market, args.timezone, args.holidays, args.last_day)
+    data = read_hourly(args.dataset, market.last_day)
     if args.neighbour:
         name, sep, path = args.neighbour.partition("=")
         if not sep or not name or not path:

@@ -98,7 +98,7 @@ def protocol_battery() -> Storage:
     )
 
 
-def load_day_matrix(dataset: Path) -> tuple[list[str], np.ndarray]:
+def load_day_matrix(dataset: Path, last_day: str | None = None) -> tuple[list[str], np.ndarray]:
     """Days (YYYY-MM-DD) and the [days, 24] price matrix of an epftoolbox-layout CSV.
 
     The first column is the local hour stamp (DE's header is empty, BE's is
@@ -106,7 +106,9 @@ def load_day_matrix(dataset: Path) -> tuple[list[str], np.ndarray]:
     """
     from research.markets import read_hourly
 
-    data = read_hourly(dataset)  # the forecasting backtest's reader: the same layout checks and errors
+    data = read_hourly(
+        dataset, last_day
+    )  # the forecasting backtest's reader: the same layout checks and errors
     return [str(d) for d in data.dates], data.prices
 
 
@@ -492,14 +494,15 @@ def backtest(
     market: str | None = None,
     timezone: str | None = None,
     holidays: str = "none",
+    last_day: str | None = None,
 ) -> dict[str, Any]:
     from research.markets import resolve_market
 
-    resolved = resolve_market(dataset, market, timezone, holidays)
+    resolved = resolve_market(dataset, market, timezone, holidays, last_day)
     if not 0.0 <= timing_shift <= MAX_TIMING_SHIFT:
         raise MissingInputError(f"--timing-shift must lie in [0, {MAX_TIMING_SHIFT}], got {timing_shift}")
 
-    days, prices = load_day_matrix(dataset)
+    days, prices = load_day_matrix(dataset, resolved.last_day)
     period = evaluation_period(days, test_days, skip_days)
     paths = [] if forecasts is None else [forecasts] if isinstance(forecasts, Path) else list(forecasts)
     # Each file is read once, and its actual prices checked once on every day it has, for all strategies.
@@ -948,6 +951,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             market=args.market,
             timezone=args.timezone,
             holidays=args.holidays,
+            last_day=args.last_day,
         )
     except PipelineError as exc:
         print(f"ERROR {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

@@ -521,8 +521,8 @@ def prepare(args: argparse.Namespace) -> tuple[DayData, EnsembleDefinition, dict
     from tasks.forecasting.definition import from_config
     from tasks.registry import load_config
 
-    market = resolve_market(args.dataset, args.market, args.timezone, args.holidays)
-    data = read_hourly(args.dataset)
+    market = resolve_market(args.dataset, args.market, args.timezone, args.holidays, args.last_day)
+    data = read_hourly(args.dataset, market.last_day)
     if market.holidays is not None:
         data = design.with_holidays(data, market.holidays)
     config = load_config(args.config)
@@ -589,13 +589,13 @@ def combine_step(
     res, extra = served_result(data, defn, plan, forecasts=forecasts, search=search, seconds={})
     if substituted:
         extra = {**extra, "substituted": substituted}
-    market = resolve_market(args.dataset, args.market, args.timezone, args.holidays)
+    market = resolve_market(args.dataset, args.market, args.timezone, args.holidays, args.last_day)
     out = argparse.Namespace(dataset=args.dataset, out=args.out or args.work)
     return report(out, market, res, QUANTILES, extra, t0=t0, cpu0=cpu0)
 
 
 def add_market_options(p: argparse.ArgumentParser) -> None:
-    """--market, --timezone, --holidays (research.markets), shared with the backtests."""
+    """--market, --timezone, --holidays, --last-day (research.markets), shared with the backtests."""
     p.add_argument(
         "--market", default=None, help="Market name (default: the file's stem, e.g. DE for DE.csv)."
     )
@@ -609,6 +609,13 @@ def add_market_options(p: argparse.ArgumentParser) -> None:
         default="none",
         help="Holiday flags as features: a country code of the holidays package (e.g. DE, NO), 'auto' "
         "(the country of the epftoolbox DE, BE or FR market) or 'none' (default).",
+    )
+    p.add_argument(
+        "--last-day",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="Read the file up to this day: the test period ends on it and later rows are ignored "
+        "(default: the file's last day).",
     )
 
 

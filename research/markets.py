@@ -7,6 +7,8 @@ file's market, time zone and holiday calendar the same way:
   never guessed from column names or dates;
 - ``--timezone`` defaults to the known benchmark market's zone (none otherwise:
   the file's local clock is used as it is);
+- ``--last-day`` ends the file early: the test period ends that day and the
+  later rows are ignored, so an earlier period is backtested from the same file;
 - ``--holidays`` is a country code of the ``holidays`` package, ``auto`` (the
   country of a benchmark market that is one country: DE, BE, FR) or ``none``. A
   market name that is no country (``NP`` is Nord Pool, but Nepal to the
@@ -71,9 +73,13 @@ class Market:
     timezone: str | None
     holidays: str | None  # country code of the holidays package, None: no holiday flags
     holiday_name: str | None = None  # the package's name of that country (printed, so a wrong one shows)
+    last_day: str | None = None  # --last-day: the file is read up to this day (ISO date), None: to its end
 
     def to_json(self) -> dict[str, Any]:
-        return {"market": self.name, "timezone": self.timezone, "holidays": self.holidays}
+        info: dict[str, Any] = {"market": self.name, "timezone": self.timezone, "holidays": self.holidays}
+        if self.last_day is not None:
+            info["data_until"] = self.last_day  # --last-day (summaries have their own "last_day")
+        return info
 
 
 def market_name(dataset: Path, market: str | None = None) -> str:
@@ -128,17 +134,49 @@ def resolve_holidays(choice: str, market: str) -> tuple[str | None, str | None]:
     return code, names.get(code, code)
 
 
-def resolve_market(dataset: Path, market: str | None, timezone: str | None, holidays: str) -> Market:
+def _check_day(text: str) -> str:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text.strip()).isoformat()
+    except ValueError as exc:
+        raise MarketError(f"--last-day {text!r} is not a date (YYYY-MM-DD, e.g. 2015-12-31)") from exc
+
+
+def resolve_market(
+    dataset: Path, market: str | None, timezone: str | None, holidays: str, last_day: str | None = None
+) -> Market:
     """The market of ``dataset`` from the options (see the module docstring)."""
     name = market_name(dataset, market)
     bench = BENCHMARK_MARKETS.get(name)
     zone = _check_timezone(timezone) if timezone else (bench.timezone if bench else None)
     code, country = resolve_holidays(holidays, name)
-    return Market(name, zone, code, country)
+    return Market(name, zone, code, country, _check_day(last_day) if last_day else None)
 
 
-def read_hourly(dataset: Path) -> DayData:
-    """An hourly epftoolbox-layout CSV as day matrices, or one clear error naming what is wrong."""
+def until(data: DayData, last_day: str | None) -> DayData:
+    """``data`` up to and including ``last_day`` (``--last-day``); all of it when None."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    if last_day is None:
+        return data
+    first, last = str(data.dates[0]), str(data.dates[-1])
+    if not first <= last_day <= last:
+        raise MarketError(f"--last-day {last_day} is outside the file ({first} … {last}): pick a day in it")
+    keep = int((np.datetime64(last_day, "D") - data.dates[0]).astype(int)) + 1
+    return replace(
+        data,
+        dates=data.dates[:keep],
+        prices=data.prices[:keep],
+        exog=data.exog[:, :keep],
+        holidays=None if data.holidays is None else data.holidays[:keep],
+    )
+
+
+def read_hourly(dataset: Path, last_day: str | None = None) -> DayData:
+    """An hourly epftoolbox-layout CSV as day matrices (up to ``last_day``), or one clear error naming what is wrong."""
     import pandas as pd
 
     from tasks.forecasting import design
@@ -157,7 +195,7 @@ def read_hourly(dataset: Path) -> DayData:
         ) from exc
     if data.slots != 24:
         raise MarketError(f"{dataset}: {data.slots} rows per day; an hourly file has 24 (DST days resampled)")
-    return data
+    return until(data, last_day)
 
 
 def published_for(market: str, first_test_day: str, last_test_day: str) -> dict[str, dict[str, float]]:

@@ -75,6 +75,7 @@ def test_mapped_tasks_run_under_dag_test_on_an_excerpt(tmp_path: Path) -> None:
         "test_days": 14,
         "periods": 2,
         "window_days": 56,
+        "last_day": "2017-12-24",  # the test period ends a week before the file
     }
     code = f"""
 import json, sys
@@ -108,6 +109,7 @@ print("STATE", run.state)
     assert len(tis["combine"]) == 1
     metrics = json.loads((work / "metrics.json").read_text())
     assert metrics["market"] == "DE_EXCERPT"  # the file's stem: never guessed from the columns
+    assert (metrics["test_end"], metrics["data_until"]) == ("2017-12-24", "2017-12-24")
     assert metrics["published"] == {}
     assert set(metrics["definition"]["members"]) == {"lear", "dnn", "gbm"}
     assert {"naive", "lear", "dnn", "gbm", "ensemble"} <= set(metrics["metrics"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -102,3 +103,39 @@ def test_wrong_columns_are_one_clear_error(tmp_path: Path, capsys: pytest.Captur
     assert "epftoolbox layout" in err[0]
     assert backtest_trading.main(["--dataset", str(FIX / "DE_excerpt.csv"), "--holidays", "auto"]) == 2
     assert "DE_EXCERPT" in capsys.readouterr().err
+
+
+def test_last_day_backtests_an_earlier_period_of_the_same_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full = read_hourly(FIX / "DE_excerpt.csv")
+    early = read_hourly(FIX / "DE_excerpt.csv", "2017-11-30")
+    assert str(early.dates[-1]) == "2017-11-30"
+    assert early.n_days == full.n_days - 31
+    assert (early.prices == full.prices[: early.n_days]).all()
+    assert (early.exog == full.exog[:, : early.n_days]).all()
+    market = resolve_market(FIX / "DE_excerpt.csv", "DE", None, "none", " 2017-11-30")
+    assert market.last_day == "2017-11-30"
+    assert market.to_json()["data_until"] == "2017-11-30"
+    with pytest.raises(MarketError, match="not a date"):
+        resolve_market(FIX / "DE_excerpt.csv", None, None, "none", "30.11.2017")
+    with pytest.raises(MarketError, match="outside the file"):
+        read_hourly(FIX / "DE_excerpt.csv", "2018-01-01")
+
+    # Both backtests end their test period on that day, and say so in one line when it is wrong.
+    args = ["--dataset", str(FIX / "DE_excerpt.csv"), "--last-day", "2017-11-30"]
+    out = tmp_path / "bt"
+    assert backtest.cli([*args, "--models", "naive", "--test-days", "21", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_end"] == "2017-11-30"
+    assert metrics["data_until"] == "2017-11-30"
+    capsys.readouterr()
+    summary = backtest_trading.backtest(
+        FIX / "DE_excerpt.csv", test_days=21, skip_days=7, bootstrap=0, last_day="2017-11-30"
+    )
+    assert summary["last_day"] == "2017-11-30"
+    assert summary["days"] == 14
+    assert backtest_trading.main([*args[:2], "--last-day", "2019-01-01"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "outside the file" in err[0]
