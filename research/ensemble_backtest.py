@@ -334,6 +334,17 @@ def read_plan(work: Path) -> tuple[Plan, dict[str, Any]]:
     }
 
 
+def check_same_data(recorded: Mapping[str, Any], data: DayData, dataset: Path) -> None:
+    """Refuse a step whose data is not the plan's: the plan's day indices would point elsewhere."""
+    days = [str(data.dates[0]), str(data.dates[-1])]
+    planned = recorded.get("data_days")
+    if planned is not None and list(planned) != days:
+        raise PlanError(
+            f"the plan covers {planned[0]} … {planned[1]} of {recorded.get('dataset')}, this step read "
+            f"{days[0]} … {days[1]} of {dataset}: pass the plan step's --dataset and --last-day"
+        )
+
+
 def read_search(work: Path) -> dict[str, Any]:
     """The search step's result (``DIR/search.json``)."""
     path = work / "search.json"
@@ -546,10 +557,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             periods=args.periods,
             validation_fraction=info["validation_fraction"],
         )
-        write_plan(work, plan, {"dataset": str(args.dataset), "definition": defn.describe(), **info})
+        days = {"data_days": [str(data.dates[0]), str(data.dates[-1])]}
+        write_plan(work, plan, {"dataset": str(args.dataset), "definition": defn.describe(), **info, **days})
         tasks = [["--member", m, "--period", str(k)] for m, k in tasks_of(defn, plan)]
         return {"plan": str(work / "plan.json"), "tasks": tasks}
-    plan, _ = read_plan(work)
+    plan, recorded = read_plan(work)
+    check_same_data(recorded, data, args.dataset)
     if args.step == "search":
         from tasks.storage import write_json_atomic
 

@@ -139,3 +139,26 @@ def test_last_day_backtests_an_earlier_period_of_the_same_file(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "outside the file" in err[0]
+
+
+def test_a_step_refuses_data_other_than_its_plans(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from research import ensemble_backtest
+
+    work = tmp_path / "work"
+    config = tmp_path / "short.json"  # validation windows that fit the 120-day excerpt
+    combination = {"rule": "validation_weights", "validation_days": 7, "weight_step": 0.5, "margin": 0.01}
+    ensemble = {"members": ["lear", "dnn", "gbm"], "combination": combination}
+    config.write_text(json.dumps({"ensemble": ensemble, "search": {"trials": 0, "validation_days": 14}}))
+    base = ["--dataset", str(FIX / "DE_excerpt.csv"), "--work", str(work), "--test-days", "14"]
+    base += ["--config", str(config)]
+    assert ensemble_backtest.cli(["plan", *base, "--last-day", "2017-12-24", "--window-days", "56"]) == 0
+    assert json.loads((work / "plan.json").read_text())["data_days"] == ["2017-09-03", "2017-12-24"]
+    capsys.readouterr()
+    # The plan's day indices belong to the file up to 2017-12-24: a step that read all of it would
+    # forecast other days than the plan's, so it stops before doing anything.
+    assert ensemble_backtest.cli(["search", *base]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "--last-day" in err[-1]
+    assert "2017-12-31" in err[-1]
+    assert not (work / "search.json").exists()
