@@ -89,7 +89,7 @@ def from_frame(frame: pd.DataFrame) -> DayData:
         row, col = np.argwhere(~np.isfinite(values))[0]
         raise DatasetError(
             f"missing or non-numeric value in column {frame.columns[col + 1]!r} at {ts.iloc[row]}; "
-            "fill or drop the day before backtesting"
+            "fill it before backtesting (e.g. from the neighbouring slots): every day needs all its rows"
         )
     days = ts.dt.normalize()
     counts = days.value_counts(sort=False)
@@ -103,7 +103,10 @@ def from_frame(frame: pd.DataFrame) -> DayData:
     unique_days = days.drop_duplicates().to_numpy().astype("datetime64[D]")
     if (np.diff(unique_days).astype(int) != 1).any():
         gap = int(np.flatnonzero(np.diff(unique_days).astype(int) != 1)[0])
-        raise DatasetError(f"days are not consecutive after {unique_days[gap]}")
+        raise DatasetError(
+            f"days are not consecutive after {unique_days[gap]}: fill the missing days' rows "
+            "(the models read each day's lags by position)"
+        )
     order = np.argsort(ts.to_numpy(), kind="stable")
     values = values[order]
     n_days = unique_days.size
