@@ -106,9 +106,8 @@ def load_day_matrix(dataset: Path, last_day: str | None = None) -> tuple[list[st
     """
     from research.markets import read_hourly
 
-    data = read_hourly(
-        dataset, last_day
-    )  # the forecasting backtest's reader: the same layout checks and errors
+    # The forecasting backtest's reader: the same layout checks and errors.
+    data = read_hourly(dataset, last_day)
     return [str(d) for d in data.dates], data.prices
 
 

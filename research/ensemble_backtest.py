@@ -55,6 +55,7 @@ from tasks.cli import run_stage
 from tasks.errors import PipelineError
 
 if TYPE_CHECKING:
+    from research.markets import Market
     from tasks.forecasting.definition import CombinationChoice, EnsembleDefinition
     from tasks.forecasting.design import DayData
 
@@ -334,9 +335,14 @@ def read_plan(work: Path) -> tuple[Plan, dict[str, Any]]:
     }
 
 
+def data_days(data: DayData) -> list[str]:
+    """The first and last day of ``data`` (the plan records them; every later step checks them)."""
+    return [str(data.dates[0]), str(data.dates[-1])]
+
+
 def check_same_data(recorded: Mapping[str, Any], data: DayData, dataset: Path) -> None:
     """Refuse a step whose data is not the plan's: the plan's day indices would point elsewhere."""
-    days = [str(data.dates[0]), str(data.dates[-1])]
+    days = data_days(data)
     planned = recorded.get("data_days")
     if planned is not None and list(planned) != days:
         raise PlanError(
@@ -525,8 +531,9 @@ def default_jobs() -> int:
 # -- CLI (the DAG's tasks) -----------------------------------------------------------------------
 
 
-def prepare(args: argparse.Namespace) -> tuple[DayData, EnsembleDefinition, dict[str, Any]]:
-    """The dataset (with the market's holiday flags) and the definition, from the shared options."""
+def prepare(args: argparse.Namespace) -> tuple[DayData, EnsembleDefinition, Market, float]:
+    """The dataset (with the market's holiday flags), the definition, the market and the validation
+    fraction, from the shared options."""
     from research.markets import read_hourly, resolve_market
     from tasks.forecasting import design
     from tasks.forecasting.definition import from_config
@@ -537,15 +544,11 @@ def prepare(args: argparse.Namespace) -> tuple[DayData, EnsembleDefinition, dict
     if market.holidays is not None:
         data = design.with_holidays(data, market.holidays)
     config = load_config(args.config)
-    return (
-        data,
-        from_config(config),
-        {**market.to_json(), "validation_fraction": float(config["validation_fraction"])},
-    )
+    return data, from_config(config), market, float(config["validation_fraction"])
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    data, defn, info = prepare(args)
+    data, defn, market, validation_fraction = prepare(args)
     work: Path = args.work
     if args.step == "plan":
         plan = make_plan(
@@ -555,10 +558,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             retrain_every=args.retrain_every,
             window_days=args.window_days,
             periods=args.periods,
-            validation_fraction=info["validation_fraction"],
+            validation_fraction=validation_fraction,
         )
-        days = {"data_days": [str(data.dates[0]), str(data.dates[-1])]}
-        write_plan(work, plan, {"dataset": str(args.dataset), "definition": defn.describe(), **info, **days})
+        recorded = {"dataset": str(args.dataset), "definition": defn.describe(), "data_days": data_days(data)}
+        write_plan(work, plan, {**recorded, **market.to_json(), "validation_fraction": validation_fraction})
         tasks = [["--member", m, "--period", str(k)] for m, k in tasks_of(defn, plan)]
         return {"plan": str(work / "plan.json"), "tasks": tasks}
     plan, recorded = read_plan(work)
@@ -580,15 +583,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             "path": str(path),
             "seconds": time.perf_counter() - t0,
         }
-    return combine_step(args, data, defn, plan)
+    return combine_step(args, data, defn, plan, market)
 
 
 def combine_step(
-    args: argparse.Namespace, data: DayData, defn: EnsembleDefinition, plan: Plan
+    args: argparse.Namespace, data: DayData, defn: EnsembleDefinition, plan: Plan, market: Market
 ) -> dict[str, Any]:
     """The final task: the member files combined, scored and written as research.backtest writes them."""
     from research.backtest import report, served_result
-    from research.markets import resolve_market
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     forecasts = assemble(plan, ["dnn", *(m.name for m in defn.point_members)], args.work)
@@ -602,7 +604,6 @@ def combine_step(
     res, extra = served_result(data, defn, plan, forecasts=forecasts, search=search, seconds={})
     if substituted:
         extra = {**extra, "substituted": substituted}
-    market = resolve_market(args.dataset, args.market, args.timezone, args.holidays, args.last_day)
     out = argparse.Namespace(dataset=args.dataset, out=args.out or args.work)
     return report(out, market, res, QUANTILES, extra, t0=t0, cpu0=cpu0)
 

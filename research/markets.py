@@ -157,15 +157,17 @@ def resolve_market(
 def until(data: DayData, last_day: str | None) -> DayData:
     """``data`` up to and including ``last_day`` (``--last-day``); all of it when None."""
     from dataclasses import replace
-
-    import numpy as np
+    from datetime import date
 
     if last_day is None:
         return data
-    first, last = str(data.dates[0]), str(data.dates[-1])
-    if not first <= last_day <= last:
-        raise MarketError(f"--last-day {last_day} is outside the file ({first} … {last}): pick a day in it")
-    keep = int((np.datetime64(last_day, "D") - data.dates[0]).astype(int)) + 1
+    try:
+        keep = data.day_index(date.fromisoformat(last_day)) + 1
+    except DatasetError as exc:
+        first, last = data.dates[0], data.dates[-1]
+        raise MarketError(
+            f"--last-day {last_day} is outside the file ({first} … {last}): pick a day in it"
+        ) from exc
     return replace(
         data,
         dates=data.dates[:keep],
