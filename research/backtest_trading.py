@@ -513,6 +513,7 @@ def backtest(
         if not frames:
             raise MissingInputError("--strategy adaptive needs --forecasts (the experts mix its columns)")
         names = list(members) if members else [model]
+        model = "+".join(names)  # what is mixed, not the --model default
         results, covered, extra = _adaptive_days(
             days,
             prices,
@@ -810,6 +811,12 @@ def format_report(s: dict[str, Any], *, by_month: bool = False) -> str:
             lo, hi = diff["interval_95_pp"]
             line += f", difference {diff['pp']:+.2f} pp (paired 95 % interval {lo:+.2f} .. {hi:+.2f} pp)"
         lines.append(line)
+    hindsight = s.get("best_fixed_expert_capture_in_hindsight")
+    if hindsight is not None:
+        lines.append(
+            f"  best fixed mix in hindsight      {100 * hindsight:.1f} %   ({s['best_fixed_expert_in_hindsight']}; "
+            "chosen on these days among the grid's fixed mixes: a bound, not a strategy)"
+        )
     shift = s.get("timing_shift", 0.0)
     lines.append(
         f"  storage decides on timing-robust prices, p = {shift:g} each way for +/-1 h (--timing-shift)"

@@ -217,6 +217,10 @@ def test_adaptive_prefers_the_member_that_earns(tmp_path: Path) -> None:
     assert bad["capture_ratio"] < adaptive["capture_ratio"] <= good["capture_ratio"] + 1e-9
     assert adaptive["capture_ratio"] > adaptive["default_expert_capture"]
     assert next(iter(adaptive["most_chosen"])).startswith("good=1.00")
+    # "good" alone is one of the fixed mixes, so the best in hindsight captures at least as much.
+    assert adaptive["best_fixed_expert_capture_in_hindsight"] >= good["capture_ratio"] - 1e-9
+    assert adaptive["model"] == "good+bad"
+    assert "best fixed mix in hindsight" in format_report(adaptive)
     with pytest.raises(MissingInputError, match="needs --forecasts"):
         backtest(data, strategy="adaptive", test_days=SHORT)
 
